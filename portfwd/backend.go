@@ -1,0 +1,276 @@
+package portfwd
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"hash/fnv"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Errors for a connection that gets no server.
+var (
+	// ErrNoServer means no server of the backend is up.
+	ErrNoServer = errors.New("portfwd: no server available")
+	// ErrQueueFull means every server is at maxconn and the queue is at its
+	// maxqueue bound.
+	ErrQueueFull = errors.New("portfwd: backend queue full")
+	// ErrQueueTimeout means the connection waited "timeout queue" for a slot.
+	ErrQueueTimeout = errors.New("portfwd: timed out in backend queue")
+)
+
+// serverState is the live state of one server. It outlives reloads that keep
+// the server's backend, name and address.
+type serverState struct {
+	cfg *Server // guarded by backend.mu; replaced on reload
+
+	// guarded by backend.mu
+	up         bool
+	lastChange time.Time
+	cur        int
+	swrr       int // smooth weighted round-robin credit
+
+	total, connErrs, checkFails atomic.Int64
+	bytesIn, bytesOut           atomic.Int64
+}
+
+// backend is the live state of one backend.
+type backend struct {
+	name string
+
+	mu       sync.Mutex
+	cfg      *Backend
+	servers  []*serverState
+	queue    list.List // of *waiter
+	queueMax int       // -1: unbounded
+	rotate   int
+
+	total, connErrs   atomic.Int64
+	bytesIn, bytesOut atomic.Int64
+	cur               atomic.Int64
+}
+
+type waiter struct {
+	ready chan struct{}
+	elem  *list.Element
+}
+
+func newBackend(cfg *Backend, old *backend, now time.Time) *backend {
+	b := &backend{name: cfg.Name}
+	if old != nil {
+		old.mu.Lock()
+		defer old.mu.Unlock()
+		b.total.Store(old.total.Load())
+		b.connErrs.Store(old.connErrs.Load())
+		b.bytesIn.Store(old.bytesIn.Load())
+		b.bytesOut.Store(old.bytesOut.Load())
+	}
+	b.setConfig(cfg, old, now)
+	return b
+}
+
+// setConfig installs cfg, keeping the state of servers whose name and address
+// are unchanged.
+func (b *backend) setConfig(cfg *Backend, old *backend, now time.Time) {
+	b.cfg = cfg
+	b.servers = nil
+	b.queueMax = 0
+	for _, sc := range cfg.Servers {
+		var st *serverState
+		if old != nil {
+			for _, o := range old.servers {
+				if o.cfg.Name == sc.Name && o.cfg.Addr == sc.Addr {
+					st = o
+				}
+			}
+		}
+		if st == nil {
+			st = &serverState{up: true, lastChange: now}
+		}
+		st.cfg = sc
+		if !sc.Check {
+			st.up = true
+		}
+		b.servers = append(b.servers, st)
+		if sc.MaxQueue == 0 || b.queueMax < 0 {
+			b.queueMax = -1
+		} else {
+			b.queueMax += sc.MaxQueue
+		}
+	}
+}
+
+// acquire takes a connection slot on a server chosen by the balancing
+// algorithm for a client at ip, preferring servers not in tried. When every
+// server that is up is at maxconn, it waits in the queue.
+func (b *backend) acquire(ctx context.Context, ip net.IP, tried map[*serverState]bool) (*serverState, error) {
+	var timer <-chan time.Time
+	for {
+		b.mu.Lock()
+		s, full := b.pickLocked(ip, tried)
+		if s != nil {
+			s.cur++
+			b.mu.Unlock()
+			return s, nil
+		}
+		if !full {
+			b.mu.Unlock()
+			return nil, ErrNoServer
+		}
+		if b.queueMax >= 0 && b.queue.Len() >= b.queueMax {
+			b.mu.Unlock()
+			return nil, ErrQueueFull
+		}
+		if timer == nil {
+			if d := b.cfg.queueTimeout(); d > 0 {
+				t := time.NewTimer(d)
+				defer t.Stop()
+				timer = t.C
+			}
+		}
+		w := &waiter{ready: make(chan struct{})}
+		w.elem = b.queue.PushBack(w)
+		b.mu.Unlock()
+		select {
+		case <-w.ready:
+		case <-timer:
+			b.leave(w)
+			return nil, ErrQueueTimeout
+		case <-ctx.Done():
+			b.leave(w)
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// leave removes w from the queue; if w had been woken already, the wake-up
+// passes to the next waiter.
+func (b *backend) leave(w *waiter) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	select {
+	case <-w.ready:
+		b.wakeLocked(1)
+	default:
+		b.queue.Remove(w.elem)
+	}
+}
+
+// release gives back the slot s was acquired with.
+func (b *backend) release(s *serverState) {
+	b.mu.Lock()
+	s.cur--
+	b.wakeLocked(1)
+	b.mu.Unlock()
+}
+
+// wakeLocked wakes up to n queued connections (all for n < 0).
+func (b *backend) wakeLocked(n int) {
+	for ; n != 0 && b.queue.Len() > 0; n-- {
+		w := b.queue.Remove(b.queue.Front()).(*waiter)
+		close(w.ready)
+	}
+}
+
+// queueLen returns the number of connections waiting for a slot.
+func (b *backend) queueLen() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.queue.Len()
+}
+
+// pickLocked chooses a server. It returns nil and full=true when servers are
+// up but all at maxconn, nil and full=false when none is up.
+func (b *backend) pickLocked(ip net.IP, tried map[*serverState]bool) (s *serverState, full bool) {
+	var active []*serverState
+	anyUp := false
+	for _, st := range b.servers {
+		if st.up && !st.cfg.Backup {
+			anyUp = true
+			active = append(active, st)
+		}
+	}
+	if !anyUp {
+		for _, st := range b.servers {
+			if st.up && st.cfg.Backup {
+				active = []*serverState{st} // only the first backup is used
+				break
+			}
+		}
+	}
+	if len(active) == 0 {
+		return nil, false
+	}
+	var free, fresh []*serverState
+	for _, st := range active {
+		if st.cfg.MaxConn == 0 || st.cur < st.cfg.MaxConn {
+			free = append(free, st)
+			if !tried[st] {
+				fresh = append(fresh, st)
+			}
+		}
+	}
+	if len(free) == 0 {
+		return nil, true
+	}
+	if len(fresh) > 0 {
+		free = fresh
+	}
+	switch b.cfg.Balance {
+	case First:
+		return free[0], false
+	case LeastConn:
+		best := -1
+		for i := range free {
+			st := free[(b.rotate+i)%len(free)]
+			if best < 0 || st.cur*free[best].cfg.weight() < free[best].cur*st.cfg.weight() {
+				best = (b.rotate + i) % len(free)
+			}
+		}
+		b.rotate++
+		return free[best], false
+	case Source:
+		total := 0
+		for _, st := range free {
+			total += st.cfg.weight()
+		}
+		h := fnv.New32a()
+		h.Write(ip)
+		n := int(h.Sum32() % uint32(total))
+		for _, st := range free {
+			if n -= st.cfg.weight(); n < 0 {
+				return st, false
+			}
+		}
+		return free[len(free)-1], false
+	default: // RoundRobin: smooth weighted round-robin
+		total := 0
+		var best *serverState
+		for _, st := range free {
+			w := st.cfg.weight()
+			st.swrr += w
+			total += w
+			if best == nil || st.swrr > best.swrr {
+				best = st
+			}
+		}
+		best.swrr -= total
+		return best, false
+	}
+}
+
+// setUp records a health state change and lets queued connections retry.
+func (b *backend) setUp(s *serverState, up bool, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s.up == up {
+		return false
+	}
+	s.up = up
+	s.lastChange = now
+	b.wakeLocked(-1)
+	return true
+}

@@ -1,0 +1,211 @@
+package portfwd
+
+import (
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// handle forwards one accepted connection: it reads the PROXY header when
+// the bind asks for one, picks a server (retrying others on connect
+// failure), sends the server a PROXY header when configured, and then
+// splices the two sockets together until both directions end.
+func (f *Forwarder) handle(c *net.TCPConn, fe *frontend, bd Bind) {
+	defer c.Close()
+	log := f.logger().With("frontend", fe.cfg.Name, "client", c.RemoteAddr().String())
+	src, dst := c.RemoteAddr(), c.LocalAddr()
+	headerLen := 0
+	if bd.AcceptProxy {
+		h, n, err := readProxyHeader(c, orDuration(f.ProxyHeaderTimeout, DefaultProxyHeaderTimeout))
+		if err != nil {
+			log.Info("connection refused", "err", err)
+			return
+		}
+		headerLen = n
+		if h.Command.IsProxy() && h.SourceAddr != nil {
+			src, dst = h.SourceAddr, h.DestinationAddr
+			log = log.With("origin", src.String())
+		}
+	}
+	fe.total.Add(1)
+	fe.cur.Add(1)
+	defer fe.cur.Add(-1)
+	b := fe.backend
+	if b == nil {
+		log.Info("connection closed: frontend has no backend")
+		return
+	}
+	b.mu.Lock()
+	bcfg := b.cfg
+	b.mu.Unlock()
+
+	var ip net.IP
+	if a, ok := src.(*net.TCPAddr); ok {
+		ip = a.IP
+	}
+	tried := map[*serverState]bool{}
+	var s *serverState
+	var sc *net.TCPConn
+	for attempt := 0; attempt <= bcfg.retries(); attempt++ {
+		var err error
+		s, err = b.acquire(f.ctx, ip, tried)
+		if err != nil {
+			log.Info("connection closed", "backend", b.name, "err", err)
+			return
+		}
+		sc, err = dialServer(f, s.cfg, bcfg.Timeouts.Connect, src, dst)
+		if err == nil {
+			break
+		}
+		s.connErrs.Add(1)
+		b.connErrs.Add(1)
+		b.release(s)
+		tried[s] = true
+		log.Info("connect failed", "backend", b.name, "server", s.cfg.Name, "attempt", attempt+1, "err", err)
+		s = nil
+	}
+	if s == nil {
+		log.Info("connection closed: retries exhausted", "backend", b.name)
+		return
+	}
+	defer b.release(s)
+	defer sc.Close()
+	s.total.Add(1)
+	b.total.Add(1)
+	b.cur.Add(1)
+	defer b.cur.Add(-1)
+
+	p := newPair(c, sc, fe.cfg.Timeouts, bcfg.Timeouts)
+	p.fe, p.srv, p.headerLen = fe, s, headerLen
+	if !f.track(p) {
+		return
+	}
+	p.run()
+	f.untrack(p)
+	in, out := p.in.Load(), p.out.Load()
+	fe.bytesIn.Add(in)
+	fe.bytesOut.Add(out)
+	b.bytesIn.Add(in)
+	b.bytesOut.Add(out)
+	s.bytesIn.Add(in)
+	s.bytesOut.Add(out)
+}
+
+// dialServer connects to a server and sends its PROXY header.
+func dialServer(f *Forwarder, s *Server, timeout time.Duration, src, dst net.Addr) (*net.TCPConn, error) {
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.DialContext(f.ctx, "tcp", s.Addr)
+	if err != nil {
+		return nil, err
+	}
+	sc := conn.(*net.TCPConn)
+	if s.SendProxy != NoProxy {
+		if err := writeProxyHeader(sc, s.SendProxy, src, dst); err != nil {
+			sc.Close()
+			return nil, err
+		}
+	}
+	return sc, nil
+}
+
+// pair is an established client/server connection pair.
+type pair struct {
+	client, server       *net.TCPConn
+	clientRaw, serverRaw syscall.RawConn
+	start                time.Time
+	fe                   *frontend
+	srv                  *serverState
+	headerLen            int // PROXY header bytes read from the client
+
+	// inactivity timeouts, zero for none
+	clientIdle, serverIdle time.Duration
+	clientFin, serverFin   time.Duration
+
+	halfClosed atomic.Bool
+	in, out    atomic.Int64 // bytes client->server and server->client, once done
+	closeOnce  sync.Once
+}
+
+func newPair(c, s *net.TCPConn, ft, bt Timeouts) *pair {
+	p := &pair{client: c, server: s, start: time.Now()}
+	p.clientRaw, _ = c.SyscallConn()
+	p.serverRaw, _ = s.SyscallConn()
+	p.clientIdle, p.serverIdle = ft.Client, bt.Server
+	if bt.Tunnel > 0 {
+		p.clientIdle, p.serverIdle = bt.Tunnel, bt.Tunnel
+	}
+	p.clientFin = orDuration(ft.ClientFin, p.clientIdle)
+	p.serverFin = orDuration(bt.ServerFin, p.serverIdle)
+	return p
+}
+
+// run copies both directions until both have ended. The copies are io.Copy
+// between two *net.TCPConn, which the Go runtime performs with splice(2).
+// When one side ends its output the other side's output is shut down (a
+// half-close); an error in either direction closes both sockets.
+func (p *pair) run() {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		n, err := io.Copy(p.server, p.client)
+		p.in.Store(n)
+		p.finish(p.server, err)
+	}()
+	n, err := io.Copy(p.client, p.server)
+	p.out.Store(n)
+	p.finish(p.client, err)
+	wg.Wait()
+	p.close()
+}
+
+func (p *pair) finish(dst *net.TCPConn, err error) {
+	if err != nil {
+		p.close()
+		return
+	}
+	p.halfClosed.Store(true)
+	dst.CloseWrite()
+}
+
+func (p *pair) close() {
+	p.closeOnce.Do(func() {
+		p.client.Close()
+		p.server.Close()
+	})
+}
+
+// timeouts returns the inactivity timeouts that apply now.
+func (p *pair) timeouts() (client, server time.Duration) {
+	if p.halfClosed.Load() {
+		return p.clientFin, p.serverFin
+	}
+	return p.clientIdle, p.serverIdle
+}
+
+func (f *Forwarder) track(p *pair) bool {
+	f.mu.Lock()
+	if f.ctx.Err() != nil {
+		f.mu.Unlock()
+		return false
+	}
+	f.pairs[p] = struct{}{}
+	f.mu.Unlock()
+	c, s := p.timeouts()
+	if t := minPositive(c, s); t > 0 && sweepInterval(t) < time.Duration(f.sweepTick.Load()) {
+		select {
+		case f.sweepWake <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+func (f *Forwarder) untrack(p *pair) {
+	f.mu.Lock()
+	delete(f.pairs, p)
+	f.mu.Unlock()
+}

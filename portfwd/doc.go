@@ -1,0 +1,84 @@
+// Package portfwd is a TCP forwarder configured like HAProxy in TCP mode. It
+// puts an SSH port where users want it (22 or 7999 in front of a Git
+// server), passes the client's address on with the PROXY protocol, and reads
+// the HAProxy configuration file an administrator already has.
+//
+// # Configuration
+//
+// ParseConfig reads this subset of HAProxy's syntax: the sections global,
+// defaults, frontend, backend and listen (a listen section is a frontend and
+// a backend of the same name); "defaults" settings pass on to the proxies
+// declared after it, a new defaults section replacing the previous one;
+// time values in milliseconds unless suffixed us, ms, s, m, h or d; "#"
+// comments, quotes and backslash escapes. The keywords:
+//
+//	global    maxconn N
+//	defaults  mode tcp | balance ALGO | retries N | maxconn N | timeout KIND TIME | option ...
+//	frontend  bind [ADDR]:PORT[,...] [accept-proxy] | default_backend NAME | maxconn N | timeout client|client-fin TIME
+//	backend   server NAME ADDR:PORT [check] [inter T] [rise N] [fall N] [send-proxy] [send-proxy-v2]
+//	                    [maxconn N] [maxqueue N] [backup] [weight N]
+//	          balance roundrobin|leastconn|source|first | retries N
+//	          timeout connect|server|tunnel|queue|server-fin|check TIME
+//
+// Unknown keywords are errors carrying file:line and, for a near miss, a
+// "did you mean". Keywords HAProxy accepts that change nothing here (log,
+// daemon, user, option tcplog, tune.*, ...) give warnings. "mode http" is an
+// error: portfwd forwards TCP only; this is its one deliberate difference
+// from haproxy -c. Defaults are HAProxy's: retries 3, inter 2s, rise 2,
+// fall 3, and no timeout unless one is set.
+//
+// # Forwarding
+//
+// A Forwarder accepts on every bind, reads a PROXY header (v1 or v2) on
+// accept-proxy binds, picks a server, retries other servers when a connect
+// fails, sends a PROXY header to send-proxy and send-proxy-v2 servers, and
+// then copies bytes both ways with io.Copy between the two *net.TCPConn,
+// which Go performs with splice(2): the payload never enters user space. No
+// wrapper sits on that path. Inactivity timeouts are enforced beside it, by
+// reading each socket's TCP_INFO (the kernel's time since data was last sent
+// and received). When one side shuts down its output, the other side's
+// output is shut down too (half-close).
+//
+// Servers with "check" are probed every inter with a TCP connect (and a
+// LOCAL PROXY header for send-proxy servers); fall failures in a row take a
+// server down, rise passes bring it back. Backup servers take traffic only
+// when no other server is up. Server maxconn puts further connections in a
+// backend queue bounded by maxqueue and "timeout queue"; frontend and global
+// maxconn stop accepting, leaving clients in the kernel's backlog. When no
+// server is up, or every attempt failed, the client connection is closed.
+//
+// Reload swaps the configuration: binds whose address is unchanged keep
+// their sockets, new ones open, removed ones close, and established
+// connections are never cut.
+//
+// # Typical usage
+//
+//	cfg, err := portfwd.ParseFile("/etc/haproxy/haproxy.cfg")
+//	if err != nil {
+//		return err // a *ConfigError lists every problem as file:line: message
+//	}
+//	fw, err := portfwd.New(cfg, logger)
+//	if err != nil {
+//		return err
+//	}
+//	if err := fw.Listen(ctx); err != nil {
+//		return err
+//	}
+//	defer fw.Close()
+//	go fw.Serve(ctx)
+//	...
+//	err = fw.Reload(ctx, newCfg)
+//	...
+//	fw.Shutdown(ctx) // stop accepting, let connections end
+//
+// A program that embeds a forwarder in front of its own SSH server can build
+// the configuration from text:
+//
+//	cfg, err := portfwd.ParseConfig(strings.NewReader(`
+//	frontend ssh
+//	    bind 127.0.0.1:7999
+//	    default_backend git
+//	backend git
+//	    server s1 127.0.0.1:2222 send-proxy-v2
+//	`), "embedded")
+package portfwd

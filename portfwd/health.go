@@ -1,0 +1,104 @@
+package portfwd
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// checker runs the health checks of one server until its context ends.
+type checker struct {
+	b      *backend
+	s      *serverState
+	cfg    *Server
+	check  time.Duration // "timeout check", zero if unset
+	conn   time.Duration // "timeout connect"
+	logger *slog.Logger
+}
+
+// run checks every Inter: a TCP connect (followed by a LOCAL PROXY header for
+// send-proxy servers). Fall consecutive failures take the server down, Rise
+// consecutive passes bring it back up.
+func (c *checker) run(ctx context.Context) {
+	inter := c.cfg.inter()
+	// A connect gets the inter time, or min(connect, inter) when "timeout
+	// check" is set, as in HAProxy.
+	timeout := inter
+	if c.check > 0 && c.conn > 0 {
+		timeout = min(c.conn, inter)
+	}
+	t := time.NewTicker(inter)
+	defer t.Stop()
+	passes, fails := 0, 0
+	for {
+		err := c.probe(ctx, timeout)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			passes, fails = passes+1, 0
+			if passes >= c.cfg.rise() && c.b.setUp(c.s, true, time.Now()) {
+				c.logger.Info("server is up", "backend", c.b.name, "server", c.cfg.Name)
+			}
+		} else {
+			c.s.checkFails.Add(1)
+			passes, fails = 0, fails+1
+			if fails >= c.cfg.fall() && c.b.setUp(c.s, false, time.Now()) {
+				c.logger.Warn("server is down", "backend", c.b.name, "server", c.cfg.Name, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (c *checker) probe(ctx context.Context, timeout time.Duration) error {
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if c.cfg.SendProxy != NoProxy {
+		conn.SetWriteDeadline(time.Now().Add(timeout))
+		return writeProxyHeader(conn, c.cfg.SendProxy, nil, nil)
+	}
+	return nil
+}
+
+// checkers owns the health-check goroutines of one configuration.
+type checkers struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func startCheckers(backends []*backend, logger *slog.Logger) *checkers {
+	ctx, cancel := context.WithCancel(context.Background())
+	cs := &checkers{cancel: cancel}
+	for _, b := range backends {
+		b.mu.Lock()
+		for _, s := range b.servers {
+			if !s.cfg.Check {
+				continue
+			}
+			c := &checker{b: b, s: s, cfg: s.cfg, check: b.cfg.Timeouts.Check, conn: b.cfg.Timeouts.Connect, logger: logger}
+			cs.wg.Add(1)
+			go func() {
+				defer cs.wg.Done()
+				c.run(ctx)
+			}()
+		}
+		b.mu.Unlock()
+	}
+	return cs
+}
+
+func (cs *checkers) stop() {
+	cs.cancel()
+	cs.wg.Wait()
+}

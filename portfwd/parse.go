@@ -1,0 +1,626 @@
+package portfwd
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ParseFile reads the configuration file at path; see ParseConfig.
+func ParseFile(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ParseConfig(f, path)
+}
+
+// ParseConfig reads an HAProxy configuration in the subset described in the
+// package documentation. filename is used in diagnostics only. Every error
+// found is reported in one *ConfigError (which matches ErrConfig), each with
+// its file:line; keywords HAProxy accepts that make no difference here are
+// returned in Config.Warnings.
+func ParseConfig(r io.Reader, filename string) (*Config, error) {
+	p := &parser{
+		cfg:  &Config{},
+		file: filename,
+		defs: proxyDefaults{},
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		p.line++
+		words, err := splitLine(sc.Text())
+		if err != nil {
+			p.errorf("%v", err)
+			continue
+		}
+		if len(words) > 0 {
+			p.directive(words)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("portfwd: reading %s: %w", filename, err)
+	}
+	p.finish()
+	if len(p.errs) == 0 {
+		if err := p.cfg.Validate(); err != nil {
+			return nil, err
+		}
+		return p.cfg, nil
+	}
+	return nil, &ConfigError{Diagnostics: p.errs}
+}
+
+// proxyDefaults is what a defaults section passes on to later proxies.
+type proxyDefaults struct {
+	balance  Balance
+	retries  int
+	maxconn  int
+	timeouts Timeouts
+}
+
+type sectionKind int
+
+const (
+	noSection sectionKind = iota
+	globalSection
+	defaultsSection
+	frontendSection
+	backendSection
+	listenSection
+)
+
+func (k sectionKind) String() string {
+	return [...]string{"", "global", "defaults", "frontend", "backend", "listen"}[k]
+}
+
+type parser struct {
+	cfg  *Config
+	file string
+	line int
+	errs []Diagnostic
+
+	section sectionKind
+	defs    proxyDefaults
+	fe      *Frontend
+	be      *Backend
+}
+
+func (p *parser) pos() Position { return Position{File: p.file, Line: p.line} }
+
+func (p *parser) errorf(format string, args ...any) {
+	p.errs = append(p.errs, Diagnostic{Pos: p.pos(), Msg: fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) warnf(format string, args ...any) {
+	p.cfg.Warnings = append(p.cfg.Warnings, Diagnostic{Pos: p.pos(), Msg: fmt.Sprintf(format, args...)})
+}
+
+// Keywords by section. ignored* keywords are accepted with a warning.
+var (
+	sectionWords = []string{"global", "defaults", "frontend", "backend", "listen"}
+	globalWords  = []string{"maxconn"}
+	proxyWords   = []string{"mode", "balance", "retries", "maxconn", "timeout", "option", "no", "bind", "default_backend", "server"}
+	timeoutWords = []string{"connect", "client", "server", "tunnel", "queue", "client-fin", "server-fin", "check"}
+	serverWords  = []string{"check", "inter", "rise", "fall", "send-proxy", "send-proxy-v2", "maxconn", "maxqueue", "backup", "weight"}
+	bindWords    = []string{"accept-proxy"}
+	balanceWords = []string{"roundrobin", "leastconn", "source", "first"}
+
+	ignoredGlobalWords = []string{"log", "daemon", "user", "group", "uid", "gid", "chroot", "pidfile",
+		"quiet", "nbthread", "nbproc", "stats", "ulimit-n", "master-worker", "node", "description",
+		"hard-stop-after", "spread-checks", "ca-base", "crt-base", "maxsslconn", "maxconnrate",
+		"log-send-hostname", "log-tag", "cpu-map", "set-dumpable", "ssl-server-verify",
+		"ssl-default-bind-ciphers", "ssl-default-bind-options", "ssl-default-server-ciphers",
+		"ssl-default-server-options", "ssl-default-bind-ciphersuites", "ssl-default-server-ciphersuites"}
+	ignoredProxyWords  = []string{"log", "description"}
+	ignoredOptionWords = []string{"tcplog", "dontlognull", "redispatch", "tcpka", "clitcpka",
+		"srvtcpka", "log-health-checks", "splice-auto", "splice-request", "splice-response",
+		"abortonclose", "dontlog-normal", "logasap", "log-separate-errors", "nolinger", "socket-stats"}
+	httpOptionWords = []string{"httplog", "forwardfor", "http-server-close", "httpclose",
+		"http-keep-alive", "http-buffer-request", "httpchk"}
+	ignoredServerWords = []string{"id"}
+)
+
+func (p *parser) directive(w []string) {
+	kw := w[0]
+	if slices.Contains(sectionWords, kw) {
+		p.startSection(kw, w[1:])
+		return
+	}
+	switch p.section {
+	case noSection:
+		p.unknown(kw, "out of section", sectionWords)
+	case globalSection:
+		p.global(w)
+	default:
+		p.proxy(w)
+	}
+}
+
+func (p *parser) unknown(kw, where string, candidates []string) {
+	if s := suggest(kw, candidates); s != "" {
+		p.errorf("unknown keyword '%s' %s; did you mean '%s' maybe ?", kw, where, s)
+		return
+	}
+	p.errorf("unknown keyword '%s' %s", kw, where)
+}
+
+func (p *parser) startSection(kw string, args []string) {
+	p.fe, p.be = nil, nil
+	switch kw {
+	case "global":
+		p.section = globalSection
+	case "defaults":
+		p.section = defaultsSection
+		p.defs = proxyDefaults{}
+	default:
+		p.section = map[string]sectionKind{"frontend": frontendSection, "backend": backendSection, "listen": listenSection}[kw]
+		if len(args) == 0 {
+			p.errorf("'%s' expects <name> as an argument", kw)
+			args = []string{""}
+		} else if len(args) > 1 {
+			p.errorf("'%s %s': extra arguments are not supported", kw, args[0])
+		}
+		name := args[0]
+		if p.section != backendSection {
+			for _, f := range p.cfg.Frontends {
+				if f.Name == name && name != "" {
+					p.errorf("%s '%s' has the same name as another frontend declared at %s", kw, name, f.Line)
+				}
+			}
+			p.fe = &Frontend{Name: name, MaxConn: p.defs.maxconn, Timeouts: p.defs.timeouts, Line: p.pos()}
+			p.cfg.Frontends = append(p.cfg.Frontends, p.fe)
+		}
+		if p.section != frontendSection {
+			for _, b := range p.cfg.Backends {
+				if b.Name == name && name != "" {
+					p.errorf("%s '%s' has the same name as another backend declared at %s", kw, name, b.Line)
+				}
+			}
+			p.be = &Backend{Name: name, Balance: p.defs.balance, Retries: p.defs.retries, Timeouts: p.defs.timeouts, Line: p.pos()}
+			p.cfg.Backends = append(p.cfg.Backends, p.be)
+		}
+		if p.section == listenSection {
+			p.fe.DefaultBackend = name
+		}
+	}
+}
+
+func (p *parser) global(w []string) {
+	switch kw := w[0]; {
+	case kw == "maxconn":
+		p.cfg.Global.MaxConn = p.count(w, 1)
+	case slices.Contains(ignoredGlobalWords, kw) || strings.HasPrefix(kw, "tune."):
+		p.warnf("'%s' has no effect in portfwd; ignored", kw)
+	default:
+		p.unknown(kw, "in 'global' section", append(append([]string{}, globalWords...), ignoredGlobalWords...))
+	}
+}
+
+// count parses w[i] as a non-negative integer.
+func (p *parser) count(w []string, i int) int {
+	if i >= len(w) {
+		p.errorf("'%s' expects an integer argument", strings.Join(w[:i], " "))
+		return 0
+	}
+	n, err := strconv.Atoi(w[i])
+	if err != nil || n < 0 {
+		p.errorf("'%s' expects a non-negative integer, got '%s'", strings.Join(w[:i], " "), w[i])
+		return 0
+	}
+	return n
+}
+
+func (p *parser) proxy(w []string) {
+	kw, sec := w[0], p.section
+	hasFE := sec == frontendSection || sec == listenSection
+	hasBE := sec == backendSection || sec == listenSection
+	where := fmt.Sprintf("in '%s' section", sec)
+	switch kw {
+	case "mode":
+		switch {
+		case len(w) < 2:
+			p.errorf("'mode' expects 'tcp'")
+		case w[1] == "tcp":
+		case w[1] == "http":
+			p.errorf("'mode http' is not supported: portfwd forwards TCP only (use 'mode tcp')")
+		default:
+			p.errorf("unknown proxy mode '%s' (portfwd supports 'tcp' only)", w[1])
+		}
+	case "balance":
+		b := p.balance(w)
+		switch {
+		case sec == defaultsSection:
+			p.defs.balance = b
+		case hasBE:
+			p.be.Balance = b
+		default:
+			p.warnf("'balance' ignored: frontend '%s' has no backend capability", p.fe.Name)
+		}
+	case "retries":
+		n := p.count(w, 1)
+		if n == 0 {
+			n = -1 // an explicit "retries 0"
+		}
+		switch {
+		case sec == defaultsSection:
+			p.defs.retries = n
+		case hasBE:
+			p.be.Retries = n
+		default:
+			p.warnf("'retries' ignored: frontend '%s' has no backend capability", p.fe.Name)
+		}
+	case "maxconn":
+		n := p.count(w, 1)
+		switch {
+		case sec == defaultsSection:
+			p.defs.maxconn = n
+		case hasFE:
+			p.fe.MaxConn = n
+		default:
+			p.warnf("'maxconn' ignored: backend '%s' has no frontend capability", p.be.Name)
+		}
+	case "timeout":
+		p.timeout(w)
+	case "option", "no":
+		p.option(w)
+	case "bind":
+		if !hasFE {
+			p.errorf("'bind' is not allowed %s", where)
+			return
+		}
+		p.bind(w)
+	case "default_backend":
+		if !hasFE || sec == listenSection {
+			p.errorf("'default_backend' is not allowed %s", where)
+			return
+		}
+		if len(w) != 2 {
+			p.errorf("'default_backend' expects a backend name")
+			return
+		}
+		p.fe.DefaultBackend = w[1]
+		p.fe.backendLine = p.pos()
+	case "server":
+		if !hasBE {
+			p.errorf("'server' is not allowed %s", where)
+			return
+		}
+		p.server(w)
+	default:
+		if slices.Contains(ignoredProxyWords, kw) {
+			p.warnf("'%s' has no effect in portfwd; ignored", kw)
+			return
+		}
+		p.unknown(kw, where, append(append([]string{}, proxyWords...), ignoredProxyWords...))
+	}
+}
+
+func (p *parser) balance(w []string) Balance {
+	if len(w) < 2 {
+		p.errorf("'balance' expects one of %s", strings.Join(balanceWords, ", "))
+		return ""
+	}
+	if w[1] == "static-rr" {
+		p.warnf("'balance static-rr' is handled as 'roundrobin'")
+		return RoundRobin
+	}
+	if !slices.Contains(balanceWords, w[1]) {
+		if s := suggest(w[1], balanceWords); s != "" {
+			p.errorf("'balance' supports %s; did you mean '%s' maybe ?", strings.Join(balanceWords, ", "), s)
+		} else {
+			p.errorf("'balance' supports %s, not '%s'", strings.Join(balanceWords, ", "), w[1])
+		}
+		return ""
+	}
+	return Balance(w[1])
+}
+
+func (p *parser) timeout(w []string) {
+	if len(w) < 3 {
+		p.errorf("'timeout' expects <kind> and <time>")
+		return
+	}
+	d, err := ParseTime(w[2])
+	if err != nil {
+		p.errorf("'timeout %s': %v", w[1], err)
+		return
+	}
+	var t *Timeouts
+	switch {
+	case p.section == defaultsSection:
+		t = &p.defs.timeouts
+	case p.fe != nil && p.be != nil:
+		// a listen section: set both halves
+		p.setTimeout(&p.fe.Timeouts, w[1], d)
+		t = &p.be.Timeouts
+	case p.fe != nil:
+		t = &p.fe.Timeouts
+	default:
+		t = &p.be.Timeouts
+	}
+	p.setTimeout(t, w[1], d)
+}
+
+func (p *parser) setTimeout(t *Timeouts, kind string, d time.Duration) {
+	switch kind {
+	case "connect":
+		t.Connect = d
+	case "client":
+		t.Client = d
+	case "server":
+		t.Server = d
+	case "tunnel":
+		t.Tunnel = d
+	case "queue":
+		t.Queue = d
+	case "client-fin":
+		t.ClientFin = d
+	case "server-fin":
+		t.ServerFin = d
+	case "check":
+		t.Check = d
+	case "http-request", "http-keep-alive", "tarpit":
+		p.warnf("'timeout %s' applies to HTTP only; ignored", kind)
+	default:
+		if s := suggest(kind, timeoutWords); s != "" {
+			p.errorf("'timeout %s': unknown timeout; did you mean '%s' maybe ?", kind, s)
+		} else {
+			p.errorf("'timeout %s': unknown timeout (supported: %s)", kind, strings.Join(timeoutWords, ", "))
+		}
+	}
+}
+
+func (p *parser) option(w []string) {
+	if w[0] == "no" {
+		if len(w) < 2 || w[1] != "option" {
+			p.errorf("'no' expects 'option <name>'")
+			return
+		}
+		w = w[1:]
+	}
+	if len(w) < 2 {
+		p.errorf("'option' expects an option name")
+		return
+	}
+	switch name := w[1]; {
+	case slices.Contains(ignoredOptionWords, name):
+		p.warnf("'option %s' has no effect in portfwd; ignored", name)
+	case slices.Contains(httpOptionWords, name):
+		p.warnf("'option %s' applies to HTTP mode only; ignored", name)
+	default:
+		if s := suggest(name, append(append([]string{}, ignoredOptionWords...), httpOptionWords...)); s != "" {
+			p.errorf("unknown option '%s'; did you mean '%s' maybe ?", name, s)
+		} else {
+			p.errorf("unknown option '%s'", name)
+		}
+	}
+}
+
+func (p *parser) bind(w []string) {
+	if len(w) < 2 {
+		p.errorf("'bind' expects [address]:port")
+		return
+	}
+	accept := false
+	for i := 2; i < len(w); i++ {
+		switch w[i] {
+		case "accept-proxy":
+			accept = true
+		case "name":
+			i++
+			p.warnf("bind option 'name' has no effect in portfwd; ignored")
+		default:
+			p.unknown(w[i], "in 'bind' line", bindWords)
+		}
+	}
+	for _, a := range strings.Split(w[1], ",") {
+		addr, err := parseBindAddr(a)
+		if err != nil {
+			p.errorf("'bind %s': %v", a, err)
+			continue
+		}
+		p.fe.Binds = append(p.fe.Binds, Bind{Addr: addr, AcceptProxy: accept})
+	}
+}
+
+// parseBindAddr turns "*:7999", ":7999", "1.2.3.4:7999" or "[::1]:7999" into
+// a Go listen address.
+func parseBindAddr(a string) (string, error) {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return "", fmt.Errorf("invalid address: expected [address]:port")
+	}
+	if host == "*" {
+		host = ""
+	}
+	if host != "" && net.ParseIP(host) == nil {
+		if _, err := net.LookupHost(host); err != nil {
+			return "", fmt.Errorf("cannot resolve host '%s'", host)
+		}
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return "", fmt.Errorf("invalid port '%s'", port)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+func (p *parser) server(w []string) {
+	if len(w) < 3 {
+		p.errorf("'server' expects <name> and <addr>[:<port>] as arguments")
+		return
+	}
+	s := &Server{Name: w[1], Addr: w[2], Line: p.pos()}
+	if _, port, err := net.SplitHostPort(s.Addr); err != nil || port == "" {
+		p.errorf("'server %s/%s': address '%s' needs a port (portfwd does not reuse the client's port)", p.be.Name, s.Name, s.Addr)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		p.errorf("'server %s/%s': invalid port '%s'", p.be.Name, s.Name, port)
+	}
+	for i := 3; i < len(w); i++ {
+		kw := w[i]
+		arg := func() string {
+			if i+1 >= len(w) {
+				p.errorf("'server %s/%s': '%s' expects an argument", p.be.Name, s.Name, kw)
+				return ""
+			}
+			i++
+			return w[i]
+		}
+		num := func() int {
+			a := arg()
+			if a == "" {
+				return 0
+			}
+			n, err := strconv.Atoi(a)
+			if err != nil || n < 0 {
+				p.errorf("'server %s/%s': '%s' expects a non-negative integer, got '%s'", p.be.Name, s.Name, kw, a)
+			}
+			return n
+		}
+		switch kw {
+		case "check":
+			s.Check = true
+		case "backup":
+			s.Backup = true
+		case "send-proxy":
+			s.SendProxy = ProxyV1
+		case "send-proxy-v2":
+			s.SendProxy = ProxyV2
+		case "inter":
+			if a := arg(); a != "" {
+				d, err := ParseTime(a)
+				if err != nil {
+					p.errorf("'server %s/%s': 'inter': %v", p.be.Name, s.Name, err)
+				}
+				s.Inter = d
+			}
+		case "rise":
+			s.Rise = num()
+		case "fall":
+			s.Fall = num()
+		case "maxconn":
+			s.MaxConn = num()
+		case "maxqueue":
+			s.MaxQueue = num()
+		case "weight":
+			s.Weight = num()
+			if s.Weight > 256 {
+				p.errorf("'server %s/%s': weight must be between 0 and 256", p.be.Name, s.Name)
+			}
+			if s.Weight == 0 {
+				p.warnf("'server %s/%s': weight 0 (drain) is not supported; using 1", p.be.Name, s.Name)
+			}
+		default:
+			if slices.Contains(ignoredServerWords, kw) {
+				arg()
+				p.warnf("'server %s/%s': '%s' has no effect in portfwd; ignored", p.be.Name, s.Name, kw)
+				continue
+			}
+			p.unknown(kw, fmt.Sprintf("in 'server %s/%s'", p.be.Name, s.Name), serverWords)
+		}
+	}
+	p.be.Servers = append(p.be.Servers, s)
+}
+
+// finish adds the warnings HAProxy gives about a whole configuration.
+func (p *parser) finish() {
+	for _, f := range p.cfg.Frontends {
+		if len(f.Binds) == 0 {
+			p.cfg.Warnings = append(p.cfg.Warnings, Diagnostic{Pos: f.Line,
+				Msg: fmt.Sprintf("frontend '%s' has no 'bind' directive", f.Name)})
+		}
+		if f.DefaultBackend == "" {
+			p.cfg.Warnings = append(p.cfg.Warnings, Diagnostic{Pos: f.Line,
+				Msg: fmt.Sprintf("frontend '%s' has no default_backend: its connections are closed", f.Name)})
+		}
+	}
+}
+
+// ParseTime parses an HAProxy time value: an unsigned integer followed by an
+// optional unit, one of us, ms, s, m, h or d; no unit means milliseconds.
+func ParseTime(s string) (time.Duration, error) {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, fmt.Errorf("invalid time value '%s': expected a number", s)
+	}
+	n, err := strconv.ParseInt(s[:i], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("invalid time value '%s'", s)
+	}
+	units := map[string]time.Duration{"": time.Millisecond, "us": time.Microsecond, "ms": time.Millisecond,
+		"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}
+	u, ok := units[s[i:]]
+	if !ok {
+		return 0, fmt.Errorf("unexpected character '%c' in time value '%s'", s[i], s)
+	}
+	const maxMillis = 1<<31 - 1 // HAProxy keeps times as 32-bit milliseconds
+	d := time.Duration(n) * u
+	if n > maxMillis || d/time.Millisecond > maxMillis {
+		return 0, fmt.Errorf("time value '%s' is too large (at most 2147483647 ms)", s)
+	}
+	return d, nil
+}
+
+// splitLine splits a configuration line into words: blanks separate words, #
+// starts a comment, a backslash escapes the next character, and quotes group.
+func splitLine(line string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	var quote byte
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			} else if c == '\\' && quote == '"' && i+1 < len(line) {
+				i++
+				cur.WriteByte(line[i])
+			} else {
+				cur.WriteByte(c)
+			}
+		case c == '\\':
+			if i+1 < len(line) {
+				i++
+				cur.WriteByte(line[i])
+			}
+			inWord = true
+		case c == '"' || c == '\'':
+			quote = c
+			inWord = true
+		case c == '#':
+			if inWord {
+				words = append(words, cur.String())
+			}
+			return words, nil
+		case c == ' ' || c == '\t' || c == '\r':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if quote != 0 {
+		return nil, fmt.Errorf("unmatched quote")
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}

@@ -1,0 +1,113 @@
+package portfwd
+
+import "time"
+
+// Stats is a snapshot of a Forwarder's counters. Byte counts include
+// connections still open. BytesIn counts client-to-server bytes, BytesOut
+// server-to-client bytes, as HAProxy's bin and bout do.
+type Stats struct {
+	Frontends []FrontendStats `json:"frontends"`
+	Backends  []BackendStats  `json:"backends"`
+}
+
+// FrontendStats are the counters of one frontend.
+type FrontendStats struct {
+	Name     string `json:"name"`
+	Current  int64  `json:"current"`
+	Total    int64  `json:"total"`
+	BytesIn  int64  `json:"bytes_in"`
+	BytesOut int64  `json:"bytes_out"`
+}
+
+// BackendStats are the counters of one backend.
+type BackendStats struct {
+	Name          string        `json:"name"`
+	Current       int64         `json:"current"`
+	Total         int64         `json:"total"`
+	Queue         int           `json:"queue"`
+	BytesIn       int64         `json:"bytes_in"`
+	BytesOut      int64         `json:"bytes_out"`
+	ConnectErrors int64         `json:"connect_errors"`
+	Servers       []ServerStats `json:"servers"`
+}
+
+// ServerStats are the counters and health of one server.
+type ServerStats struct {
+	Name string `json:"name"`
+	Addr string `json:"addr"`
+	// Up is false once Fall health checks in a row failed.
+	Up bool `json:"up"`
+	// Checked tells whether health checks run; unchecked servers are
+	// always up.
+	Checked bool `json:"checked"`
+	// LastChange is when Up last changed (or the server was configured).
+	LastChange    time.Time `json:"last_change"`
+	Current       int64     `json:"current"`
+	Total         int64     `json:"total"`
+	BytesIn       int64     `json:"bytes_in"`
+	BytesOut      int64     `json:"bytes_out"`
+	ConnectErrors int64     `json:"connect_errors"`
+	CheckFailures int64     `json:"check_failures"`
+}
+
+// Stats returns the current counters, frontends and backends in
+// configuration order.
+func (f *Forwarder) Stats() Stats {
+	f.mu.Lock()
+	cfg := f.cfg
+	frontends, backends := f.frontends, f.backends
+	live := make([]*pair, 0, len(f.pairs))
+	for p := range f.pairs {
+		live = append(live, p)
+	}
+	f.mu.Unlock()
+
+	// Bytes of open connections, read from the kernel.
+	type moved struct{ in, out int64 }
+	open := map[*serverState]moved{}
+	openFE := map[*frontend]moved{}
+	for _, p := range live {
+		in, out := tcpBytes(p.clientRaw)-int64(p.headerLen), tcpBytes(p.serverRaw)
+		m := open[p.srv]
+		open[p.srv] = moved{m.in + in, m.out + out}
+		m = openFE[p.fe]
+		openFE[p.fe] = moved{m.in + in, m.out + out}
+	}
+
+	var st Stats
+	for _, fc := range cfg.Frontends {
+		fe := frontends[fc.Name]
+		if fe == nil {
+			continue
+		}
+		m := openFE[fe]
+		st.Frontends = append(st.Frontends, FrontendStats{
+			Name: fc.Name, Current: fe.cur.Load(), Total: fe.total.Load(),
+			BytesIn: fe.bytesIn.Load() + m.in, BytesOut: fe.bytesOut.Load() + m.out,
+		})
+	}
+	for _, bc := range cfg.Backends {
+		b := backends[bc.Name]
+		if b == nil {
+			continue
+		}
+		bs := BackendStats{Name: b.name, Current: b.cur.Load(), Total: b.total.Load(),
+			ConnectErrors: b.connErrs.Load(), BytesIn: b.bytesIn.Load(), BytesOut: b.bytesOut.Load()}
+		b.mu.Lock()
+		bs.Queue = b.queue.Len()
+		for _, s := range b.servers {
+			m := open[s]
+			bs.BytesIn += m.in
+			bs.BytesOut += m.out
+			bs.Servers = append(bs.Servers, ServerStats{
+				Name: s.cfg.Name, Addr: s.cfg.Addr, Up: s.up, Checked: s.cfg.Check,
+				LastChange: s.lastChange, Current: int64(s.cur), Total: s.total.Load(),
+				BytesIn: s.bytesIn.Load() + m.in, BytesOut: s.bytesOut.Load() + m.out,
+				ConnectErrors: s.connErrs.Load(), CheckFailures: s.checkFails.Load(),
+			})
+		}
+		b.mu.Unlock()
+		st.Backends = append(st.Backends, bs)
+	}
+	return st
+}
