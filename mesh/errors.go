@@ -9,3 +9,7 @@ var (
 	ErrNotFound    = errors.New("mesh: repository not found")
 	ErrClosed      = errors.New("mesh: closed")
 )
+
+// ErrUnknownService is returned by ServeGit for a service other than
+// git-upload-pack, git-receive-pack and git-upload-archive.
+var ErrUnknownService = errors.New("mesh: unknown git service")

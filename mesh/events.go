@@ -1,0 +1,199 @@
+package mesh
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"strings"
+	"sync"
+	"time"
+)
+
+// eventsEnv names the environment variable through which the store tells the
+// reference-transaction hook where to report. Each git process the store starts that
+// may update refs gets a spool file of its own.
+const eventsEnv = "GITFLEET_EVENTS"
+
+// hookScript is every repository's hooks/reference-transaction. In the committed
+// phase git feeds it the transaction's "<old> <new> <ref>" lines; it appends them and
+// a "." terminator line to the spool file of the git process it runs under. Hooks of
+// one git process run one after another, so appends never interleave, and the store
+// reads the spool when the process has exited, while it still holds the repository's
+// write lock. A git process not started by the store has no spool and reports nothing.
+const hookScript = `#!/bin/sh
+# gitfleet: report committed ref transactions to the store.
+test "$1" = committed || exit 0
+test -n "$` + eventsEnv + `" || exit 0
+{ cat && echo .; } >>"$` + eventsEnv + `"
+`
+
+// parseTransactions reads a spool file: transactions of "<old> <new> <ref>" lines,
+// each terminated by a "." line. It keeps refs under refs/ (HEAD's symbolic update is
+// reported by git too) and drops entries whose old and new ids are equal (git 2.39
+// reports the packed-refs side of a deletion as zero -> zero). Transactions left empty
+// are dropped. complete is false when the input ends inside a transaction.
+func parseTransactions(r io.Reader) (txns [][]RefUpdate, complete bool) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 1<<16)
+	var cur []RefUpdate
+	open := false
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "." {
+			if len(cur) > 0 {
+				txns = append(txns, cur)
+			}
+			cur, open = nil, false
+			continue
+		}
+		open = true
+		f := strings.SplitN(line, " ", 3)
+		if len(f) != 3 || !isObjectID(f[0]) || !isObjectID(f[1]) || !strings.HasPrefix(f[2], "refs/") || f[0] == f[1] {
+			continue
+		}
+		cur = append(cur, RefUpdate{Ref: f[2], Old: f[0], New: f[1]})
+	}
+	if sc.Err() != nil {
+		return txns, false
+	}
+	return txns, !open
+}
+
+// isObjectID reports whether s is a lower-case hex SHA-1 or SHA-256 object id.
+func isObjectID(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// bus fans events out to subscribers. Publishing never blocks: each subscriber has a
+// bounded queue, and one that overflows loses its backlog and is sent EventGap.
+type bus struct {
+	size int
+
+	mu     sync.Mutex
+	seq    uint64
+	subs   map[*subscriber]struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+type subscriber struct {
+	out  chan Event
+	wake chan struct{} // capacity 1
+	stop chan struct{} // closed by bus.close
+
+	mu    sync.Mutex
+	queue []Event
+	gap   bool
+	drop  uint64 // seq of the last event dropped
+}
+
+func newBus(size int) *bus { return &bus{size: size, subs: map[*subscriber]struct{}{}} }
+
+// publish stamps ev with the next sequence number and the time, and queues it for
+// every subscriber.
+func (b *bus) publish(ev Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seq++
+	ev.Seq = b.seq
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	for s := range b.subs {
+		s.mu.Lock()
+		if len(s.queue) >= b.size {
+			s.queue = s.queue[:0]
+			s.gap = true
+		}
+		if s.gap && len(s.queue) == 0 && ev.Type != EventGap {
+			s.drop = ev.Seq
+		} else {
+			s.queue = append(s.queue, ev)
+		}
+		s.mu.Unlock()
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// subscribe registers a subscriber whose channel closes when ctx ends or the bus is
+// closed.
+func (b *bus) subscribe(ctx context.Context) (<-chan Event, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	s := &subscriber{out: make(chan Event), wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	b.subs[s] = struct{}{}
+	b.wg.Add(1)
+	go b.forward(ctx, s)
+	return s.out, nil
+}
+
+// forward delivers a subscriber's queue to its channel.
+func (b *bus) forward(ctx context.Context, s *subscriber) {
+	defer b.wg.Done()
+	defer close(s.out)
+	defer func() {
+		b.mu.Lock()
+		delete(b.subs, s)
+		b.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.stop:
+			return
+		case <-s.wake:
+		}
+		for {
+			s.mu.Lock()
+			var batch []Event
+			if s.gap {
+				batch = append(batch, Event{Seq: s.drop, Type: EventGap, Time: time.Now().UTC()})
+				s.gap = false
+			}
+			batch = append(batch, s.queue...)
+			s.queue = s.queue[:0]
+			s.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			for _, ev := range batch {
+				select {
+				case s.out <- ev:
+				case <-ctx.Done():
+					return
+				case <-s.stop:
+					return
+				}
+			}
+		}
+	}
+}
+
+// close ends every subscription and waits for the forwarding goroutines.
+func (b *bus) close() {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		for s := range b.subs {
+			close(s.stop)
+		}
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+}

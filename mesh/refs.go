@@ -1,0 +1,151 @@
+package mesh
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Refs returns the repository's refs (name -> id) without running git: it reads the
+// loose refs, then packed-refs, as git does, under the repository's read lock so the
+// result is one consistent snapshot.
+func (s *Store) Refs(ctx context.Context, project, slug string) (map[string]string, error) {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	p, sl, err := Normalize(project, slug)
+	if err != nil {
+		return nil, err
+	}
+	lock := s.locks.get(repoKey(p, sl))
+	if err := lock.RLock(ctx); err != nil {
+		return nil, err
+	}
+	defer lock.RUnlock()
+	_, _, dir, err := s.openRepo(p, sl)
+	if err != nil {
+		return nil, err
+	}
+	refs, err := readRefs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: refs of %s/%s: %w", p, sl, err)
+	}
+	return refs, nil
+}
+
+// RefsHash returns hex(SHA-256) over the sorted "<id> <ref>\n" lines of Refs.
+func (s *Store) RefsHash(ctx context.Context, project, slug string) (string, error) {
+	refs, err := s.Refs(ctx, project, slug)
+	if err != nil {
+		return "", err
+	}
+	return HashRefs(refs), nil
+}
+
+// HashRefs returns hex(SHA-256) over the lines "<id> <ref>\n" of refs sorted by ref
+// name: the value RefsHash reports.
+func HashRefs(refs map[string]string) string {
+	names := make([]string, 0, len(refs))
+	for name := range refs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, name := range names {
+		io.WriteString(h, refs[name])
+		io.WriteString(h, " ")
+		io.WriteString(h, name)
+		io.WriteString(h, "\n")
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// readRefs reads the loose refs under dir/refs and then dir/packed-refs; a loose ref
+// wins over a packed one. Reading loose refs first means a concurrent pack-refs
+// (which writes packed-refs before removing loose files) cannot hide a ref.
+// Symbolic refs and unreadable or malformed entries are skipped.
+func readRefs(dir string) (map[string]string, error) {
+	refs := map[string]string{}
+	err := filepath.WalkDir(filepath.Join(dir, "refs"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while walking
+			}
+			return err
+		}
+		if !d.Type().IsRegular() || strings.HasSuffix(d.Name(), ".lock") {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		id := string(bytes.TrimRight(data, "\n"))
+		if !isObjectID(id) {
+			return nil // a symbolic ref or a file being written
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		refs[filepath.ToSlash(rel)] = id
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(filepath.Join(dir, "packed-refs"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return refs, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	packed, err := parsePackedRefs(f)
+	if err != nil {
+		return nil, err
+	}
+	for name, id := range packed {
+		if _, loose := refs[name]; !loose {
+			refs[name] = id
+		}
+	}
+	return refs, nil
+}
+
+// parsePackedRefs parses a packed-refs file: a "# pack-refs with:" header, lines
+// "<id> <refname>", and "^<id>" lines giving the peeled value of the tag above.
+// Malformed lines are skipped, as git skips nothing but never writes them either.
+func parsePackedRefs(r io.Reader) (map[string]string, error) {
+	refs := map[string]string{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 1<<16)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' || line[0] == '^' {
+			continue
+		}
+		id, name, ok := strings.Cut(line, " ")
+		if !ok || !isObjectID(id) || !strings.HasPrefix(name, "refs/") {
+			continue
+		}
+		refs[name] = id
+	}
+	return refs, sc.Err()
+}

@@ -1,0 +1,190 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/gitfleet/gitfleet/internal/gitexec"
+)
+
+// The git services ServeGit runs.
+const (
+	ServiceUploadPack    = "git-upload-pack"
+	ServiceReceivePack   = "git-receive-pack"
+	ServiceUploadArchive = "git-upload-archive"
+)
+
+// stdinGrace is how long ServeGit waits, after git has exited, for a read from stdin
+// that cannot be interrupted (stdin has no SetReadDeadline) to return.
+const stdinGrace = time.Second
+
+// ServeGit runs a git service for repo ("PROJECT/slug", optionally "/PROJECT/slug.git")
+// wired to the caller's streams, with no framing on the bytes. Of env only a valid
+// GIT_PROTOCOL ("version=0", "version=1" or "version=2") is passed to git; anything
+// else is dropped. upload-pack holds the repository's read lock until its ref
+// advertisement (v0/v1) or first command response (v2, normally ls-refs) has been
+// written; receive-pack holds the write lock throughout, and each ref transaction it
+// commits is published as an event. When ctx ends the git process group is killed.
+// A non-zero exit is returned as *ExitError.
+func (s *Store) ServeGit(ctx context.Context, service, repo string, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	sub, err := gitSubcommand(service)
+	if err != nil {
+		return err
+	}
+	p, sl, err := ParseRepoPath(repo)
+	if err != nil {
+		return err
+	}
+	extra := gitProtocolEnv(env)
+	lock := s.locks.get(repoKey(p, sl))
+	var spool string
+	out := stdout
+	switch service {
+	case ServiceUploadPack:
+		if err := lock.RLock(ctx); err != nil {
+			return err
+		}
+		aw := &advWriter{w: stdout, release: lock.RUnlock}
+		defer aw.close()
+		out = aw
+	case ServiceReceivePack:
+		if err := lock.Lock(ctx); err != nil {
+			return err
+		}
+		defer lock.Unlock()
+		if spool, err = s.spool(); err != nil {
+			return err
+		}
+		defer os.Remove(spool)
+		extra = append(extra, eventsEnv+"="+spool)
+	}
+	_, _, dir, err := s.openRepo(p, sl)
+	if err != nil {
+		return err
+	}
+	args := []string{sub, "."}
+	if service == ServiceUploadPack {
+		args = []string{sub, "--strict", "."}
+	}
+	cmd := gitexec.Command(ctx, dir, extra, args...)
+	cmd.Stdout = out
+	cmd.Stderr = stderr
+	err = runWithStdin(cmd, stdin)
+	if spool != "" {
+		s.collect(p, sl, spool)
+	}
+	if err != nil {
+		return exitError(ctx, service, err)
+	}
+	return nil
+}
+
+// gitSubcommand maps a service name to git's subcommand.
+func gitSubcommand(service string) (string, error) {
+	switch service {
+	case ServiceUploadPack, ServiceReceivePack, ServiceUploadArchive:
+		return strings.TrimPrefix(service, "git-"), nil
+	}
+	return "", fmt.Errorf("%w: %q", ErrUnknownService, service)
+}
+
+// gitProtocolEnv returns the GIT_PROTOCOL entry of env when it is valid.
+func gitProtocolEnv(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		switch kv {
+		case "GIT_PROTOCOL=version=0", "GIT_PROTOCOL=version=1", "GIT_PROTOCOL=version=2":
+			out = []string{kv} // the last valid one wins, as with a real environment
+		}
+	}
+	return out
+}
+
+// runWithStdin starts cmd with its standard input copied from stdin and waits for
+// it. Once git has exited, a read from stdin still blocked is interrupted through
+// SetReadDeadline when stdin has it, and otherwise given stdinGrace to return.
+func runWithStdin(cmd *exec.Cmd, stdin io.Reader) error {
+	if stdin == nil {
+		return cmd.Run()
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stdin = pr
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return err
+	}
+	pr.Close()
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		io.Copy(pw, stdin)
+		pw.Close()
+	}()
+	err = cmd.Wait()
+	pw.Close() // a copy still running fails on its next write
+	select {
+	case <-copied:
+	default:
+		if d, ok := stdin.(interface{ SetReadDeadline(time.Time) error }); ok {
+			if d.SetReadDeadline(time.Now()) == nil {
+				<-copied
+				d.SetReadDeadline(time.Time{})
+				break
+			}
+		}
+		select {
+		case <-copied:
+		case <-time.After(stdinGrace):
+		}
+	}
+	return err
+}
+
+// ExitError reports that a git service exited unsuccessfully.
+type ExitError struct {
+	Service string // for example "git-upload-pack"
+	Code    int    // exit status; -1 when git was killed
+	Err     error  // the underlying error, if any
+}
+
+func (e *ExitError) Error() string {
+	if e.Code < 0 {
+		return fmt.Sprintf("mesh: %s was killed: %v", e.Service, e.Err)
+	}
+	return fmt.Sprintf("mesh: %s exited with status %d", e.Service, e.Code)
+}
+
+// ExitCode returns the exit status, or -1 when git was killed.
+func (e *ExitError) ExitCode() int { return e.Code }
+
+// Unwrap returns the underlying error.
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// exitError turns an error from running a git service into *ExitError; when ctx has
+// ended, that is the cause it wraps.
+func exitError(ctx context.Context, service string, err error) error {
+	code := -1
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	}
+	if ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return &ExitError{Service: service, Code: code, Err: err}
+}

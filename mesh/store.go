@@ -1,0 +1,423 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/gitfleet/gitfleet/internal/gitexec"
+)
+
+// StoreConfig configures OpenStore.
+type StoreConfig struct {
+	// Root is the directory that holds the repositories, normally
+	// <home>/shared/data/repositories. It is created when missing. Required.
+	Root string
+	// Logger receives the store's log records; nil discards them.
+	Logger *slog.Logger
+	// EventBuffer is how many events a subscriber may fall behind before it is sent
+	// EventGap and the backlog is dropped. Zero means 1024; negative is invalid.
+	EventBuffer int
+}
+
+// Store is the in-process repository store: bare repositories under a root directory,
+// laid out as <root>/<PROJECT>/<slug>.git, served by the git binary. It implements
+// Repos and, through ServeGit, sshserve.GitBackend. A Store is safe for concurrent
+// use; at most one Store should own a root at a time.
+type Store struct {
+	root   string
+	tmp    string // <root>/.mesh/tmp: repositories being created, event spools, fetch keys
+	trash  string // <root>/.mesh/trash: repositories being deleted
+	log    *slog.Logger
+	locks  lockTable
+	bus    *bus
+	projMu sync.Mutex // serialises creating and removing project directories
+
+	ctx    context.Context // ends at Close; every git process is started under it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // running operations and subscription goroutines
+
+	mu     sync.Mutex
+	closed bool
+}
+
+var _ Repos = (*Store)(nil)
+
+// metaDir is the store's private directory inside the root. Its name cannot be a
+// project key, so it never collides with a repository.
+const metaDir = ".mesh"
+
+// OpenStore opens (creating when needed) the store rooted at cfg.Root. It checks that
+// git >= 2.31 is installed and removes debris left by an earlier crash.
+func OpenStore(ctx context.Context, cfg StoreConfig) (*Store, error) {
+	if cfg.Root == "" {
+		return nil, errors.New("mesh: StoreConfig.Root is required")
+	}
+	if cfg.EventBuffer < 0 {
+		return nil, fmt.Errorf("mesh: StoreConfig.EventBuffer %d is negative", cfg.EventBuffer)
+	}
+	if _, err := gitexec.CheckVersion(ctx); err != nil {
+		return nil, fmt.Errorf("mesh: %w", err)
+	}
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: store root: %w", err)
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("mesh: store root: %w", err)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{
+		root:  root,
+		tmp:   filepath.Join(root, metaDir, "tmp"),
+		trash: filepath.Join(root, metaDir, "trash"),
+		log:   logger,
+	}
+	buf := cfg.EventBuffer
+	if buf == 0 {
+		buf = 1024
+	}
+	s.bus = newBus(buf)
+	// Whatever is in tmp or trash belongs to an earlier process that stopped halfway.
+	for _, d := range []string{s.tmp, s.trash} {
+		if err := os.RemoveAll(d); err != nil {
+			return nil, fmt.Errorf("mesh: clean %s: %w", d, err)
+		}
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("mesh: %w", err)
+		}
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Root returns the absolute directory the store keeps its repositories in.
+func (s *Store) Root() string { return s.root }
+
+// Close stops the store: later calls fail with ErrClosed, running git processes are
+// killed, and subscription channels are closed. It waits for all of that to finish.
+// Close is safe to call more than once.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	already := s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if !already {
+		s.cancel()
+		s.bus.close()
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// begin registers a running operation; it fails with ErrClosed after Close. The
+// returned context ends when either ctx or the store ends.
+func (s *Store) begin(ctx context.Context) (context.Context, func(), error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, nil, ErrClosed
+	}
+	s.wg.Add(1)
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.ctx, cancel)
+	return ctx, func() { stop(); cancel(); s.wg.Done() }, nil
+}
+
+func repoKey(project, slug string) string { return project + "/" + slug }
+
+// repoDir returns the directory of a (normalised) repository.
+func (s *Store) repoDir(project, slug string) string {
+	return filepath.Join(s.root, project, slug+".git")
+}
+
+// present reports whether the repository's directory exists as a real directory.
+// Symbolic links planted in the root are never followed: a repository or project
+// that is a symlink does not exist as far as the store is concerned.
+func (s *Store) present(project, slug string) (bool, error) {
+	for _, p := range []string{filepath.Join(s.root, project), s.repoDir(project, slug)} {
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("mesh: %w", err)
+		}
+		if !fi.IsDir() {
+			if fi.Mode()&fs.ModeSymlink != 0 {
+				s.log.Warn("mesh: ignoring symbolic link in the store root", "path", p)
+			}
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// openRepo normalises the names and checks that the repository exists.
+func (s *Store) openRepo(project, slug string) (p, sl, dir string, err error) {
+	p, sl, err = Normalize(project, slug)
+	if err != nil {
+		return "", "", "", err
+	}
+	ok, err := s.present(p, sl)
+	if err != nil {
+		return "", "", "", err
+	}
+	if !ok {
+		return "", "", "", fmt.Errorf("%w: %s/%s", ErrNotFound, p, sl)
+	}
+	return p, sl, s.repoDir(p, sl), nil
+}
+
+// Create creates an empty bare repository with HEAD pointing at main, the store's
+// configuration and its event hook.
+func (s *Store) Create(ctx context.Context, project, slug string) error {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	p, sl, err := Normalize(project, slug)
+	if err != nil {
+		return err
+	}
+	lock := s.locks.get(repoKey(p, sl))
+	if err := lock.Lock(ctx); err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	return s.createLocked(p, sl)
+}
+
+// createLocked creates the repository; the caller holds its write lock.
+func (s *Store) createLocked(project, slug string) error {
+	ok, err := s.present(project, slug)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return fmt.Errorf("%w: %s/%s", ErrExists, project, slug)
+	}
+	staged, err := os.MkdirTemp(s.tmp, "create-")
+	if err != nil {
+		return fmt.Errorf("mesh: create: %w", err)
+	}
+	defer os.RemoveAll(staged) // a no-op once renamed into place
+	if err := os.Chmod(staged, 0o755); err != nil {
+		return fmt.Errorf("mesh: create: %w", err)
+	}
+	if err := writeSkeleton(staged); err != nil {
+		return fmt.Errorf("mesh: create %s/%s: %w", project, slug, err)
+	}
+	s.projMu.Lock()
+	defer s.projMu.Unlock()
+	pdir := filepath.Join(s.root, project)
+	if err := os.Mkdir(pdir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("mesh: create: %w", err)
+	}
+	if fi, err := os.Lstat(pdir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("mesh: create %s/%s: project path is not a directory", project, slug)
+	}
+	if err := os.Rename(staged, s.repoDir(project, slug)); err != nil {
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%w: %s/%s", ErrExists, project, slug)
+		}
+		return fmt.Errorf("mesh: create: %w", err)
+	}
+	s.log.Info("mesh: repository created", "project", project, "slug", slug)
+	s.bus.publish(Event{Type: EventCreated, Project: project, Slug: slug})
+	return nil
+}
+
+// repoConfig is the configuration of every repository. Automatic gc is off because
+// git 2.39 runs the reference-transaction hook for pack-refs' internal transactions,
+// which would report refs as deleted and re-created; maintenance is the store's job.
+const repoConfig = `[core]
+	repositoryformatversion = 0
+	filemode = true
+	bare = true
+	logallrefupdates = false
+[receive]
+	fsckObjects = true
+	autogc = false
+[uploadpack]
+	allowFilter = true
+	allowAnySHA1InWant = false
+[gc]
+	auto = 0
+[maintenance]
+	auto = false
+`
+
+// writeSkeleton writes the files of an empty bare repository into dir.
+func writeSkeleton(dir string) error {
+	for _, d := range []string{"objects/info", "objects/pack", "refs/heads", "refs/tags", "hooks", "info"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	files := []struct {
+		name string
+		data string
+		mode os.FileMode
+	}{
+		{"HEAD", "ref: refs/heads/main\n", 0o644},
+		{"config", repoConfig, 0o644},
+		{"description", "gitfleet repository\n", 0o644},
+		{"hooks/reference-transaction", hookScript, 0o755},
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, f.name), []byte(f.data), f.mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Delete removes a repository: it is renamed out of the way while its write lock is
+// held, so no git process starts on it afterwards, and then removed.
+func (s *Store) Delete(ctx context.Context, project, slug string) error {
+	ctx, done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	p, sl, err := Normalize(project, slug)
+	if err != nil {
+		return err
+	}
+	lock := s.locks.get(repoKey(p, sl))
+	if err := lock.Lock(ctx); err != nil {
+		return err
+	}
+	p, sl, dir, err := s.openRepo(p, sl)
+	if err != nil {
+		lock.Unlock()
+		return err
+	}
+	gone, err := os.MkdirTemp(s.trash, "delete-")
+	if err == nil {
+		err = os.Rename(dir, filepath.Join(gone, "repo.git"))
+	}
+	if err != nil {
+		lock.Unlock()
+		return fmt.Errorf("mesh: delete %s/%s: %w", p, sl, err)
+	}
+	s.bus.publish(Event{Type: EventDeleted, Project: p, Slug: sl})
+	lock.Unlock()
+	s.log.Info("mesh: repository deleted", "project", p, "slug", sl)
+	s.projMu.Lock()
+	_ = os.Remove(filepath.Join(s.root, p)) // only succeeds when the project is now empty
+	s.projMu.Unlock()
+	if err := os.RemoveAll(gone); err != nil {
+		s.log.Warn("mesh: removing deleted repository", "path", gone, "err", err)
+	}
+	return nil
+}
+
+// List returns every repository, sorted by project then slug. Entries that are not
+// valid repositories (bad names, symbolic links, stray files) are skipped.
+func (s *Store) List(ctx context.Context) ([]RepoInfo, error) {
+	_, done, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	projects, err := os.ReadDir(s.root)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: list: %w", err)
+	}
+	var out []RepoInfo
+	for _, pe := range projects {
+		if !pe.IsDir() || pe.Type()&fs.ModeSymlink != 0 {
+			continue
+		}
+		if p, err := NormalizeProject(pe.Name()); err != nil || p != pe.Name() {
+			continue
+		}
+		repos, err := os.ReadDir(filepath.Join(s.root, pe.Name()))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // deleted meanwhile
+			}
+			return nil, fmt.Errorf("mesh: list: %w", err)
+		}
+		for _, re := range repos {
+			name, ok := strings.CutSuffix(re.Name(), ".git")
+			if !ok || !re.IsDir() || re.Type()&fs.ModeSymlink != 0 {
+				continue
+			}
+			if sl, err := NormalizeSlug(name); err != nil || sl != name {
+				continue
+			}
+			out = append(out, RepoInfo{Project: pe.Name(), Slug: name})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Project != out[j].Project {
+			return out[i].Project < out[j].Project
+		}
+		return out[i].Slug < out[j].Slug
+	})
+	return out, nil
+}
+
+// Exists reports whether the repository exists.
+func (s *Store) Exists(ctx context.Context, project, slug string) (bool, error) {
+	_, done, err := s.begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	p, sl, err := Normalize(project, slug)
+	if err != nil {
+		return false, err
+	}
+	return s.present(p, sl)
+}
+
+// spool creates an empty file for a git process's reference-transaction hook to
+// append to, and returns its path.
+func (s *Store) spool() (string, error) {
+	f, err := os.CreateTemp(s.tmp, "events-")
+	if err != nil {
+		return "", fmt.Errorf("mesh: %w", err)
+	}
+	return f.Name(), f.Close()
+}
+
+// collect reads and removes a spool file and publishes one EventRefsChanged per
+// committed transaction in it, in order. The caller holds the repository's write
+// lock, which keeps events of one repository in commit order. It returns the updates.
+func (s *Store) collect(project, slug, path string) []RefUpdate {
+	f, err := os.Open(path)
+	if err != nil {
+		s.log.Error("mesh: reading ref transactions", "err", err)
+		s.bus.publish(Event{Type: EventGap, Project: project, Slug: slug})
+		return nil
+	}
+	txns, complete := parseTransactions(io.LimitReader(f, 1<<30))
+	f.Close()
+	os.Remove(path)
+	var all []RefUpdate
+	for _, u := range txns {
+		s.bus.publish(Event{Type: EventRefsChanged, Project: project, Slug: slug, Updates: u})
+		all = append(all, u...)
+	}
+	if !complete {
+		s.log.Warn("mesh: a ref transaction report was cut short; subscribers must resync", "project", project, "slug", slug)
+		s.bus.publish(Event{Type: EventGap, Project: project, Slug: slug})
+	}
+	return all
+}

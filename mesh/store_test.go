@@ -1,0 +1,130 @@
+package mesh_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gitfleet/gitfleet/internal/testutil"
+	"github.com/gitfleet/gitfleet/mesh"
+)
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func openStore(t testing.TB) *mesh.Store {
+	t.Helper()
+	h := testutil.NewHome(t)
+	s, err := mesh.OpenStore(context.Background(), mesh.StoreConfig{Root: h.Repos, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestStoreCreateListDelete(t *testing.T) {
+	s := openStore(t)
+	ctx := ctxT(t)
+	for _, r := range [][2]string{{"PROJ", "b"}, {"proj", "A-1"}, {"ANOTHER", "x.y"}, {"PROJ", "a"}} {
+		if err := s.Create(ctx, r[0], r[1]); err != nil {
+			t.Fatalf("Create %v: %v", r, err)
+		}
+	}
+	if err := s.Create(ctx, "PROJ", "b"); !errors.Is(err, mesh.ErrExists) {
+		t.Fatalf("second Create: %v, want ErrExists", err)
+	}
+	list, err := s.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []mesh.RepoInfo{{"ANOTHER", "x.y"}, {"PROJ", "a"}, {"PROJ", "a-1"}, {"PROJ", "b"}}
+	if len(list) != len(want) {
+		t.Fatalf("List = %v, want %v", list, want)
+	}
+	for i := range want {
+		if list[i] != want[i] {
+			t.Fatalf("List = %v, want %v", list, want)
+		}
+	}
+	dir := filepath.Join(s.Root(), "PROJ", "b.git")
+	g := testutil.NewGit(t)
+	if head := strings.TrimSpace(g.Run(dir, "symbolic-ref", "HEAD")); head != "refs/heads/main" {
+		t.Errorf("HEAD = %q", head)
+	}
+	for key, want := range map[string]string{"core.bare": "true", "receive.fsckObjects": "true", "uploadpack.allowFilter": "true", "uploadpack.allowAnySHA1InWant": "false"} {
+		if got := strings.TrimSpace(g.Run(dir, "config", key)); got != want {
+			t.Errorf("config %s = %q, want %q", key, got, want)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "hooks", "reference-transaction")); err != nil || fi.Mode()&0o111 == 0 {
+		t.Errorf("event hook not installed: %v", err)
+	}
+	g.Fsck(dir)
+	if ok, err := s.Exists(ctx, "proj", "B"); err != nil || !ok {
+		t.Errorf("Exists(proj, B) = %v, %v", ok, err)
+	}
+	if err := s.Delete(ctx, "PROJ", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.Exists(ctx, "PROJ", "b"); err != nil || ok {
+		t.Errorf("Exists after Delete = %v, %v", ok, err)
+	}
+	if err := s.Delete(ctx, "PROJ", "b"); !errors.Is(err, mesh.ErrNotFound) {
+		t.Errorf("second Delete: %v, want ErrNotFound", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("deleted repository still on disk: %v", err)
+	}
+	if err := s.Delete(ctx, "ANOTHER", "x.y"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Root(), "ANOTHER")); !os.IsNotExist(err) {
+		t.Errorf("empty project directory left behind: %v", err)
+	}
+}
+
+func TestServeGitCloneAndPush(t *testing.T) {
+	s := openStore(t)
+	ctx := ctxT(t)
+	if err := s.Create(ctx, "PROJ", "repo"); err != nil {
+		t.Fatal(err)
+	}
+	g := newGit(t, startGitServer(t, s))
+	work := t.TempDir()
+	g.Run(work, "clone", "-q", repoURL("PROJ", "repo"), "w")
+	wt := filepath.Join(work, "w")
+	id := g.CommitFile(wt, "a.txt", "hello\n", "first")
+	g.Run(wt, "push", "-q", "origin", "HEAD:refs/heads/main")
+	refs, err := s.Refs(ctx, "PROJ", "repo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refs["refs/heads/main"] != id || len(refs) != 1 {
+		t.Fatalf("Refs = %v, want main=%s", refs, id)
+	}
+	g.Run(work, "clone", "-q", repoURL("PROJ", "repo"), "w2")
+	if got := strings.TrimSpace(g.Run(filepath.Join(work, "w2"), "rev-parse", "HEAD")); got != id {
+		t.Fatalf("cloned HEAD = %s, want %s", got, id)
+	}
+	g.Fsck(filepath.Join(s.Root(), "PROJ", "repo.git"))
+}
