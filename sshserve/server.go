@@ -1,0 +1,316 @@
+package sshserve
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Server serves Git over SSH. Its exported fields are its configuration: set them
+// before calling Serve and do not change them afterwards. The zero value of every
+// field but HostKeys, Backend, PublicKeyCallback and Authorizer is a usable
+// default; without a PublicKeyCallback no key is accepted and without an
+// Authorizer every repository request is refused.
+type Server struct {
+	// Addr is the TCP address ListenAndServe listens on; empty means ":7999".
+	Addr string
+	// HostKeys are the server's host keys, one per key type (see
+	// LoadOrCreateHostKeys). At least one is required.
+	HostKeys []ssh.Signer
+	// Backend runs the git services.
+	Backend GitBackend
+	// PublicKeyCallback maps a client key to a principal; nil refuses every key.
+	PublicKeyCallback PublicKeyCallback
+	// Authorizer decides read and write access; nil refuses every request.
+	Authorizer Authorizer
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// ServerVersion is the SSH identification string; empty means
+	// "SSH-2.0-gitfleet".
+	ServerVersion string
+	// SessionHook, when set, is called once per finished exec session (in the
+	// session's goroutine; keep it quick).
+	SessionHook func(SessionInfo)
+
+	// PublicKeyAlgorithms are the signature algorithms accepted for client keys;
+	// nil means DefaultPublicKeyAlgorithms(). Listing ssh.KeyAlgoRSA re-enables
+	// SHA-1 RSA signatures.
+	PublicKeyAlgorithms []string
+	// MinRSABits is the smallest RSA client key accepted; zero means
+	// DefaultMinRSABits (2048).
+	MinRSABits int
+	// KeyExchanges, Ciphers and MACs are the transport algorithms offered, in order
+	// of preference; nil means DefaultKeyExchanges(), DefaultCiphers(),
+	// DefaultMACs().
+	KeyExchanges, Ciphers, MACs []string
+	// DisabledKeyExchanges, DisabledCiphers and DisabledMACs are removed from the
+	// lists above, as Bitbucket's plugin.ssh.disabled.key.exchanges, .ciphers and
+	// .macs properties do. Removing every algorithm of a kind is an error at Serve.
+	DisabledKeyExchanges, DisabledCiphers, DisabledMACs []string
+
+	// ProxyProtocol says whether connections start with a PROXY protocol header;
+	// the zero value is ProxyOff.
+	ProxyProtocol ProxyPolicy
+	// ProxyTrusted lists the peers (load balancers) allowed to send a PROXY
+	// header. Under ProxyOptional a header from any other peer closes the
+	// connection; under ProxyRequired any connection from another peer is closed.
+	ProxyTrusted []netip.Prefix
+	// ProxyHeaderTimeout bounds the wait for a PROXY header; zero means 5 seconds.
+	ProxyHeaderTimeout time.Duration
+
+	// LoginGraceTime bounds the time from accepting a connection to the end of
+	// authentication; zero means 30 seconds, negative means no limit.
+	LoginGraceTime time.Duration
+	// MaxAuthTries bounds authentication attempts per connection; zero means 6,
+	// negative means no limit.
+	MaxAuthTries int
+	// MaxStartups bounds connections that have not yet authenticated, like
+	// OpenSSH's MaxStartups (without random early drop); further connections are
+	// closed at once. Zero means 100, negative means no limit.
+	MaxStartups int
+	// MaxStartupsPerIP bounds unauthenticated connections from one client address,
+	// so that one source cannot take all of MaxStartups. Zero means 50, negative
+	// means no limit.
+	MaxStartupsPerIP int
+	// MaxConns bounds open connections; zero means 4096, negative means no limit.
+	MaxConns int
+	// MaxConnsPerIP bounds open connections from one client address; zero means
+	// 256, negative means no limit.
+	MaxConnsPerIP int
+	// MaxSessions bounds concurrent sessions (channels) per connection; zero means
+	// 10, negative means no limit.
+	MaxSessions int
+	// IdleTimeout closes an authenticated connection whose sessions have moved no
+	// data in either direction for this long; zero means 10 minutes, negative
+	// means never.
+	IdleTimeout time.Duration
+	// KeepAliveInterval is how often an authenticated connection is probed with a
+	// keepalive request; zero means 15 seconds, negative means never.
+	KeepAliveInterval time.Duration
+	// KeepAliveCountMax is how many probes may go unanswered before the connection
+	// is closed; zero means 3.
+	KeepAliveCountMax int
+	// MaxSessionTime bounds the duration of one session; zero or negative means
+	// no limit.
+	MaxSessionTime time.Duration
+
+	initOnce sync.Once
+	initErr  error
+	keyTypes []string
+	algos    algorithms
+
+	mu            sync.Mutex
+	listeners     map[*net.Listener]struct{}
+	conns         map[*conn]struct{}
+	connsPerIP    map[netip.Addr]int
+	startupsPerIP map[netip.Addr]int
+	startups      int
+	inShutdown    atomic.Bool
+	connWG        sync.WaitGroup
+	nextID        atomic.Uint64
+	stats         stats
+}
+
+// init validates the configuration and derives what every connection shares. It
+// runs once, at the first Serve.
+func (s *Server) init() error {
+	s.initOnce.Do(func() {
+		if len(s.HostKeys) == 0 {
+			s.initErr = errors.New("sshserve: no host keys configured (see LoadOrCreateHostKeys)")
+			return
+		}
+		algos := s.PublicKeyAlgorithms
+		if algos == nil {
+			algos = DefaultPublicKeyAlgorithms()
+		}
+		s.keyTypes = keyTypesFor(algos)
+		s.algos, s.initErr = s.transportAlgorithms()
+		s.algos.publicKey = algos
+	})
+	return s.initErr
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+// ListenAndServe listens on s.Addr (":7999" when empty) and serves until Shutdown
+// or Close, after which it returns ErrServerClosed.
+func (s *Server) ListenAndServe() error {
+	if s.inShutdown.Load() {
+		return ErrServerClosed
+	}
+	addr := s.Addr
+	if addr == "" {
+		addr = ":7999"
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(l)
+}
+
+// Serve accepts connections on l and serves each in its own goroutine until
+// Shutdown or Close, after which it returns ErrServerClosed; l is closed when Serve
+// returns. Any PROXY header is read in the connection's goroutine, never here.
+func (s *Server) Serve(l net.Listener) error {
+	if err := s.init(); err != nil {
+		l.Close()
+		return err
+	}
+	if !s.trackListener(&l, true) {
+		l.Close()
+		return ErrServerClosed
+	}
+	defer s.trackListener(&l, false)
+	log := s.logger()
+	log.Info("serving", "addr", l.Addr().String())
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.inShutdown.Load() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			log.Warn("accept failed; retrying", "err", err, "delay", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		s.stats.totalConns.Add(1)
+		if reason := s.admitAccepted(); reason != "" {
+			s.stats.reject(reason)
+			log.Info("connection refused: limit reached", "remote", nc.RemoteAddr().String(), "limit", reason)
+			nc.Close()
+			continue
+		}
+		c := s.newConn(nc)
+		if c == nil { // shutting down
+			nc.Close()
+			continue
+		}
+		go c.serve()
+	}
+}
+
+func (s *Server) trackListener(l *net.Listener, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.inShutdown.Load() {
+			return false
+		}
+		if s.listeners == nil {
+			s.listeners = map[*net.Listener]struct{}{}
+		}
+		s.listeners[l] = struct{}{}
+	} else {
+		delete(s.listeners, l)
+	}
+	return true
+}
+
+// newConn registers a new connection, or returns nil when the server is shutting
+// down.
+func (s *Server) newConn(nc net.Conn) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &conn{srv: s, nc: nc, id: s.nextID.Add(1), ctx: ctx, cancel: cancel, log: s.logger(),
+		remote: nc.RemoteAddr(), local: nc.LocalAddr()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inShutdown.Load() {
+		s.startups--
+		cancel()
+		return nil
+	}
+	if s.conns == nil {
+		s.conns = map[*conn]struct{}{}
+	}
+	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
+	s.stats.openConns.Add(1)
+	return c
+}
+
+func (s *Server) removeConn(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.stats.openConns.Add(-1)
+	s.connWG.Done()
+}
+
+func (s *Server) closeListeners() {
+	for l := range s.listeners {
+		(*l).Close()
+	}
+}
+
+// Shutdown stops the server gracefully: it closes the listeners, closes every
+// connection that has no running session (including those still authenticating),
+// refuses new sessions, and waits for running git sessions to finish, closing each
+// connection as its last session ends. When ctx ends first, it closes everything
+// as Close does, waits for the connection goroutines, and returns ctx.Err().
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.inShutdown.Store(true)
+	s.closeListeners()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.closeIfIdle()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.connWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Close closes the listeners and every connection at once; running git sessions
+// see their context cancelled. It waits for the connection goroutines to end (so a
+// Backend must honour its context) and is safe to call more than once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.inShutdown.Store(true)
+	s.closeListeners()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.close(RejectShutdown)
+	}
+	s.connWG.Wait()
+	return nil
+}
+
+// Stats returns a snapshot of the server's counters.
+func (s *Server) Stats() Stats { return s.stats.snapshot() }

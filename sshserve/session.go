@@ -1,0 +1,208 @@
+package sshserve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Messages a client sees on stderr.
+const (
+	msgUnknownCommand = "gitfleet: unknown command; this server runs only git-upload-pack, git-receive-pack, git-upload-archive and whoami\n"
+	msgBadPath        = "gitfleet: invalid repository path\n"
+	msgInternal       = "gitfleet: internal server error\n"
+)
+
+// runSession serves one session channel: it accepts GIT_PROTOCOL as the only
+// environment variable and one exec request, and refuses everything else (shell,
+// pty-req, x11-req, subsystem, auth-agent-req, signals).
+func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
+	defer c.sessionDone()
+	s := c.srv
+	s.stats.openSessions.Add(1)
+	defer s.stats.openSessions.Add(-1)
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	c.touch()
+	var env []string
+	var done chan struct{}
+	for req := range reqs {
+		switch req.Type {
+		case "env":
+			ok := done == nil && c.acceptEnv(req.Payload, &env)
+			req.Reply(ok, nil)
+		case "exec":
+			var cmd struct{ Command string }
+			if done != nil || ssh.Unmarshal(req.Payload, &cmd) != nil {
+				req.Reply(false, nil)
+				continue
+			}
+			req.Reply(true, nil)
+			done = make(chan struct{})
+			go func(env []string) {
+				defer close(done)
+				c.exec(ctx, ch, cmd.Command, env)
+			}(env)
+		default:
+			s.stats.reject(RejectRequest)
+			c.log.Info("session request refused", "conn", c.id, "type", printable(req.Type))
+			if req.WantReply {
+				req.Reply(false, nil)
+			}
+		}
+	}
+	cancel()
+	if done != nil {
+		<-done
+	}
+	ch.Close()
+}
+
+// acceptEnv accepts GIT_PROTOCOL=version=0|1|2 into env and refuses any other
+// variable or value.
+func (c *conn) acceptEnv(payload []byte, env *[]string) bool {
+	var kv struct{ Name, Value string }
+	if err := ssh.Unmarshal(payload, &kv); err == nil && kv.Name == "GIT_PROTOCOL" {
+		switch kv.Value {
+		case "version=0", "version=1", "version=2":
+			*env = []string{"GIT_PROTOCOL=" + kv.Value}
+			return true
+		}
+	}
+	c.srv.stats.reject(RejectRequest)
+	c.log.Info("environment variable refused", "conn", c.id, "name", printable(kv.Name), "value", printable(kv.Value))
+	return false
+}
+
+// exec runs one command and ends the session: end of output, exit status, close.
+func (c *conn) exec(ctx context.Context, ch ssh.Channel, line string, env []string) {
+	s := c.srv
+	info := SessionInfo{Conn: c.info, Principal: c.principal, Start: time.Now()}
+	if d := s.MaxSessionTime; d > 0 {
+		t := time.AfterFunc(d, func() {
+			c.log.Info("session closed", "conn", c.id, "reason", RejectSessionTime)
+			s.stats.reject(RejectSessionTime)
+			ch.Close()
+		})
+		defer t.Stop()
+	}
+	in := &countingReader{r: ch, c: c}
+	out := &countingWriter{w: ch, c: c}
+	errw := &countingWriter{w: ch.Stderr(), c: c}
+	status, err := c.run(ctx, &info, line, env, in, out, errw)
+	ch.CloseWrite()
+	ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(status)}))
+	ch.Close()
+
+	info.BytesIn, info.BytesOut = in.n.Load(), out.n.Load()+errw.n.Load()
+	info.Duration, info.ExitStatus, info.Err = time.Since(info.Start), status, err
+	s.stats.bytesIn.Add(uint64(info.BytesIn))
+	s.stats.bytesOut.Add(uint64(info.BytesOut))
+	level := c.log.Info
+	if status != 0 {
+		level = c.log.Warn
+	}
+	level("session", "conn", c.id, "remote", addrString(c.remote), "principal", c.principal.Name,
+		"service", info.Service, "repo", info.Project+"/"+info.Slug, "status", status,
+		"bytes_in", info.BytesIn, "bytes_out", info.BytesOut, "duration", info.Duration, "err", err)
+	if s.SessionHook != nil {
+		s.SessionHook(info)
+	}
+}
+
+// run parses, authorizes and runs a command, returning its exit status.
+func (c *conn) run(ctx context.Context, info *SessionInfo, line string, env []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	s := c.srv
+	cmd, err := ParseCommand(line)
+	if err != nil {
+		if errors.Is(err, ErrUnknownCommand) {
+			io.WriteString(stderr, msgUnknownCommand)
+		} else {
+			io.WriteString(stderr, msgBadPath)
+		}
+		return 1, err
+	}
+	info.Service, info.Project, info.Slug = cmd.Service, cmd.Project, cmd.Slug
+	s.stats.session(cmd.Service)
+	if cmd.Service == CommandWhoami {
+		_, err := fmt.Fprintf(stdout, "%s\n", c.principal.Name)
+		return 0, err
+	}
+	if err := c.authorize(ctx, cmd); err != nil {
+		var d *DeniedError
+		if errors.As(err, &d) {
+			io.WriteString(stderr, d.Message+"\n")
+		} else {
+			io.WriteString(stderr, NotFoundMessage)
+		}
+		return 1, err
+	}
+	if s.Backend == nil {
+		io.WriteString(stderr, msgInternal)
+		return 1, errors.New("sshserve: no Backend configured")
+	}
+	err = s.Backend.ServeGit(ctx, cmd.Service, cmd.Repo(), env, stdin, stdout, stderr)
+	return exitCode(err), err
+}
+
+// authorize asks the Authorizer, then the backend whether the repository exists.
+func (c *conn) authorize(ctx context.Context, cmd Command) error {
+	s := c.srv
+	if s.Authorizer == nil {
+		return fmt.Errorf("%w: no Authorizer configured", ErrDenied)
+	}
+	if err := s.Authorizer(ctx, c.info, c.principal, cmd.Project, cmd.Slug, cmd.Access()); err != nil {
+		if !errors.Is(err, ErrDenied) && !errors.Is(err, ErrNotFound) {
+			c.log.Warn("authorizer failed", "conn", c.id, "principal", c.principal.Name, "repo", cmd.Repo(), "err", err)
+		}
+		return err
+	}
+	if rc, ok := s.Backend.(RepoChecker); ok {
+		exists, err := rc.Exists(ctx, cmd.Project, cmd.Slug)
+		if err != nil {
+			c.log.Warn("repository lookup failed", "conn", c.id, "repo", cmd.Repo(), "err", err)
+			return err
+		}
+		if !exists {
+			return fmt.Errorf("%w: %s", ErrNotFound, cmd.Repo())
+		}
+	}
+	return nil
+}
+
+// countingReader and countingWriter count session bytes and record activity for
+// the idle timeout. They add two atomic stores per call and no copy.
+type countingReader struct {
+	r io.Reader
+	c *conn
+	n atomic.Int64
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.n.Add(int64(n))
+		r.c.touch()
+	}
+	return n, err
+}
+
+type countingWriter struct {
+	w io.Writer
+	c *conn
+	n atomic.Int64
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	if n > 0 {
+		w.n.Add(int64(n))
+		w.c.touch()
+	}
+	return n, err
+}

@@ -1,0 +1,107 @@
+package sshserve
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Reasons a connection, a session or a request is rejected, as counted in
+// Stats.Rejected and named in logs.
+const (
+	RejectMaxConns       = "max-conns"           // Server.MaxConns reached
+	RejectMaxConnsPerIP  = "max-conns-per-ip"    // Server.MaxConnsPerIP reached
+	RejectMaxStartups    = "max-startups"        // Server.MaxStartups reached
+	RejectStartupsPerIP  = "max-startups-per-ip" // Server.MaxStartupsPerIP reached
+	RejectProxyHeader    = "proxy-header"        // missing or malformed PROXY header
+	RejectProxyUntrusted = "proxy-untrusted"     // PROXY required, peer not trusted
+	RejectHandshake      = "handshake"           // SSH handshake or authentication failed
+	RejectLoginGrace     = "login-grace"         // Server.LoginGraceTime passed
+	RejectKeyPolicy      = "key-policy"          // key type or size refused
+	RejectMaxSessions    = "max-sessions"        // Server.MaxSessions reached on a connection
+	RejectChannelType    = "channel-type"        // a channel other than "session"
+	RejectRequest        = "request"             // shell, pty, forwarding, env, ...
+	RejectIdle           = "idle-timeout"        // Server.IdleTimeout passed without traffic
+	RejectKeepAlive      = "keepalive"           // the client stopped answering keepalives
+	RejectSessionTime    = "max-session-time"    // Server.MaxSessionTime passed
+	RejectShutdown       = "shutdown"            // the server is shutting down
+)
+
+// Stats is a snapshot of a server's counters.
+type Stats struct {
+	OpenConns    int64             // connections open now
+	TotalConns   uint64            // connections accepted since start
+	AuthFailures uint64            // failed authentication attempts (wrong key, refused key)
+	Rejected     map[string]uint64 // rejections by reason (the Reject* constants)
+	Sessions     map[string]uint64 // commands run, by service (or "whoami")
+	OpenSessions int64             // sessions running now
+	BytesIn      uint64            // session bytes received from clients
+	BytesOut     uint64            // session bytes sent to clients (stdout and stderr)
+}
+
+// SessionInfo describes a finished session to Server.SessionHook.
+type SessionInfo struct {
+	Conn       ConnInfo
+	Principal  Principal
+	Service    string // the Command's Service; empty when the command did not parse
+	Project    string
+	Slug       string
+	BytesIn    int64 // from the client
+	BytesOut   int64 // to the client, stdout and stderr
+	Start      time.Time
+	Duration   time.Duration
+	ExitStatus int
+	Err        error // why the session failed, if it did
+}
+
+type stats struct {
+	openConns    atomic.Int64
+	totalConns   atomic.Uint64
+	authFailures atomic.Uint64
+	openSessions atomic.Int64
+	bytesIn      atomic.Uint64
+	bytesOut     atomic.Uint64
+	mu           sync.Mutex
+	rejected     map[string]uint64
+	sessions     map[string]uint64
+}
+
+func (s *stats) reject(reason string) {
+	s.mu.Lock()
+	if s.rejected == nil {
+		s.rejected = map[string]uint64{}
+	}
+	s.rejected[reason]++
+	s.mu.Unlock()
+}
+
+func (s *stats) session(service string) {
+	s.mu.Lock()
+	if s.sessions == nil {
+		s.sessions = map[string]uint64{}
+	}
+	s.sessions[service]++
+	s.mu.Unlock()
+}
+
+func (s *stats) snapshot() Stats {
+	st := Stats{
+		OpenConns:    s.openConns.Load(),
+		TotalConns:   s.totalConns.Load(),
+		AuthFailures: s.authFailures.Load(),
+		OpenSessions: s.openSessions.Load(),
+		BytesIn:      s.bytesIn.Load(),
+		BytesOut:     s.bytesOut.Load(),
+		Rejected:     map[string]uint64{},
+		Sessions:     map[string]uint64{},
+	}
+	s.mu.Lock()
+	for k, v := range s.rejected {
+		st.Rejected[k] = v
+	}
+	for k, v := range s.sessions {
+		st.Sessions[k] = v
+	}
+	s.mu.Unlock()
+	return st
+}
