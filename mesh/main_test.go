@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gitfleet/gitfleet/internal/testutil"
 )
@@ -97,7 +98,7 @@ func serveGitConn(ctx context.Context, backend gitBackend, c *net.UnixConn) {
 		env = append(env, "GIT_PROTOCOL="+f[2])
 	}
 	var stderr strings.Builder
-	err = backend.ServeGit(ctx, f[0], f[1], env, io.MultiReader(br, c), c, &stderr)
+	err = backend.ServeGit(ctx, f[0], f[1], env, connReader{io.MultiReader(br, c), c}, c, &stderr)
 	code := 0
 	if err != nil {
 		code = 255
@@ -166,7 +167,17 @@ func newGit(t testing.TB, sock string) *testutil.Git {
 	g.SetEnv("GIT_SSH_VARIANT", "ssh")
 	g.SetEnv(helperEnv, "ssh")
 	g.SetEnv("MESH_TEST_SOCKET", sock)
+	// A race-enabled binary sleeps a second at exit unless told otherwise.
+	g.SetEnv("GORACE", "atexit_sleep_ms=0")
 	return g
 }
 
 func repoURL(project, slug string) string { return "ssh://mesh/" + project + "/" + slug + ".git" }
+
+// connReader reads through a buffer but can be interrupted like the connection.
+type connReader struct {
+	io.Reader
+	c net.Conn
+}
+
+func (r connReader) SetReadDeadline(t time.Time) error { return r.c.SetReadDeadline(t) }
