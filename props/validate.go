@@ -124,11 +124,22 @@ func Check(p *Properties) (*Config, Problems) {
 	return c, ps
 }
 
-// sortProblems orders problems by severity, then by source, then by key.
+// sortProblems orders problems by severity, then by source (file lines in
+// order, then environment variables, then defaults), then by key.
 func sortProblems(ps Problems) {
+	rank := func(s Source) int {
+		switch {
+		case s.Env != "":
+			return 1
+		case s.File != "":
+			return 0
+		}
+		return 2
+	}
 	slices.SortStableFunc(ps, func(a, b Problem) int {
 		return cmp.Or(
 			cmp.Compare(a.Severity, b.Severity),
+			cmp.Compare(rank(a.Source), rank(b.Source)),
 			cmp.Compare(a.Source.File, b.Source.File),
 			cmp.Compare(a.Source.Line, b.Source.Line),
 			cmp.Compare(a.Source.Env, b.Source.Env),
