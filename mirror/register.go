@@ -1,0 +1,264 @@
+package mirror
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/crypto/ssh"
+)
+
+// ErrHostKeyChanged is reported when the upstream's SSH host keys differ from
+// the ones pinned when the mirror was accepted. Sync stops until an operator
+// acts.
+var ErrHostKeyChanged = errors.New("mirror: the upstream's SSH host key changed")
+
+// registration is what the mirror knows of its registration, stored durably.
+type registration struct {
+	Registered bool     `json:"registered"` // the upstream answered the registration
+	State      State    `json:"state"`
+	Mode       Mode     `json:"mode,omitempty"`
+	Projects   []string `json:"projects,omitempty"`
+	SSHBaseURL string   `json:"sshBaseUrl,omitempty"`
+	HostKeys   []string `json:"hostKeys,omitempty"` // pinned at acceptance
+	KeyChanged []string `json:"keyChanged,omitempty"`
+}
+
+func loadRegistration(db *bolt.DB) (registration, error) {
+	reg := registration{State: StateUnregistered}
+	err := db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(nodeBucket); b != nil {
+			if v := b.Get(registrationKy); v != nil {
+				return json.Unmarshal(v, &reg)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return reg, fmt.Errorf("mirror: read registration: %w", err)
+	}
+	return reg, nil
+}
+
+// saveRegistration stores reg and makes it current.
+func (m *Mirror) saveRegistration(reg registration) error {
+	v, err := json.Marshal(reg)
+	if err != nil {
+		return err
+	}
+	err = m.cfg.DB.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(nodeBucket)
+		if err != nil {
+			return err
+		}
+		return b.Put(registrationKy, v)
+	})
+	if err != nil {
+		return fmt.Errorf("mirror: store registration: %w", err)
+	}
+	m.mu.Lock()
+	m.reg = reg
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *Mirror) registration() registration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reg
+}
+
+// registrationLoop drives the registration until ctx ends.
+func (m *Mirror) registrationLoop(ctx context.Context) error {
+	minDelay := m.cfg.PollInterval
+	if minDelay <= 0 {
+		minDelay = 2 * time.Second
+	}
+	maxDelay := m.cfg.MaxPollInterval
+	if maxDelay <= 0 {
+		maxDelay = time.Minute
+	}
+	maxDelay = max(maxDelay, minDelay)
+	delay := minDelay
+	for {
+		reg := m.registration()
+		wasRegistered := reg.Registered
+		var err error
+		switch {
+		case reg.State == StateRemoved || reg.State == StateRejected:
+			m.stopSync()
+			<-ctx.Done()
+			return ctx.Err()
+		case !reg.Registered:
+			err = m.register(ctx)
+		default:
+			err = m.pollState(ctx)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		m.setError(err)
+		reg = m.registration()
+		switch {
+		case err != nil:
+			m.log.Warn("mirror registration", "err", err)
+			delay = min(delay*2, maxDelay)
+		case reg.State == StateAccepted:
+			delay = maxDelay
+		case reg.State == StatePending:
+			delay = min(delay*2, maxDelay)
+		default:
+			delay = minDelay
+		}
+		if err == nil && reg.State == StateAccepted && len(reg.KeyChanged) == 0 {
+			m.startSync()
+		} else if reg.State != StateAccepted || len(reg.KeyChanged) > 0 {
+			m.stopSync()
+		}
+		if justRegistered := err == nil && !wasRegistered && reg.Registered; justRegistered {
+			continue // poll the state right away
+		}
+		if err := m.sleep(ctx, delay); err != nil {
+			return err
+		}
+	}
+}
+
+// register sends the registration request.
+func (m *Mirror) register(ctx context.Context) error {
+	req := RegisterRequest{ID: m.ident.ID, Name: m.ident.Setup.DisplayName, BaseURL: m.ident.Setup.BaseURL,
+		PublicKey: authorizedLine(m.signer.PublicKey())}
+	var reply MirrorServer
+	_, err := m.api.call(ctx, http.MethodPost, "/mirrorServers", req, &reply)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusConflict && ae.Code == "removed" {
+		m.log.Error("the upstream removed this mirror; remove the mirror's home to register it again")
+		return m.saveRegistration(registration{Registered: true, State: StateRemoved})
+	}
+	if err != nil {
+		return fmt.Errorf("register with %s: %w", m.ident.Setup.UpstreamURL, err)
+	}
+	m.markContact()
+	m.log.Info("mirror registration sent", "id", m.ident.ID, "state", reply.State)
+	reg := m.registration()
+	reg.Registered = true
+	if reply.State != "" {
+		reg.State = reply.State
+	}
+	return m.saveRegistration(reg)
+}
+
+func (m *Mirror) markContact() {
+	m.mu.Lock()
+	m.contact = m.now()
+	m.mu.Unlock()
+}
+
+// pollState reads the signed state and records it, pinning host keys on the
+// first acceptance.
+func (m *Mirror) pollState(ctx context.Context) error {
+	var st StateReply
+	_, err := m.api.call(ctx, http.MethodGet, "/mirrorServers/"+m.ident.ID+"/state", nil, &st)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+		m.log.Error("the upstream removed this mirror; remove the mirror's home to register it again")
+		reg := m.registration()
+		reg.State = StateRemoved
+		return m.saveRegistration(reg)
+	}
+	if err != nil {
+		return fmt.Errorf("read state from %s: %w", m.ident.Setup.UpstreamURL, err)
+	}
+	m.markContact()
+	reg := m.registration()
+	prev := reg.State
+	reg.State = st.State
+	switch st.State {
+	case StateAccepted:
+		keys, err := normaliseHostKeys(st.SSHHostKeys)
+		if err != nil {
+			return fmt.Errorf("upstream state: %w", err)
+		}
+		if len(keys) == 0 {
+			return errors.New("upstream state: accepted but no SSH host keys were sent")
+		}
+		reg.Mode, reg.Projects, reg.SSHBaseURL = st.MirroringMode, slices.Clone(st.Projects), st.SSHBaseURL
+		switch {
+		case len(reg.HostKeys) == 0:
+			reg.HostKeys = keys
+			m.log.Info("mirror accepted; upstream SSH host keys pinned", "mode", reg.Mode, "projects", reg.Projects, "keys", len(keys))
+		case !slices.Equal(reg.HostKeys, keys):
+			if !slices.Equal(reg.KeyChanged, keys) {
+				m.log.Error("the upstream's SSH host key changed; sync stopped",
+					"pinned", strings.Join(reg.HostKeys, ", "), "offered", strings.Join(keys, ", "))
+			}
+			reg.KeyChanged = keys
+		default:
+			reg.KeyChanged = nil
+		}
+	case StatePending, StateRejected:
+		reg.Mode, reg.Projects = "", nil
+	default:
+		return fmt.Errorf("upstream state: unknown state %q", st.State)
+	}
+	if prev != reg.State {
+		m.log.Info("mirror state changed", "from", prev, "to", reg.State)
+	}
+	if err := m.saveRegistration(reg); err != nil {
+		return err
+	}
+	if len(reg.KeyChanged) > 0 {
+		return fmt.Errorf("%w: pinned %s, offered %s; if the change is expected, call Mirror.TrustHostKeys",
+			ErrHostKeyChanged, fingerprints(reg.HostKeys), fingerprints(reg.KeyChanged))
+	}
+	return nil
+}
+
+// TrustHostKeys replaces the pinned upstream SSH host keys with the ones the
+// upstream offered after a change, and lets sync resume. Call it only after
+// confirming the change with the upstream's administrator.
+func (m *Mirror) TrustHostKeys() error {
+	reg := m.registration()
+	if len(reg.KeyChanged) == 0 {
+		return nil
+	}
+	reg.HostKeys, reg.KeyChanged = reg.KeyChanged, nil
+	if err := m.saveRegistration(reg); err != nil {
+		return err
+	}
+	m.setError(nil)
+	m.askPoll()
+	return nil
+}
+
+// normaliseHostKeys parses authorized_keys lines and returns them sorted in
+// canonical form.
+func normaliseHostKeys(lines []string) ([]string, error) {
+	out := make([]string, 0, len(lines))
+	for _, l := range lines {
+		pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(l))
+		if err != nil {
+			return nil, fmt.Errorf("bad SSH host key %q: %v", l, err)
+		}
+		out = append(out, authorizedLine(pub))
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// fingerprints returns the SHA256 fingerprints of authorized_keys lines.
+func fingerprints(lines []string) string {
+	var fps []string
+	for _, l := range lines {
+		if pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(l)); err == nil {
+			fps = append(fps, ssh.FingerprintSHA256(pub))
+		}
+	}
+	return strings.Join(fps, ",")
+}
