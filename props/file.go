@@ -110,8 +110,10 @@ func (f *File) Lookup(key string) (Entry, bool) {
 // Set gives key the value. The key's last line is replaced in place and its
 // earlier, shadowed lines are removed; a new key is appended at the end. The
 // line is written escaped as Java's Properties.store escapes it, in ASCII, so it
-// reads back the same in either encoding.
+// reads back the same in either encoding. Bytes that are not valid UTF-8 are
+// stored as U+FFFD.
 func (f *File) Set(key, value string) {
+	key, value = string([]rune(key)), string([]rune(value))
 	eol := f.lineEnding()
 	line := []byte(EscapeKey(key) + "=" + EscapeValue(value) + eol)
 	target := -1
