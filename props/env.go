@@ -9,34 +9,37 @@ import (
 // Boot's relaxed binding, most preferred first: upper case, '.' to '_', '-'
 // removed (or, second, '-' to '_'), and a list index "[0]" to "_0_".
 func envForms(key string) []string {
-	form := func(dash string) string {
-		var b strings.Builder
-		for i := 0; i < len(key); i++ {
-			switch c := key[i]; {
-			case c == '.':
-				b.WriteByte('_')
-			case c == '-':
-				b.WriteString(dash)
-			case c == '[':
-				b.WriteByte('_')
-			case c == ']':
-				b.WriteByte('_')
-				if i+1 < len(key) && key[i+1] == '.' {
-					i++ // "[0].x" binds as "_0_X"
-				}
-			case 'a' <= c && c <= 'z':
-				b.WriteByte(c - 'a' + 'A')
-			default:
-				b.WriteByte(c)
-			}
-		}
-		return b.String()
-	}
-	removed, underscored := form(""), form("_")
+	removed := string(appendEnvForm(nil, key, false))
+	underscored := string(appendEnvForm(nil, key, true))
 	if removed == underscored {
 		return []string{removed}
 	}
 	return []string{removed, underscored}
+}
+
+// appendEnvForm appends key's environment form to buf, with '-' removed or,
+// when dashToUnderscore, turned into '_'.
+func appendEnvForm(buf []byte, key string, dashToUnderscore bool) []byte {
+	for i := 0; i < len(key); i++ {
+		switch c := key[i]; {
+		case c == '.' || c == '[':
+			buf = append(buf, '_')
+		case c == '-':
+			if dashToUnderscore {
+				buf = append(buf, '_')
+			}
+		case c == ']':
+			buf = append(buf, '_')
+			if i+1 < len(key) && key[i+1] == '.' {
+				i++ // "[0].x" binds as "_0_X"
+			}
+		case 'a' <= c && c <= 'z':
+			buf = append(buf, c-'a'+'A')
+		default:
+			buf = append(buf, c)
+		}
+	}
+	return buf
 }
 
 // splitIndex splits "key[N]" into "key" and N.
@@ -58,29 +61,42 @@ func splitIndex(key string) (base string, index int, ok bool) {
 // envBinding is one environment variable that overrides a key.
 type envBinding struct {
 	name, value string
-	rank        int // index of the matching form in envForms; lower wins
+	rank        int // 0 for the dash-removed form, 1 for the dash-to-underscore form
+	order       int // position in environ
 }
 
 // bindEnvironment matches environ ("NAME=value" strings) against keys and the
 // indexed forms of listKeys, returning the overrides by key. When several
 // variables bind one key, the preferred form wins, then the later variable.
 func bindEnvironment(environ []string, keys []string, listKeys []string) map[string]envBinding {
-	forms := map[string]struct {
-		key  string
-		rank int
-	}{}
-	add := func(key string) {
-		for rank, f := range envForms(key) {
-			if prev, ok := forms[f]; !ok || rank < prev.rank {
-				forms[f] = struct {
-					key  string
-					rank int
-				}{key, rank}
-			}
+	type envVar struct {
+		value string
+		order int
+	}
+	vars := make(map[string]envVar, len(environ))
+	for i, kv := range environ {
+		if name, value, ok := strings.Cut(kv, "="); ok && name != "" {
+			vars[name] = envVar{value, i}
 		}
 	}
-	for _, k := range keys {
-		add(k)
+	out := map[string]envBinding{}
+	bind := func(key, name string, v envVar, rank int) {
+		if prev, ok := out[key]; ok && (prev.rank < rank || prev.rank == rank && prev.order > v.order) {
+			return
+		}
+		out[key] = envBinding{name: name, value: v.value, rank: rank, order: v.order}
+	}
+	if len(vars) == 0 {
+		return out
+	}
+	var buf []byte
+	for _, key := range keys {
+		for rank, dash := range []bool{false, true} {
+			buf = appendEnvForm(buf[:0], key, dash)
+			if v, ok := vars[string(buf)]; ok {
+				bind(key, string(buf), v, rank)
+			}
+		}
 	}
 	listForms := map[string]string{}
 	for _, k := range listKeys {
@@ -88,27 +104,12 @@ func bindEnvironment(environ []string, keys []string, listKeys []string) map[str
 			listForms[f] = k
 		}
 	}
-	out := map[string]envBinding{}
-	for _, kv := range environ {
-		name, value, ok := strings.Cut(kv, "=")
-		if !ok || name == "" {
-			continue
-		}
-		key, rank := "", 0
-		if f, ok := forms[name]; ok {
-			key, rank = f.key, f.rank
-		} else if base, n, ok := envListIndex(name); ok {
+	for name, v := range vars {
+		if base, n, ok := envListIndex(name); ok {
 			if k, ok := listForms[base]; ok {
-				key = k + "[" + strconv.Itoa(n) + "]"
+				bind(k+"["+strconv.Itoa(n)+"]", name, v, 0)
 			}
 		}
-		if key == "" {
-			continue
-		}
-		if prev, ok := out[key]; ok && prev.rank < rank {
-			continue
-		}
-		out[key] = envBinding{name: name, value: value, rank: rank}
 	}
 	return out
 }

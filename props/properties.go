@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-
-	mprops "github.com/magiconair/properties"
 )
 
 // FileName is the properties file's name inside <home>/shared.
@@ -41,7 +39,6 @@ type Properties struct {
 	file    *File // nil when the file does not exist
 	entries map[string]Entry
 	env     map[string]string
-	held    *mprops.Properties // raw values for Decode, expansion disabled
 }
 
 // Load reads <home>/shared/bitbucket.properties and applies the environment
@@ -114,11 +111,6 @@ func New(f *File, environ []string) *Properties {
 	}
 	for key, b := range bindEnvironment(environ, keys, lists) {
 		p.entries[key] = Entry{Key: key, Value: b.value, Source: Source{Env: b.name}}
-	}
-	p.held = mprops.NewProperties()
-	p.held.DisableExpansion = true
-	for _, k := range p.sortedKeys() {
-		p.held.Set(k, p.entries[k].Value)
 	}
 	return p
 }
