@@ -13,3 +13,11 @@ var (
 // ErrUnknownService is returned by ServeGit for a service other than
 // git-upload-pack, git-receive-pack and git-upload-archive.
 var ErrUnknownService = errors.New("mesh: unknown git service")
+
+// ErrFetch wraps every failure of the remote side of a Fetch: connection, host key,
+// authentication, a missing remote repository, a timeout.
+var ErrFetch = errors.New("mesh: fetch failed")
+
+// ErrHostKey is wrapped, with ErrFetch, when a Fetch's remote presents a host key
+// that the pinned known_hosts does not hold.
+var ErrHostKey = errors.New("mesh: remote host key is not trusted")

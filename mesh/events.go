@@ -29,9 +29,8 @@ test -n "$` + eventsEnv + `" || exit 0
 
 // parseTransactions reads a spool file: transactions of "<old> <new> <ref>" lines,
 // each terminated by a "." line. It keeps refs under refs/ (HEAD's symbolic update is
-// reported by git too) and drops entries whose old and new ids are equal (git 2.39
-// reports the packed-refs side of a deletion as zero -> zero). Transactions left empty
-// are dropped. complete is false when the input ends inside a transaction.
+// reported by git too) and malformed lines are skipped. complete is false when the
+// input ends inside a transaction.
 func parseTransactions(r io.Reader) (txns [][]RefUpdate, complete bool) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 1<<16)
@@ -48,7 +47,7 @@ func parseTransactions(r io.Reader) (txns [][]RefUpdate, complete bool) {
 		}
 		open = true
 		f := strings.SplitN(line, " ", 3)
-		if len(f) != 3 || !isObjectID(f[0]) || !isObjectID(f[1]) || !strings.HasPrefix(f[2], "refs/") || f[0] == f[1] {
+		if len(f) != 3 || !isObjectID(f[0]) || !isObjectID(f[1]) || !strings.HasPrefix(f[2], "refs/") {
 			continue
 		}
 		cur = append(cur, RefUpdate{Ref: f[2], Old: f[0], New: f[1]})
@@ -57,6 +56,89 @@ func parseTransactions(r io.Reader) (txns [][]RefUpdate, complete bool) {
 		return txns, false
 	}
 	return txns, !open
+}
+
+// resolveTransactions turns the transactions git 2.39 reports into the ref changes
+// they made. Two quirks of that version need care:
+//
+//   - Deleting a ref that is also in packed-refs runs a second, internal transaction
+//     on the packed-refs file first, reported as "<zero> <zero> <ref>" lines. Such a
+//     transaction, made only of zero->zero lines for refs that a later transaction
+//     deletes, is dropped.
+//   - A deletion whose caller gave no expected old value (fetch --prune, which
+//     deletes ref by ref outside the atomic transaction) is reported as zero->zero
+//     too. Its old id is taken from before, the refs as they were when the git
+//     process started (exact: every ref writer holds the repository's write lock),
+//     advanced through the earlier transactions. Without before such a line, and any
+//     line whose old and new ids are equal, is dropped; unresolved reports whether
+//     that happened, so the caller can report a gap instead.
+func resolveTransactions(txns [][]RefUpdate, before map[string]string) (out [][]RefUpdate, unresolved bool) {
+	state := before
+	for i, txn := range txns {
+		if packedSide(txn, txns[i+1:]) {
+			continue
+		}
+		var res []RefUpdate
+		for _, u := range txn {
+			if u.Old == u.New {
+				if u.New != ZeroID && u.New != zeroID256 {
+					continue // a verification, not a change
+				}
+				old, ok := state[u.Ref]
+				if !ok {
+					if state == nil {
+						unresolved = true
+					}
+					continue
+				}
+				u.Old = old
+			}
+			if state != nil {
+				if isZeroID(u.New) {
+					delete(state, u.Ref)
+				} else {
+					state[u.Ref] = u.New
+				}
+			}
+			res = append(res, u)
+		}
+		if len(res) > 0 {
+			out = append(out, res)
+		}
+	}
+	return out, unresolved
+}
+
+const zeroID256 = ZeroID + "000000000000000000000000"
+
+func isZeroID(id string) bool { return id == ZeroID || id == zeroID256 }
+
+// packedSide reports whether txn is git's internal packed-refs transaction: only
+// zero->zero lines, for refs that a later transaction deletes.
+func packedSide(txn []RefUpdate, later [][]RefUpdate) bool {
+	for _, u := range txn {
+		if !isZeroID(u.Old) || !isZeroID(u.New) {
+			return false
+		}
+	}
+	for _, u := range txn {
+		deleted := false
+		for _, t := range later {
+			for _, v := range t {
+				if v.Ref == u.Ref && isZeroID(v.New) {
+					deleted = true
+					break
+				}
+			}
+			if deleted {
+				break
+			}
+		}
+		if !deleted {
+			return false
+		}
+	}
+	return true
 }
 
 // isObjectID reports whether s is a lower-case hex SHA-1 or SHA-256 object id.

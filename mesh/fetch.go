@@ -3,7 +3,6 @@ package mesh
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,10 +15,6 @@ import (
 
 // DefaultFetchTimeout bounds a Fetch whose options give no Timeout.
 const DefaultFetchTimeout = 10 * time.Minute
-
-// ErrFetch wraps every failure of the remote side of a Fetch (connection, host key,
-// authentication, a missing remote repository).
-var ErrFetch = errors.New("mesh: fetch failed")
 
 // Fetch mirrors a remote repository into project/slug, creating it when missing: it
 // runs `git fetch --atomic --prune +refs/*:refs/*` under the repository's write lock,
@@ -73,6 +68,10 @@ func (s *Store) Fetch(ctx context.Context, project, slug string, opts FetchOptio
 		}
 		res.Created = true
 	}
+	before, err := readRefs(s.repoDir(p, sl))
+	if err != nil {
+		return res, fmt.Errorf("mesh: fetch: %w", err)
+	}
 	spool, err := s.spool()
 	if err != nil {
 		return res, err
@@ -90,13 +89,17 @@ func (s *Store) Fetch(ctx context.Context, project, slug string, opts FetchOptio
 	prog := &progressParser{report: opts.Progress}
 	cmd.Stderr = prog
 	runErr := cmd.Run()
-	res.Updates = s.collect(p, sl, spool)
+	res.Updates = s.collect(p, sl, spool, before)
 	sort.Slice(res.Updates, func(i, j int) bool { return res.Updates[i].Ref < res.Updates[j].Ref })
 	if runErr != nil {
 		if ctx.Err() != nil {
 			return res, fmt.Errorf("%w: %s: %w", ErrFetch, opts.URL, ctx.Err())
 		}
-		return res, fmt.Errorf("%w: %s: %w", ErrFetch, opts.URL, gitexec.Wrap(args, runErr, prog.stderrTail()))
+		tail := prog.stderrTail()
+		if strings.Contains(tail, "Host key verification failed") {
+			return res, fmt.Errorf("%w: %w: %s: %w", ErrFetch, ErrHostKey, opts.URL, gitexec.Wrap(args, runErr, tail))
+		}
+		return res, fmt.Errorf("%w: %s: %w", ErrFetch, opts.URL, gitexec.Wrap(args, runErr, tail))
 	}
 	s.log.Info("mesh: fetched", "project", p, "slug", sl, "url", opts.URL, "updates", len(res.Updates))
 	return res, nil
@@ -128,7 +131,6 @@ func writeSSHFiles(dir string, opts FetchOptions) (string, error) {
 		"-o", "BatchMode=yes",
 		"-o", "IdentitiesOnly=yes",
 		"-o", "IdentityAgent=none",
-		"-o", "LogLevel=ERROR",
 		"-o", "ConnectTimeout=30",
 	}
 	if len(opts.PrivateKey) > 0 {

@@ -65,6 +65,7 @@ func (p *progressParser) stderrTail() string {
 	}
 	var keep []string
 	for _, l := range strings.Split(string(t), "\n") {
+		l = strings.TrimRight(l, "\r")
 		if i := strings.LastIndexByte(l, '\r'); i >= 0 {
 			l = l[i+1:]
 		}

@@ -82,7 +82,7 @@ func (s *Store) ServeGit(ctx context.Context, service, repo string, env []string
 	cmd.Stderr = stderr
 	err = runWithStdin(cmd, stdin)
 	if spool != "" {
-		s.collect(p, sl, spool)
+		s.collect(p, sl, spool, nil)
 	}
 	if err != nil {
 		return exitError(ctx, service, err)

@@ -398,25 +398,27 @@ func (s *Store) spool() (string, error) {
 }
 
 // collect reads and removes a spool file and publishes one EventRefsChanged per
-// committed transaction in it, in order. The caller holds the repository's write
-// lock, which keeps events of one repository in commit order. It returns the updates.
-func (s *Store) collect(project, slug, path string) []RefUpdate {
+// committed transaction in it, in order (see resolveTransactions; before may be nil).
+// The caller holds the repository's write lock, which keeps events of one
+// repository in commit order. It returns all the updates.
+func (s *Store) collect(project, slug, path string, before map[string]string) []RefUpdate {
 	f, err := os.Open(path)
 	if err != nil {
 		s.log.Error("mesh: reading ref transactions", "err", err)
 		s.bus.publish(Event{Type: EventGap, Project: project, Slug: slug})
 		return nil
 	}
-	txns, complete := parseTransactions(io.LimitReader(f, 1<<30))
+	raw, complete := parseTransactions(io.LimitReader(f, 1<<30))
 	f.Close()
 	os.Remove(path)
+	txns, unresolved := resolveTransactions(raw, before)
 	var all []RefUpdate
 	for _, u := range txns {
 		s.bus.publish(Event{Type: EventRefsChanged, Project: project, Slug: slug, Updates: u})
 		all = append(all, u...)
 	}
-	if !complete {
-		s.log.Warn("mesh: a ref transaction report was cut short; subscribers must resync", "project", project, "slug", slug)
+	if !complete || unresolved {
+		s.log.Warn("mesh: a ref transaction report was incomplete; subscribers must resync", "project", project, "slug", slug)
 		s.bus.publish(Event{Type: EventGap, Project: project, Slug: slug})
 	}
 	return all
