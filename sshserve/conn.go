@@ -27,7 +27,7 @@ type conn struct {
 
 	sc        *ssh.ServerConn // set once authenticated
 	info      ConnInfo        // set once authenticated
-	principal Principal // set once authenticated
+	principal Principal       // set once authenticated
 
 	lastActive atomic.Int64 // unix nanoseconds of the last session traffic
 	probes     atomic.Int32 // keepalive probes sent and not yet answered

@@ -27,7 +27,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -57,7 +56,7 @@ type Server struct {
 	// User is the default user ("tester"), who may write every repository.
 	User *User
 
-	t     testing.TB
+	t     TB
 	dir   string
 	mu    sync.Mutex
 	users map[string]*User // by key (marshalled public key)
@@ -78,6 +77,17 @@ type User struct {
 	grants map[string]sshserve.Access // "PROJ/slug", "PROJ/*" or "*"
 }
 
+// TB is the part of testing.TB the fixture uses; *testing.T and *testing.B
+// satisfy it.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Skipf(format string, args ...any)
+	TempDir() string
+	Cleanup(func())
+}
+
 // Option changes the server's configuration before it starts.
 type Option func(*sshserve.Server)
 
@@ -88,9 +98,17 @@ func WithLogger(l *slog.Logger) Option { return func(s *sshserve.Server) { s.Log
 // sshserve.Server (limits, hooks, PROXY settings) before it starts serving; the
 // Backend, PublicKeyCallback and Authorizer are set by the fixture, but an option
 // may wrap them.
-func NewServer(t testing.TB, opts ...Option) *Server {
+//
+// NewServer skips the test when git is not installed (and fails it instead when
+// GITFLEET_INTEROP=require).
+func NewServer(t TB, opts ...Option) *Server {
 	t.Helper()
-	testutil.Require(t, "git")
+	if _, err := testutil.LookPath("git"); err != nil {
+		if testutil.Required() {
+			t.Fatalf("sshservetest: git is required (%s=require): %v", testutil.InteropEnv, err)
+		}
+		t.Skipf("sshservetest: git is not installed: %v", err)
+	}
 	dir := t.TempDir()
 	store, err := mesh.OpenStore(context.Background(), mesh.StoreConfig{Root: filepath.Join(dir, "repositories")})
 	if err != nil {
@@ -277,7 +295,7 @@ func (s *Server) CreateRepo(project, slug string) {
 // branch of 20 commits, a few branches and tags) and returns main's commit id.
 func (s *Server) SeedRepo(project, slug string) string {
 	s.t.Helper()
-	src := filepath.Join(s.t.TempDir(), "seed.git")
+	src := filepath.Join(s.t.TempDir(), "seed-"+project+"-"+slug+".git")
 	if err := testutil.BuildRepo(context.Background(), src, testutil.SmallRepo); err != nil {
 		s.t.Fatalf("sshservetest: build seed repository: %v", err)
 	}

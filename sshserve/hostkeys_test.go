@@ -1,0 +1,59 @@
+package sshserve
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+)
+
+func TestLoadOrCreateHostKeys(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "config")
+	first, err := LoadOrCreateHostKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != 2 || first[0].PublicKey().Type() != ssh.KeyAlgoED25519 || first[1].PublicKey().Type() != ssh.KeyAlgoRSA {
+		t.Fatalf("host keys: %v", first)
+	}
+	if bits := first[1].PublicKey().(ssh.CryptoPublicKey); bits == nil {
+		t.Fatal("no RSA key")
+	}
+	for _, f := range []string{HostKeyEd25519File, HostKeyRSAFile} {
+		st, err := os.Stat(filepath.Join(dir, f))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v %v", f, st, err)
+		}
+		pub, err := os.ReadFile(filepath.Join(dir, f+".pub"))
+		if err != nil || !strings.HasPrefix(string(pub), "ssh-") {
+			t.Fatalf("%s.pub: %q %v", f, pub, err)
+		}
+	}
+	second, err := LoadOrCreateHostKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range first {
+		if !bytes.Equal(first[i].PublicKey().Marshal(), second[i].PublicKey().Marshal()) {
+			t.Fatalf("host key %d changed across loads: %s vs %s", i,
+				ssh.FingerprintSHA256(first[i].PublicKey()), ssh.FingerprintSHA256(second[i].PublicKey()))
+		}
+	}
+	// A key file others can read is refused, as OpenSSH refuses it.
+	if err := os.Chmod(filepath.Join(dir, HostKeyEd25519File), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadOrCreateHostKeys(dir); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("world-readable host key: err = %v", err)
+	}
+	// A corrupt key file is an error, never silently replaced.
+	if err := os.WriteFile(filepath.Join(dir, HostKeyEd25519File), []byte("junk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadOrCreateHostKeys(dir); err == nil {
+		t.Fatal("corrupt host key accepted")
+	}
+}
