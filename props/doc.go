@@ -149,10 +149,23 @@
 //
 // # Speed
 //
-// BenchmarkLoad reads a 10,000-line file with this package and with
-// magiconair's loader (expansion disabled) on the same bytes:
+// BenchmarkLoad reads the same 10,000-line file (400 KB, 6,000 entries with
+// comments, continuations, escapes and non-ASCII text) with Parse ("props"),
+// with Parse plus New's environment binding ("props+env", the work of Load
+// after reading the file), and with magiconair's loader, expansion disabled
+// ("magiconair"):
 //
-//	go test -run '^$' -bench BenchmarkLoad -benchmem -count 5 ./props/
+//	go test -run '^$' -bench BenchmarkLoad -benchmem -count 6 ./props/
 //
-// FIGURES
+// Medians of six runs on 2 shared cores (Go 1.26, linux/amd64), with other
+// work running on the machine, so single runs vary by up to 2x:
+//
+//	props        7.5 ms/op  2.55 MB/op  18,042 allocs/op  0.56x magiconair's time
+//	props+env    9.2 ms/op  4.23 MB/op  18,149 allocs/op  0.69x
+//	magiconair  13.5 ms/op  2.12 MB/op  16,094 allocs/op  1.00x
+//
+// The target, within 1.5x of magiconair, is met: the Java-exact reader is
+// faster than magiconair's, which hands every token through a channel from a
+// lexer goroutine. It allocates about 1.2x the bytes, for the line numbers
+// and the raw text kept for saving.
 package props

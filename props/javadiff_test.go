@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf16"
@@ -100,6 +101,30 @@ func generatedJavaCases(n int) []string {
 	return out
 }
 
+// bufferBoundaryCases puts line ends, continuations and comments across the
+// JDK reader's 8,192-character buffer boundary, and adds large random files.
+func bufferBoundaryCases() []string {
+	var out []string
+	for _, tail := range []string{"\\\r\n  x\n", "\\\r", "\\", "\r\n#c\\\nk=v", "\\\n#c\n", "\\u0041\n"} {
+		for shift := -3; shift <= 1; shift++ {
+			pad := 8192 - len("k=") + shift
+			out = append(out, "k="+strings.Repeat("v", pad)+tail)
+		}
+	}
+	rng := rand.New(rand.NewPCG(8192, 7))
+	// Without a bare "u" a large file rarely holds a malformed \u escape, so
+	// most of them compare entries rather than both readers failing.
+	alphabet := slices.DeleteFunc(slices.Clone(javaAlphabet), func(s string) bool { return s == "u" })
+	for range 10 {
+		var b strings.Builder
+		for b.Len() < 20000 {
+			b.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		out = append(out, b.String())
+	}
+	return out
+}
+
 // javaResult is what PropsDump printed for one file: nil map for an error.
 type javaResult map[string]string
 
@@ -160,6 +185,7 @@ func javaString(t *testing.T, h string) string {
 func TestJavaDifferential(t *testing.T) {
 	java := testutil.Require(t, "java")
 	cases := append(append([]string{}, javaCases...), generatedJavaCases(400)...)
+	cases = append(cases, bufferBoundaryCases()...)
 	golden, err := filepath.Glob(filepath.Join("testdata", "golden", "*.properties"))
 	if err != nil {
 		t.Fatal(err)
