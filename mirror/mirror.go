@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -53,6 +55,8 @@ type Config struct {
 	// EventWait is the long-poll wait asked of the upstream's change feed. Zero
 	// means 30 seconds.
 	EventWait time.Duration
+	// AuthCache tunes the cache of the upstream's read-access answers.
+	AuthCache AuthCacheConfig
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 	// Logger receives progress and errors. Nil discards.
@@ -68,7 +72,9 @@ type Mirror struct {
 	now    func() time.Time
 	ident  *identity
 	signer ssh.Signer
+	keyPEM []byte
 	api    *apiClient
+	auth   *authCache
 
 	pollNow chan struct{} // asks the registration loop to poll at once
 
@@ -118,6 +124,10 @@ func Open(ctx context.Context, cfg Config) (*Mirror, error) {
 			"stored", ident.Setup.DisplayName, "given", cfg.Setup.DisplayName)
 	}
 	m.ident, m.signer = ident, signer
+	m.auth = &authCache{cfg: cfg.AuthCache}
+	if m.keyPEM, err = os.ReadFile(ident.KeyFile); err != nil {
+		return nil, fmt.Errorf("mirror: read key: %w", err)
+	}
 	m.reg, err = loadRegistration(cfg.DB)
 	if err != nil {
 		return nil, err

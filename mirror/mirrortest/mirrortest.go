@@ -16,7 +16,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -26,6 +28,7 @@ import (
 	"github.com/gitfleet/gitfleet/internal/testutil"
 	"github.com/gitfleet/gitfleet/mesh"
 	"github.com/gitfleet/gitfleet/mirror"
+	"github.com/gitfleet/gitfleet/sshserve"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/ssh"
 )
@@ -50,7 +53,11 @@ func OpenDB(t testing.TB, path string) *bolt.DB {
 
 // PrimaryOptions configures StartPrimary.
 type PrimaryOptions struct {
-	CA          *testutil.CA    // nil: a new CA
+	CA *testutil.CA // nil: a new CA
+	// Storage starts the primary's own mesh.Store and SSH server (users added
+	// with AddUser, mirrors recognised through Upstream.MirrorKey). Repos,
+	// SSHBaseURL, SSHHostKeys and ReadAccess are then ignored.
+	Storage     bool
 	Repos       mesh.Repos      // the primary's storage, for sync tests
 	SSHBaseURL  string          // empty: ssh://127.0.0.1:1
 	SSHHostKeys []ssh.PublicKey // empty: one generated Ed25519 key
@@ -69,6 +76,15 @@ type Primary struct {
 	URL      string        // https://127.0.0.1:PORT
 	HostKey  *testutil.Key // the SSH host key sent to mirrors, when generated here
 	client   *http.Client
+
+	// With Storage:
+	Store       *mesh.Store
+	SSH         *sshserve.Server
+	SSHPort     int
+	KnownHosts  string // a known_hosts file trusting the primary's SSH server
+	users       *users
+	seeder      *User
+	sshListener net.Listener
 }
 
 // StartPrimary starts a primary's mirror API; it is stopped at test end.
@@ -80,6 +96,13 @@ func StartPrimary(t testing.TB, opts PrimaryOptions) *Primary {
 	}
 	p := &Primary{CA: ca, Home: testutil.NewHome(t)}
 	p.DB = OpenDB(t, p.Home.DB)
+	if opts.Storage {
+		p.openStore(t)
+		opts.Repos = p.Store
+		opts.SSHBaseURL = fmt.Sprintf("ssh://127.0.0.1:%d", p.SSHPort)
+		opts.SSHHostKeys = []ssh.PublicKey{p.HostKey.Public}
+		opts.ReadAccess = p.readAccess
+	}
 	keys := opts.SSHHostKeys
 	if len(keys) == 0 {
 		p.HostKey = testutil.GenerateKey(t, testutil.Ed25519)
@@ -105,6 +128,9 @@ func StartPrimary(t testing.TB, opts PrimaryOptions) *Primary {
 		t.Fatal(err)
 	}
 	p.Upstream = up
+	if opts.Storage {
+		p.serveSSH(t)
+	}
 	p.Server = testutil.StartTLSServer(t, ca.Issue(t, testutil.LeafOptions{}), up)
 	t.Cleanup(func() { up.Close() })
 	p.URL = p.Server.URL
