@@ -90,11 +90,16 @@ func (p *Properties) Config() (*Config, error) {
 		resolved.Set(base, strings.Join(items, ","))
 		c.sources[base] = vs[0].source
 	}
+	schemeSet := false
 	for key, info := range known {
-		if v, ok := resolved.Get(key); !ok || strings.TrimSpace(v) == "" {
-			resolved.Set(key, info.Default)
-			delete(c.sources, key)
+		v, ok := resolved.Get(key)
+		if ok && strings.TrimSpace(v) != "" {
+			schemeSet = schemeSet || key == KeyServerScheme
+			continue
 		}
+		// Unset and empty values take the default; an empty value keeps its
+		// source so that problems about it name the line that emptied it.
+		resolved.Set(key, info.Default)
 	}
 	var raw rawConfig
 	if err := resolved.Decode(&raw); err != nil {
@@ -115,7 +120,7 @@ func (p *Properties) Config() (*Config, error) {
 			CertificatePrivateKey: strings.TrimSpace(raw.SSLCertificateKey),
 		},
 	}
-	if c.Server.SSL.Enabled && c.sources[KeyServerScheme].IsDefault() {
+	if c.Server.SSL.Enabled && !schemeSet {
 		c.Server.Scheme = "https"
 	}
 	c.SSH = SSHConfig{

@@ -54,8 +54,11 @@
 //
 // # magiconair/properties
 //
-// github.com/magiconair/properties holds the resolved values that Decode fills
-// the configuration from (expansion disabled) and is the benchmark peer. Its own
+// github.com/magiconair/properties holds the resolved values that its Decode
+// fills the configuration from (expansion disabled) and is the benchmark peer.
+// Its typed getters are not used for conversion: GetBool takes "yes", "1" and
+// "on" where Bitbucket takes only true and false, and its durations have no
+// bare seconds. Its own
 // reader is not used, because it differs from Java: a line ending in a
 // backslash and "\r\n" does not continue, "=v" (the empty key) and a backslash
 // at the end of the file are errors, a surrogate pair written as two \u escapes

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
 )
 
 // File is a parsed properties file that can be edited and written back. It keeps
@@ -250,12 +251,18 @@ func detectEncodingIs(data []byte, want Encoding) bool {
 // Save writes the file to f.Path atomically (see WriteFileAtomic), keeping the
 // mode of an existing file; a new file gets mode 0600 because it may hold
 // passwords.
+//
+// A symbolic link is followed: the file it points to is replaced, the link kept.
 func (f *File) Save() error {
+	path := f.Path
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		path = target
+	}
 	mode := fs.FileMode(0o600)
-	if st, err := os.Stat(f.Path); err == nil {
+	if st, err := os.Stat(path); err == nil {
 		mode = st.Mode().Perm()
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return WriteFileAtomic(f.Path, f.Bytes(), mode)
+	return WriteFileAtomic(path, f.Bytes(), mode)
 }

@@ -138,3 +138,30 @@ func TestSaveFailsInMissingDirectory(t *testing.T) {
 		t.Error("Save into a missing directory succeeded")
 	}
 }
+
+func TestSaveFollowsSymlink(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real.properties")
+	link := filepath.Join(dir, "bitbucket.properties")
+	if err := os.WriteFile(real, []byte("# keep\na=1\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real.properties", link); err != nil {
+		t.Fatal(err)
+	}
+	f, err := ReadFile(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Set("a", "2")
+	if err := f.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link was replaced: %v %v", st, err)
+	}
+	data, err := os.ReadFile(real)
+	if err != nil || string(data) != "# keep\na=2\n" {
+		t.Errorf("target holds %q, %v", data, err)
+	}
+}

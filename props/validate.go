@@ -23,7 +23,7 @@ func (c *Config) Validate() Problems {
 		set bool
 	}{
 		{KeyServerPort, c.Server.Port, true},
-		{KeyServerProxyPort, c.Server.ProxyPort, c.Server.ProxyPort != 0 || !c.Source(KeyServerProxyPort).IsDefault()},
+		{KeyServerProxyPort, c.Server.ProxyPort, c.Server.ProxyPort != 0}, // 0 means not set, as in Tomcat
 		{KeySSHPort, c.SSH.Port, true},
 		{KeyMeshSidecarDefaultPort, c.Mesh.SidecarDefaultPort, true},
 	}
@@ -62,6 +62,12 @@ func (c *Config) Validate() Problems {
 		}
 	default:
 		add(Error, KeySSHProxyProtocol, fmt.Sprintf("%q is not off, optional or required", c.SSH.ProxyProtocol), "use off, optional or required")
+	}
+	if c.Setup.BaseURL != "" {
+		if u, err := url.Parse(c.Setup.BaseURL); err == nil && u.Scheme != "http" && u.Scheme != "https" {
+			add(Error, KeySetupBaseURL, fmt.Sprintf("scheme %q is not http or https", u.Scheme),
+				"set "+KeySetupBaseURL+" to the URL users open in a browser, such as https://bitbucket.example.com")
+		}
 	}
 	switch c.Mode {
 	case ModeDefault:
