@@ -123,8 +123,9 @@
 //	plugin.ssh.proxy-protocol          off | optional | required (default off): whether
 //	                                   the SSH port reads a PROXY protocol v1/v2 header
 //	                                   carrying the client's address.
-//	plugin.ssh.proxy-protocol.trusted  networks (CIDR list) whose PROXY headers are
-//	                                   believed; others connect without one.
+//	plugin.ssh.proxy-protocol.trusted  networks (CIDR list, or single addresses) whose
+//	                                   PROXY headers are believed; a header is read
+//	                                   only from these.
 //
 // Derived values: Config.PublicBaseURL is setup.baseUrl, else built from
 // server.scheme, server.proxy-name, server.proxy-port (else server.port) and
