@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gitfleet/gitfleet/props"
+)
+
+// layout is the node's home directory layout (DESIGN.md).
+type layout struct {
+	Home, Shared, Properties, Repos, Config, DB string
+}
+
+func homeLayout(home string) layout {
+	shared := filepath.Join(home, "shared")
+	return layout{
+		Home:       home,
+		Shared:     shared,
+		Properties: filepath.Join(shared, props.FileName),
+		Repos:      filepath.Join(shared, "data", "repositories"),
+		Config:     filepath.Join(shared, "config"),
+		DB:         filepath.Join(shared, "data", "gitfleet.db"),
+	}
+}
+
+// create makes the home's directories.
+func (l layout) create() error {
+	for _, d := range []string{l.Repos, l.Config} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+// configError is a configuration that cannot be used; its message lists every
+// problem with its source and fix.
+type configError struct{ problems props.Problems }
+
+func (e *configError) Error() string {
+	return "the configuration has errors:\n" + indent(e.problems.Errors().Error())
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ")
+}
+
+// loadConfig reads the properties and the environment into a validated Config.
+// Warnings are logged; errors are returned as *configError.
+func loadConfig(ctx context.Context, home string, logger *slog.Logger) (*props.Properties, *props.Config, error) {
+	p, err := props.Load(ctx, home, props.LoadOptions{Logger: logger})
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, problems := props.Check(p)
+	for _, w := range problems.Warnings() {
+		logger.Warn("configuration", "problem", w.String())
+	}
+	if len(problems.Errors()) > 0 {
+		return p, cfg, &configError{problems}
+	}
+	return p, cfg, nil
+}
+
+// dumpProperties prints the effective raw properties as one JSON object with sorted
+// keys. Validation problems go to stderr and do not change the exit code; only a
+// file that cannot be read or parsed does.
+func dumpProperties(home string, stdout, stderr io.Writer) int {
+	p, err := props.Load(context.Background(), home, props.LoadOptions{})
+	if err != nil {
+		fmt.Fprintln(stderr, "server:", err)
+		return 1
+	}
+	obj := map[string]string{}
+	for _, e := range p.Entries() {
+		obj[e.Key] = e.Value
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(obj); err != nil {
+		fmt.Fprintln(stderr, "server:", err)
+		return 1
+	}
+	if _, problems := props.Check(p); len(problems) > 0 {
+		fmt.Fprintln(stderr, "configuration problems:")
+		fmt.Fprintln(stderr, indent(problems.Error()))
+	}
+	return 0
+}
+
+// checkConfig validates the configuration and prints every problem with its source
+// and fix: exit 0 when there are no errors (warnings allowed), else 1.
+func checkConfig(home string, stdout, stderr io.Writer) int {
+	p, err := props.Load(context.Background(), home, props.LoadOptions{})
+	if err != nil {
+		fmt.Fprintln(stderr, "server:", err)
+		return 1
+	}
+	_, problems := props.Check(p)
+	for _, pr := range problems {
+		fmt.Fprintln(stdout, pr.String())
+	}
+	if n := len(problems.Errors()); n > 0 {
+		fmt.Fprintf(stdout, "%d error(s), %d warning(s): the configuration is not valid\n", n, len(problems.Warnings()))
+		return 1
+	}
+	fmt.Fprintf(stdout, "configuration OK (%d warning(s)); properties: %s\n", len(problems.Warnings()), props.PropertiesPath(home))
+	return 0
+}

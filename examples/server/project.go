@@ -1,0 +1,146 @@
+package main
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// project is a Bitbucket-style project: a key and a display name.
+type project struct {
+	Key     string    `json:"key"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+}
+
+// repository is a repository's metadata; its content lives in the mesh store.
+type repository struct {
+	Project string    `json:"project"`
+	Slug    string    `json:"slug"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+}
+
+var (
+	projectKeyRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,127}$`)
+	slugRE       = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,127}$`)
+	slugRunRE    = regexp.MustCompile(`[^a-z0-9._-]+`)
+)
+
+// validProjectKey reports whether key is a valid project key (upper-case letters,
+// digits and underscores, starting with a letter).
+func validProjectKey(key string) error {
+	if !projectKeyRE.MatchString(key) {
+		return fmt.Errorf("%w: project key %q must start with an upper-case letter and contain only A-Z, 0-9 and _ (at most 128 characters)", errBadRequest, key)
+	}
+	return nil
+}
+
+// slugify turns a repository name into its slug: lower-cased, every run of other
+// characters than a-z, 0-9, '.', '_' and '-' turned into '-', then trimmed.
+func slugify(name string) (string, error) {
+	s := slugRunRE.ReplaceAllString(strings.ToLower(name), "-")
+	s = strings.Trim(s, "-._")
+	if !slugRE.MatchString(s) || strings.HasSuffix(s, ".git") {
+		return "", fmt.Errorf("%w: repository name %q gives no valid slug (letters, digits, '.', '_' or '-'; at most 128 characters; not ending in .git)", errBadRequest, name)
+	}
+	return s, nil
+}
+
+func repoKey(projectKey, slug string) []byte { return []byte(projectKey + "/" + slug) }
+
+func (a *app) createProject(p project) (project, error) {
+	if err := validProjectKey(p.Key); err != nil {
+		return project{}, err
+	}
+	p.Name = strings.TrimSpace(p.Name)
+	if p.Name == "" {
+		p.Name = p.Key
+	}
+	if len(p.Name) > 255 {
+		return project{}, fmt.Errorf("%w: project name is longer than 255 characters", errBadRequest)
+	}
+	p.Created = a.now().UTC()
+	err := a.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketProjects)
+		if b.Get([]byte(p.Key)) != nil {
+			return fmt.Errorf("%w: project %s already exists", errConflict, p.Key)
+		}
+		return putJSON(b, []byte(p.Key), p)
+	})
+	return p, err
+}
+
+func (a *app) getProject(key string) (project, error) {
+	var p project
+	err := a.db.View(func(tx *bolt.Tx) error { return getJSON(tx.Bucket(bucketProjects), []byte(key), &p) })
+	if err != nil {
+		return p, fmt.Errorf("%w: project %s does not exist", errNotFound, key)
+	}
+	return p, nil
+}
+
+func (a *app) listProjects() ([]project, error) {
+	var out []project
+	err := a.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketProjects).ForEach(func(k, v []byte) error {
+			var p project
+			if err := getJSON(tx.Bucket(bucketProjects), k, &p); err != nil {
+				return err
+			}
+			out = append(out, p)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// listRepos returns the repositories of project key, or of every project when key
+// is empty, sorted by project and slug.
+func (a *app) listRepos(key string) ([]repository, error) {
+	var out []repository
+	err := a.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRepos).Cursor()
+		prefix := []byte(key + "/")
+		if key == "" {
+			prefix = nil
+		}
+		for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+			var r repository
+			if err := jsonUnmarshal(v, &r); err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Project != out[j].Project {
+			return out[i].Project < out[j].Project
+		}
+		return out[i].Slug < out[j].Slug
+	})
+	return out, err
+}
+
+func (a *app) getRepo(key, slug string) (repository, error) {
+	var r repository
+	err := a.db.View(func(tx *bolt.Tx) error { return getJSON(tx.Bucket(bucketRepos), repoKey(key, slug), &r) })
+	if err != nil {
+		return r, fmt.Errorf("%w: repository %s/%s does not exist", errNotFound, key, slug)
+	}
+	return r, nil
+}
+
+func hasPrefix(b, prefix []byte) bool {
+	return len(b) >= len(prefix) && string(b[:len(prefix)]) == string(prefix)
+}
+
+// cloneURL returns the SSH clone URL of a repository.
+func (a *app) cloneURL(key, slug string) string {
+	return strings.TrimRight(a.sshBase, "/") + "/" + strings.ToLower(key) + "/" + slug + ".git"
+}
