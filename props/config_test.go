@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -172,5 +173,35 @@ func TestDerivedURLs(t *testing.T) {
 				t.Errorf("SSHBaseURL = %q, want %q", got, tt.ssh)
 			}
 		})
+	}
+}
+
+func TestConcurrentReads(t *testing.T) {
+	p := New(mustParse(t, "server.proxy-name=${HOST:git.example.com}\nplugin.ssh.port=${SSH:7999}\n"), []string{"SSH=2222"})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				c, err := p.Config()
+				if err != nil {
+					errs <- err
+					return
+				}
+				if c.SSHBaseURL() != "ssh://git@git.example.com:2222" {
+					errs <- errors.New("SSH base URL " + c.SSHBaseURL())
+					return
+				}
+				if _, _, err := p.Resolve(KeyServerProxyName); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

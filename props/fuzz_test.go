@@ -4,7 +4,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzParse checks that parsing never panics, that an unedited file is written
@@ -64,6 +67,44 @@ func FuzzParse(f *testing.F) {
 		}
 		if !equalMaps(got, want) {
 			t.Fatalf("after edits:\n input %q\n saved %q\n got  %q\n want %q", data, saved, got, want)
+		}
+	})
+}
+
+// FuzzResolve checks that placeholder resolution never panics or loops, and
+// that a value without "${" resolves to itself.
+func FuzzResolve(f *testing.F) {
+	for _, s := range []string{"${a}", "${a:b}", "${${a}}", "${a:${b:c}}", "${", "}${", "${a", "x${}y", "${:}", "${a}${b}", "${loop}"} {
+		f.Add(s, "${x}")
+	}
+	f.Fuzz(func(t *testing.T, value, other string) {
+		p := New(&File{chunks: []chunk{
+			{entry: &Entry{Key: "v", Value: value}},
+			{entry: &Entry{Key: "a", Value: other}},
+			{entry: &Entry{Key: "loop", Value: "${v}"}},
+		}}, []string{"A=env"})
+		got, found, err := p.Resolve("v")
+		if !found {
+			t.Fatal("v not found")
+		}
+		if !strings.Contains(value, "${") && (err != nil || got != value) {
+			t.Fatalf("Resolve(%q) = %q, %v; want the value itself", value, got, err)
+		}
+	})
+}
+
+// FuzzParseDuration checks that ParseDuration never panics and that a bare
+// number is seconds.
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"3m", "180s", "1h", "180", "PT3M", "P1DT2H3M4.5S", "1d", "-5s", "1m30s", "P", "PT"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDuration(s)
+		if n, perr := strconv.ParseInt(strings.TrimSpace(s), 10, 64); perr == nil {
+			if err != nil || d != time.Duration(n)*time.Second {
+				t.Fatalf("ParseDuration(%q) = %v, %v; want %d seconds", s, d, err, n)
+			}
 		}
 	})
 }

@@ -210,10 +210,46 @@ func TestJavaDifferential(t *testing.T) {
 		files = append(files, p)
 		contents[p] = data
 	}
+	// Files saved after edits must read back in the JDK with the edited values.
+	edited := map[string]map[string]string{}
+	for i, p := range slices.Clone(files) {
+		f, err := Parse(p, contents[p])
+		if err != nil || i%3 != 0 {
+			continue
+		}
+		want := map[string]string{}
+		for _, e := range f.Entries() {
+			want[e.Key] = e.Value
+		}
+		for j, e := range f.Entries() {
+			if j%2 == 0 {
+				f.Set(e.Key, "edited: "+e.Value+" \\ #!=\t\u00e9\U0001F600 ")
+				want[e.Key] = "edited: " + e.Value + " \\ #!=\t\u00e9\U0001F600 "
+			} else {
+				f.Delete(e.Key)
+				delete(want, e.Key)
+			}
+		}
+		f.Set(" new key=:", " x ")
+		want[" new key=:"] = " x "
+		q := strings.TrimSuffix(p, ".properties") + ".edited.properties"
+		if err := os.WriteFile(q, f.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, q)
+		edited[q] = want
+	}
 	results := runJava(t, java, files)
 	if len(results) != len(files) {
 		t.Fatalf("java reported %d files, want %d", len(results), len(files))
 	}
+	for q, want := range edited {
+		if got := results[q]; got == nil || !equalMaps(got, want) {
+			t.Errorf("saved file %s: the JDK reads %q, want %q", q, map[string]string(got), want)
+		}
+		delete(results, q)
+	}
+	files = slices.DeleteFunc(files, func(p string) bool { return edited[p] != nil })
 	mismatches, rejected, entries := 0, 0, 0
 	for _, p := range files {
 		want := results[p]
@@ -246,7 +282,8 @@ func TestJavaDifferential(t *testing.T) {
 			t.Fatal("too many mismatches")
 		}
 	}
-	t.Logf("compared %d files with the JDK: %d rejected by both, %d entries", len(files), rejected, entries)
+	t.Logf("compared %d files with the JDK: %d rejected by both, %d entries; %d edited files read back as saved",
+		len(files), rejected, entries, len(edited))
 	if entries < len(files) {
 		t.Fatalf("only %d entries in %d files: the comparison is not exercising the reader", entries, len(files))
 	}

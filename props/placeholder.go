@@ -17,6 +17,10 @@ func (e *PlaceholderError) Error() string {
 	return fmt.Sprintf("props: %s: %s: cannot resolve placeholder ${%s}: %s", e.Source, e.Key, e.Placeholder, e.Reason)
 }
 
+// maxExpansion bounds the length of a resolved value, so that placeholders
+// that double at each level cannot exhaust memory.
+const maxExpansion = 1 << 20
+
 // resolver expands Spring-style placeholders: ${name} and ${name:default}, with
 // name looked up among the properties, then in the environment (as is, then in
 // its relaxed upper-case form). Defaults and names may hold placeholders. A "${"
@@ -24,6 +28,7 @@ func (e *PlaceholderError) Error() string {
 type resolver struct {
 	lookup func(key string) (Entry, bool)
 	env    map[string]string
+	cache  map[string]string // resolved values of keys, filled as they are resolved
 }
 
 // resolve expands the placeholders in e's value.
@@ -63,6 +68,10 @@ func (r *resolver) expand(origin Entry, s string, stack []string) (string, error
 			}
 		}
 		b.WriteString(value)
+		if b.Len() > maxExpansion {
+			return "", &PlaceholderError{Key: origin.Key, Source: origin.Source, Placeholder: name,
+				Reason: "expands to more than 1 MiB"}
+		}
 		s = s[end+1:]
 		i = strings.Index(s, "${")
 	}
@@ -72,6 +81,9 @@ func (r *resolver) expand(origin Entry, s string, stack []string) (string, error
 
 // value looks name up and expands what it finds.
 func (r *resolver) value(origin Entry, name string, stack []string) (string, bool, error) {
+	if v, ok := r.cache[name]; ok {
+		return v, true, nil
+	}
 	if e, ok := r.lookup(name); ok {
 		for _, k := range stack {
 			if k == name {
@@ -80,7 +92,14 @@ func (r *resolver) value(origin Entry, name string, stack []string) (string, boo
 			}
 		}
 		v, err := r.expand(origin, e.Value, append(stack[:len(stack):len(stack)], name))
-		return v, err == nil, err
+		if err != nil {
+			return "", false, err
+		}
+		if r.cache == nil {
+			r.cache = map[string]string{}
+		}
+		r.cache[name] = v
+		return v, true, nil
 	}
 	if v, ok := r.env[name]; ok {
 		return v, true, nil

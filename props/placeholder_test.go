@@ -2,6 +2,7 @@ package props
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -89,5 +90,21 @@ func TestPlaceholderProblemInConfig(t *testing.T) {
 	}
 	if c.SSH.Port != 7998 || c.Server.Port != 7990 {
 		t.Errorf("other keys were affected: ssh %d, http %d", c.SSH.Port, c.Server.Port)
+	}
+}
+
+func TestPlaceholderExpansionBounded(t *testing.T) {
+	var b strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&b, "k%d=${k%d}${k%d}\n", i, i+1, i+1)
+	}
+	b.WriteString("k40=xxxxxxxx\nserver.port=7991\n")
+	p := New(mustParse(t, b.String()), []string{})
+	_, _, err := p.Resolve("k0")
+	if err == nil || !strings.Contains(err.Error(), "more than 1 MiB") {
+		t.Errorf("Resolve(k0) = %v, want the expansion limit", err)
+	}
+	if v, _, err := p.Resolve("k30"); err != nil || len(v) != 8<<10 {
+		t.Errorf("Resolve(k30) = %d bytes, %v", len(v), err)
 	}
 }
