@@ -232,7 +232,7 @@ func TestJavaDifferential(t *testing.T) {
 		}
 		f.Set(" new key=:", " x ")
 		want[" new key=:"] = " x "
-		q := strings.TrimSuffix(p, ".properties") + ".edited.properties"
+		q := filepath.Join(dir, fmt.Sprintf("edited%03d.properties", i))
 		if err := os.WriteFile(q, f.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
