@@ -55,6 +55,9 @@ type Config struct {
 	// EventWait is the long-poll wait asked of the upstream's change feed. Zero
 	// means 30 seconds.
 	EventWait time.Duration
+	// FetchProgress, when set, is called as a repository fetch receives data
+	// (from the fetch's goroutine; keep it quick).
+	FetchProgress func(project, slug string, p mesh.FetchProgress)
 	// AuthCache tunes the cache of the upstream's read-access answers.
 	AuthCache AuthCacheConfig
 	// Now returns the current time; nil means time.Now.

@@ -50,6 +50,8 @@ type SyncStatus struct {
 	// LastReconcile is when the last full reconcile completed.
 	LastReconcile time.Time
 	Fetches       int64 // fetches completed successfully
+	BytesReceived int64 // bytes received by all fetches
+	Resyncs       int64 // times the feed said the cursor was too old
 }
 
 // repoSync is the scheduling state of one repository. At most one operation runs
@@ -89,6 +91,8 @@ type syncer struct {
 	initSet  map[string]bool // repositories of the initial sync not yet done
 	lastRec  time.Time
 	fetches  int64
+	bytes    int64
+	resyncs  int64
 	halted   error // a host key failure: no more fetches
 	stopping bool
 }
@@ -148,7 +152,7 @@ func (s *syncer) status() SyncStatus {
 	defer s.mu.Unlock()
 	now := s.m.now()
 	st := SyncStatus{Running: true, Cursor: s.cursor, Paused: s.paused, Initial: s.initial,
-		LastReconcile: s.lastRec, Fetches: s.fetches}
+		LastReconcile: s.lastRec, Fetches: s.fetches, BytesReceived: s.bytes, Resyncs: s.resyncs}
 	for _, rs := range s.repos {
 		r := RepoStatus{Project: rs.project, Slug: rs.slug, LastSync: rs.lastSync, LastError: rs.lastErr, Attempts: rs.attempts}
 		if !rs.behindSince.IsZero() {
@@ -278,14 +282,13 @@ func (s *syncer) run(rs *repoSync) {
 	remove, want := rs.remove, rs.want
 	s.mu.Unlock()
 	var err error
-	var bytes int64
 	if remove {
 		err = m.cfg.Repos.Delete(s.ctx, rs.project, rs.slug)
 		if errors.Is(err, mesh.ErrNotFound) {
 			err = nil
 		}
 	} else {
-		bytes, err = s.fetch(rs, want)
+		err = s.fetch(rs, want)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -298,7 +301,6 @@ func (s *syncer) run(rs *repoSync) {
 			s.initial.Done = true
 		}
 	}
-	s.initial.BytesDone += bytes
 	switch {
 	case s.ctx.Err() != nil:
 		return
@@ -354,16 +356,16 @@ func isHostKeyFailure(err error) bool {
 }
 
 // fetch brings rs up to date unless its refs already hash to want.
-func (s *syncer) fetch(rs *repoSync, want string) (int64, error) {
+func (s *syncer) fetch(rs *repoSync, want string) error {
 	m := s.m
 	if want != "" {
 		if have, err := m.cfg.Repos.RefsHash(s.ctx, rs.project, rs.slug); err == nil && have == want {
-			return 0, nil
+			return nil
 		}
 	}
 	kh, err := m.knownHosts()
 	if err != nil {
-		return 0, err
+		return err
 	}
 	timeout := m.cfg.FetchTimeout
 	if timeout <= 0 {
@@ -378,14 +380,19 @@ func (s *syncer) fetch(rs *repoSync, want string) (int64, error) {
 		Progress: func(p mesh.FetchProgress) {
 			s.mu.Lock()
 			if p.Bytes > received {
-				s.initial.BytesDone += p.Bytes - received
+				if !s.initial.Done {
+					s.initial.BytesDone += p.Bytes - received
+				}
+				s.bytes += p.Bytes - received
 				received = p.Bytes
 			}
 			s.mu.Unlock()
+			if hook := m.cfg.FetchProgress; hook != nil {
+				hook(rs.project, rs.slug, p)
+			}
 		},
 	})
-	// Bytes were added as they arrived; run adds nothing more.
-	return 0, err
+	return err
 }
 
 // feedLoop follows the upstream's change feed: a full reconcile first and after
@@ -443,6 +450,9 @@ func (s *syncer) feedLoop() {
 		if status == http.StatusGone {
 			m.log.Info("change feed cursor too old; reconciling", "cursor", cursor, "last", reply.Last)
 			s.setCursor(reply.Last)
+			s.mu.Lock()
+			s.resyncs++
+			s.mu.Unlock()
 			needReconcile = true
 			continue
 		}

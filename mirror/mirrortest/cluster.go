@@ -88,15 +88,14 @@ func (p *Primary) readAccess(ctx context.Context, key ssh.PublicKey, project, sl
 	return u.Name, u.may(project, false), nil
 }
 
-// serveSSH starts the primary's SSH server: users by key, mirrors through
+// newSSHServer returns the primary's SSH server: users by key, mirrors through
 // Upstream.MirrorKey with read access to their projects only.
-func (p *Primary) serveSSH(t testing.TB) {
-	t.Helper()
-	srv := &sshserve.Server{
+func (p *Primary) newSSHServer() *sshserve.Server {
+	return &sshserve.Server{
 		HostKeys: []ssh.Signer{p.HostKey.Signer},
 		Backend:  p.Store,
 		PublicKeyCallback: func(ctx context.Context, conn sshserve.ConnInfo, key ssh.PublicKey) (sshserve.Principal, error) {
-			if g, ok := p.Upstream.MirrorKey(key); ok {
+			if g, ok := p.upstream().MirrorKey(key); ok {
 				return sshserve.Principal{Name: "mirror " + g.Name, ID: "mirror:" + g.MirrorID}, nil
 			}
 			if u := p.users.lookup(key); u != nil {
@@ -107,7 +106,7 @@ func (p *Primary) serveSSH(t testing.TB) {
 		Authorizer: func(ctx context.Context, conn sshserve.ConnInfo, pr sshserve.Principal, project, slug string, access sshserve.Access) error {
 			if strings.HasPrefix(pr.ID, "mirror:") {
 				// Look the key up again: a removal takes effect at once.
-				g, ok := p.Upstream.MirrorKey(pr.Key)
+				g, ok := p.upstream().MirrorKey(pr.Key)
 				if !ok || access != sshserve.AccessRead || !g.CanRead(project) {
 					return sshserve.ErrNotFound
 				}
@@ -120,10 +119,6 @@ func (p *Primary) serveSSH(t testing.TB) {
 			return nil
 		},
 	}
-	p.SSH = srv
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Serve(p.sshListener) }()
-	t.Cleanup(func() { srv.Close(); <-done })
 }
 
 // SSHURL returns the primary's clone URL of project/slug.

@@ -14,6 +14,7 @@ package mirrortest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,6 +66,7 @@ type PrimaryOptions struct {
 	ReadAccess  func(ctx context.Context, key ssh.PublicKey, project, slug string) (string, bool, error)
 	Now         func() time.Time // nil: time.Now
 	MaxWait     time.Duration
+	FeedSize    int
 }
 
 // Primary is a primary's mirror API served over HTTPS on loopback.
@@ -85,6 +88,13 @@ type Primary struct {
 	users       *users
 	seeder      *User
 	sshListener net.Listener
+
+	upCfg    mirror.UpstreamConfig
+	leaf     *testutil.Leaf
+	httpAddr string
+	storage  bool
+	mu       sync.Mutex
+	live     *liveServers
 }
 
 // StartPrimary starts a primary's mirror API; it is stopped at test end.
@@ -112,7 +122,7 @@ func StartPrimary(t testing.TB, opts PrimaryOptions) *Primary {
 	if base == "" {
 		base = "ssh://127.0.0.1:1"
 	}
-	up, err := mirror.NewUpstream(mirror.UpstreamConfig{
+	p.upCfg = mirror.UpstreamConfig{
 		DB:                 p.DB,
 		Admin:              func(r *http.Request) bool { return r.Header.Get(AdminHeader) == AdminToken },
 		SSHBaseURL:         base,
@@ -123,19 +133,19 @@ func StartPrimary(t testing.TB, opts PrimaryOptions) *Primary {
 		ReadAccess:         opts.ReadAccess,
 		Now:                opts.Now,
 		MaxWait:            opts.MaxWait,
-	})
+		FeedSize:           opts.FeedSize,
+	}
+	p.leaf = ca.Issue(t, testutil.LeafOptions{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Upstream = up
-	if opts.Storage {
-		p.serveSSH(t)
-	}
-	p.Server = testutil.StartTLSServer(t, ca.Issue(t, testutil.LeafOptions{}), up)
-	t.Cleanup(func() { up.Close() })
-	p.URL = p.Server.URL
-	tr := &http.Transport{TLSClientConfig: p.Server.Client().Transport.(*http.Transport).TLSClientConfig.Clone()}
-	tr.TLSClientConfig.RootCAs = ca.Pool
+	p.httpAddr = l.Addr().String()
+	p.URL = "https://" + p.httpAddr
+	p.storage = opts.Storage
+	p.start(t, l)
+	t.Cleanup(p.Kill)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}
 	p.client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	t.Cleanup(tr.CloseIdleConnections)
 	return p
