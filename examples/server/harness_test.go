@@ -154,10 +154,16 @@ func (n *node) waitRunning() {
 func (n *node) stop(sig syscall.Signal) error {
 	n.t.Helper()
 	n.cmd.Process.Signal(sig)
+	return n.wait()
+}
+
+// wait waits for the process to exit and returns its exit error.
+func (n *node) wait() error {
+	n.t.Helper()
 	select {
 	case <-n.done:
 	case <-time.After(90 * time.Second):
-		n.t.Fatalf("server did not exit after %v\nstderr:\n%s", sig, n.stderr)
+		n.t.Fatalf("server did not exit\nstderr:\n%s", n.stderr)
 	}
 	return n.exitErr
 }

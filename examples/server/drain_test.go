@@ -1,0 +1,56 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/gitfleet/gitfleet/internal/testutil"
+)
+
+// TestCloneCompletesDuringDrain starts a clone whose client reads slowly, sends
+// SIGTERM while it is in flight, and finds that the clone completes, new
+// connections are refused, and the server exits 0.
+func TestCloneCompletesDuringDrain(t *testing.T) {
+	n := startNode(t, nodeOptions{})
+	g, key := setupUserRepo(t, n)
+	work := t.TempDir()
+	src := filepath.Join(t.TempDir(), "src.git")
+	testutil.GenerateRepo(t, src, testutil.SmallRepo)
+	g.Run(src, "push", "-q", n.sshURL("PROJ", "repo"), "refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*")
+	want := g.Refs(src)["refs/heads/main"]
+
+	// A client that holds the server's output for a while before reading it.
+	slow := filepath.Join(t.TempDir(), "slow-ssh")
+	script := "#!/bin/sh\n" + testutil.SSHCommand(key.Path, n.knownHosts(t)) + " \"$@\" | { sleep 3; cat; }\n"
+	if err := os.WriteFile(slow, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gs := testutil.NewGit(t)
+	gs.SetEnv("GIT_SSH_COMMAND", slow)
+	authenticated := strings.Count(n.stderr.String(), "msg=authenticated")
+	clone := gs.Command(work, "clone", "-q", n.sshURL("PROJ", "repo"), "c")
+	var out syncBuffer
+	clone.Stdout, clone.Stderr = &out, &out
+	if err := clone.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return strings.Count(n.stderr.String(), "msg=authenticated") > authenticated })
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	waitFor(t, func() bool { return strings.Contains(n.stderr.String(), "shutting down") })
+	// New connections are refused while the drain runs.
+	if _, err := g.TryRun(work, "ls-remote", n.sshURL("PROJ", "repo")); err == nil {
+		t.Error("a new connection was served during the drain")
+	}
+	if err := clone.Wait(); err != nil {
+		t.Fatalf("clone in flight failed during the drain: %v\n%s\nserver:\n%s", err, out.String(), n.stderr)
+	}
+	if got := strings.TrimSpace(gs.Run(filepath.Join(work, "c"), "rev-parse", "HEAD")); got != want {
+		t.Fatalf("cloned HEAD %s, want %s", got, want)
+	}
+	if err := n.wait(); err != nil {
+		t.Fatalf("server exit after drain: %v\n%s", err, n.stderr)
+	}
+}
