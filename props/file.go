@@ -33,6 +33,7 @@ type chunk struct {
 // ISO-8859-1, like load(InputStream). A malformed \uXXXX escape is a
 // *ParseError naming the line, as it fails Java's load.
 func Parse(name string, data []byte) (*File, error) {
+	data = bytes.Clone(data) // the chunks below refer to it
 	enc, offset := detectEncoding(data)
 	f := &File{Path: name, enc: enc}
 	r := &lineReader{data: data, pos: offset, line: 1}
@@ -44,22 +45,21 @@ func Parse(name string, data []byte) (*File, error) {
 		}
 		k, v := splitKeyValue(content)
 		key, err := unescape(k, enc)
-		if err == nil {
-			var value string
-			value, err = unescape(v, enc)
-			if err == nil {
-				if start > gapStart {
-					f.chunks = append(f.chunks, chunk{raw: data[gapStart:start]})
-				}
-				f.chunks = append(f.chunks, chunk{
-					raw:   data[start:end],
-					entry: &Entry{Key: key, Value: value, Source: Source{File: name, Line: line}},
-				})
-				gapStart = end
-				continue
-			}
+		if err != nil {
+			return nil, &ParseError{File: name, Line: line, Msg: err.Error()}
 		}
-		return nil, &ParseError{File: name, Line: line, Msg: err.Error()}
+		value, err := unescape(v, enc)
+		if err != nil {
+			return nil, &ParseError{File: name, Line: line, Msg: err.Error()}
+		}
+		if start > gapStart {
+			f.chunks = append(f.chunks, chunk{raw: data[gapStart:start]})
+		}
+		f.chunks = append(f.chunks, chunk{
+			raw:   data[start:end],
+			entry: &Entry{Key: key, Value: value, Source: Source{File: name, Line: line}},
+		})
+		gapStart = end
 	}
 	if gapStart < len(data) {
 		f.chunks = append(f.chunks, chunk{raw: data[gapStart:]})
