@@ -5,6 +5,7 @@
 //
 // # Typical usage
 //
+//	home := props.HomeDir(*homeFlag, os.LookupEnv) // -home, $GITFLEET_HOME, ./gitfleet-home
 //	p, err := props.Load(ctx, home, props.LoadOptions{Logger: logger})
 //	if err != nil {
 //		return err // unreadable file, or a line Java would reject (file:line)
@@ -18,6 +19,11 @@
 //	}
 //	addr := net.JoinHostPort(cfg.Server.Address, strconv.Itoa(cfg.Server.Port))
 //	fmt.Println("clone with", cfg.SSHBaseURL()+"/PROJECT/repo.git", "via", cfg.PublicBaseURL())
+//
+// A -check-config flag prints every problem of props.Check with p.String()
+// (source, severity, key, message and fix); a -dump-properties flag calls
+// p.WriteJSON(os.Stdout), the effective raw properties sorted by key with
+// their sources, without defaults or placeholder resolution.
 //
 // To change the file, edit the parsed File and save it:
 //
