@@ -20,8 +20,8 @@
 //	addr := net.JoinHostPort(cfg.Server.Address, strconv.Itoa(cfg.Server.Port))
 //	fmt.Println("clone with", cfg.SSHBaseURL()+"/PROJECT/repo.git", "via", cfg.PublicBaseURL())
 //
-// A -check-config flag prints every problem of props.Check with p.String()
-// (source, severity, key, message and fix); a -dump-properties flag calls
+// A -check-config flag prints each Problem that props.Check returns (its String
+// method gives source, severity, key, message and fix); a -dump-properties flag calls
 // p.WriteJSON(os.Stdout), the effective raw properties sorted by key with
 // their sources, without defaults or placeholder resolution.
 //
