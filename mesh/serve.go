@@ -80,7 +80,7 @@ func (s *Store) ServeGit(ctx context.Context, service, repo string, env []string
 	cmd := gitexec.Command(ctx, dir, extra, args...)
 	cmd.Stdout = out
 	cmd.Stderr = stderr
-	err = runWithStdin(cmd, stdin)
+	err = runWithStdin(ctx, cmd, stdin)
 	if spool != "" {
 		s.collect(p, sl, spool, nil)
 	}
@@ -113,8 +113,9 @@ func gitProtocolEnv(env []string) []string {
 
 // runWithStdin starts cmd with its standard input copied from stdin and waits for
 // it. Once git has exited, a read from stdin still blocked is interrupted through
-// SetReadDeadline when stdin has it, and otherwise given stdinGrace to return.
-func runWithStdin(cmd *exec.Cmd, stdin io.Reader) error {
+// SetReadDeadline when stdin has it, and otherwise given stdinGrace (or until ctx
+// ends) to return; the copying goroutine then ends when the caller closes stdin.
+func runWithStdin(ctx context.Context, cmd *exec.Cmd, stdin io.Reader) error {
 	if stdin == nil {
 		return cmd.Run()
 	}
@@ -147,9 +148,12 @@ func runWithStdin(cmd *exec.Cmd, stdin io.Reader) error {
 				break
 			}
 		}
+		t := time.NewTimer(stdinGrace)
+		defer t.Stop()
 		select {
 		case <-copied:
-		case <-time.After(stdinGrace):
+		case <-t.C:
+		case <-ctx.Done():
 		}
 	}
 	return err
