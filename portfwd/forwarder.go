@@ -247,6 +247,7 @@ func (f *Forwarder) Shutdown(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		if f.handlers.Load() == 0 {
+			f.cancel() // nothing left to sweep
 			f.wg.Wait()
 			return nil
 		}

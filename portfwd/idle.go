@@ -13,7 +13,7 @@ const maxSweep = time.Second
 // sweep enforces inactivity timeouts without touching the data path: it
 // reads each socket's kernel TCP_INFO, whose tcpi_last_data_recv and
 // tcpi_last_data_sent give the time since data last moved, and closes pairs
-// idle for longer than their timeout. It runs until Close.
+// idle for longer than their timeout. It runs until Close, or until Shutdown has seen every connection end.
 func (f *Forwarder) sweep() {
 	for {
 		f.mu.Lock()
@@ -37,16 +37,9 @@ func (f *Forwarder) sweep() {
 		f.sweepTick.Store(int64(next))
 		t := time.NewTimer(next)
 		select {
-		case <-f.done:
+		case <-f.ctx.Done(): // Close, or Shutdown once connections ended
 			t.Stop()
-			if f.ctx.Err() != nil {
-				return
-			}
-			// Shutdown: keep enforcing timeouts while connections drain.
-			if f.handlers.Load() == 0 {
-				return
-			}
-			<-t.C
+			return
 		case <-f.sweepWake:
 			t.Stop()
 		case <-t.C:

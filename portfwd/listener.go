@@ -61,22 +61,23 @@ func (l *listener) close() {
 func (f *Forwarder) acceptLoop(l *listener) {
 	backoff := 5 * time.Millisecond
 	for {
-		fe, bd, global := l.current()
-		if !fe.slots.take(l.stop) {
+		slotFE, _, global := l.current()
+		feSlots := slotFE.slots
+		if !feSlots.take(l.stop) {
 			return
 		}
 		if !global.take(l.stop) {
-			fe.slots.give()
+			feSlots.give()
 			return
 		}
 		c, err := l.ln.AcceptTCP()
 		if err != nil {
-			fe.slots.give()
+			feSlots.give()
 			global.give()
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			f.logger().Warn("accept failed", "bind", bd.Addr, "err", err)
+			f.logger().Warn("accept failed", "bind", l.ln.Addr().String(), "err", err)
 			select {
 			case <-l.stop:
 				return
@@ -86,13 +87,14 @@ func (f *Forwarder) acceptLoop(l *listener) {
 			continue
 		}
 		backoff = 5 * time.Millisecond
+		fe, bd, _ := l.current() // a reload may have happened during Accept
 		f.handlers.Add(1)
 		f.wg.Add(1)
 		go func() {
 			defer f.wg.Done()
 			defer f.handlers.Add(-1)
 			defer global.give()
-			defer fe.slots.give()
+			defer feSlots.give()
 			f.handle(c, fe, bd)
 		}()
 	}
