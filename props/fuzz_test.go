@@ -108,3 +108,37 @@ func FuzzParseDuration(f *testing.F) {
 		}
 	})
 }
+
+// FuzzConfig sets one known key to any value and checks that conversion,
+// validation and the derived URLs never panic, and that a conversion problem
+// names that key and its line.
+func FuzzConfig(f *testing.F) {
+	keys := KnownKeys()
+	for i, k := range keys {
+		f.Add(uint8(i), k.Default)
+		f.Add(uint8(i), "${"+k.Key+"}")
+	}
+	f.Add(uint8(0), "99999999999999999999")
+	f.Add(uint8(16), "10.0.0.0/33,::1")
+	f.Fuzz(func(t *testing.T, idx uint8, value string) {
+		key := keys[int(idx)%len(keys)].Key
+		file, err := Parse("f.properties", []byte("# fuzz\n"+EscapeKey(key)+"="+EscapeValue(value)+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := New(file, []string{})
+		c, err := p.Config()
+		var ps Problems
+		if err != nil && !errors.As(err, &ps) {
+			t.Fatalf("Config: %v", err)
+		}
+		for _, pr := range ps {
+			if pr.Key != key || pr.Source.Line != 2 {
+				t.Fatalf("problem %v does not name %s at line 2", pr, key)
+			}
+		}
+		_ = c.Validate()
+		_ = c.PublicBaseURL()
+		_ = c.SSHBaseURL()
+	})
+}
