@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -64,6 +66,8 @@ type node struct {
 	sshPort  int
 	meshPort int
 	env      []string
+	client   *http.Client
+	scheme   string
 	cmd      *exec.Cmd
 	stdout   *syncBuffer
 	stderr   *syncBuffer
@@ -76,13 +80,18 @@ type nodeOptions struct {
 	home  string   // reuse a home (restart); empty for a fresh one
 	env   []string // extra environment
 	ports *node    // reuse the ports of an earlier node
+	// ca, when set, makes the node serve HTTPS with a certificate from ca, and
+	// trust ca (SSL_CERT_FILE) for its own outgoing HTTPS.
+	ca *testutil.CA
+	// noWait skips waiting for RUNNING (for nodes expected to fail).
+	noWait bool
 }
 
 // startNode starts the server binary on free loopback ports set only through the
 // environment, and waits until /status is RUNNING.
 func startNode(t testing.TB, o nodeOptions) *node {
 	t.Helper()
-	n := &node{t: t, home: o.home}
+	n := &node{t: t, home: o.home, client: http.DefaultClient, scheme: "http"}
 	if n.home == "" {
 		n.home = t.TempDir()
 	}
@@ -91,16 +100,26 @@ func startNode(t testing.TB, o nodeOptions) *node {
 	} else {
 		n.httpPort, n.sshPort, n.meshPort = testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t)
 	}
-	n.env = append([]string{
+	n.env = []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + n.home,
 		"SERVER_ADDRESS=127.0.0.1",
 		fmt.Sprintf("SERVER_PORT=%d", n.httpPort),
 		fmt.Sprintf("PLUGIN_SSH_PORT=%d", n.sshPort),
 		fmt.Sprintf("PLUGIN_BITBUCKETGIT_MESH_SIDECAR_DEFAULTPORT=%d", n.meshPort),
-	}, o.env...)
+	}
+	if o.ca != nil {
+		leaf := o.ca.Issue(t, testutil.LeafOptions{})
+		n.env = append(n.env, "SERVER_SSL_ENABLED=true", "SERVER_SSL_CERTIFICATE="+leaf.CertFile,
+			"SERVER_SSL_CERTIFICATEPRIVATEKEY="+leaf.KeyFile, "SSL_CERT_FILE="+o.ca.File)
+		n.scheme = "https"
+		n.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: o.ca.Pool}}}
+	}
+	n.env = append(n.env, o.env...)
 	n.start()
-	n.waitRunning()
+	if !o.noWait {
+		n.waitRunning()
+	}
 	return n
 }
 
@@ -137,7 +156,7 @@ func (n *node) waitRunning() {
 			n.t.Fatalf("server exited: %v\nstdout:\n%s\nstderr:\n%s", n.exitErr, n.stdout, n.stderr)
 		default:
 		}
-		resp, err := http.Get(n.url("/status"))
+		resp, err := n.client.Get(n.url("/status"))
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -168,7 +187,9 @@ func (n *node) wait() error {
 	return n.exitErr
 }
 
-func (n *node) url(path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", n.httpPort, path) }
+func (n *node) url(path string) string {
+	return fmt.Sprintf("%s://127.0.0.1:%d%s", n.scheme, n.httpPort, path)
+}
 
 // adminCreds returns the generated administrator credentials "user:password".
 func (n *node) adminCreds() (string, string) {
@@ -200,7 +221,7 @@ func (n *node) api(method, path string, body any) (int, []byte) {
 	req.Header.Set("Content-Type", "application/json")
 	u, p := n.adminCreds()
 	req.SetBasicAuth(u, p)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := n.client.Do(req)
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -271,7 +292,7 @@ func (n *node) apiQuiet(method, path string, body any) (int, []byte) {
 	req, _ := http.NewRequest(method, n.url(path), bytes.NewReader(data))
 	u, p := n.adminCreds()
 	req.SetBasicAuth(u, p)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := n.client.Do(req)
 	if err != nil {
 		return 0, nil
 	}
@@ -307,3 +328,5 @@ func waitFor(t testing.TB, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func errorAs(err error, target any) bool { return errors.As(err, target) }

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/gitfleet/gitfleet/internal/testutil"
+)
+
+// mirrorEnv is the environment that makes a node a mirror of primary.
+func mirrorEnv(primary *node, mirrorHTTPPort int, name string) []string {
+	return []string{
+		"APPLICATION_MODE=mirror",
+		"SETUP_DISPLAYNAME=" + name,
+		fmt.Sprintf("SETUP_BASEURL=https://127.0.0.1:%d", mirrorHTTPPort),
+		"PLUGIN_MIRRORING_UPSTREAM_URL=" + primary.url(""),
+		"PLUGIN_MIRRORING_UPSTREAM_TYPE=server",
+	}
+}
+
+// mirrorStatus reads the mirror's unauthenticated status page.
+func mirrorStatus(t testing.TB, m *node) mirrorStatusJSON {
+	t.Helper()
+	resp, err := m.client.Get(m.url("/rest/mirroring/1.0/status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st mirrorStatusJSON
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&st) != nil {
+		t.Fatalf("mirror status: %d", resp.StatusCode)
+	}
+	return st
+}
+
+// TestMirrorNode runs a primary and a mirror from the built binary over HTTPS
+// with a test CA: the mirror registers, the primary's administrator approves it
+// through the REST API for one project, the mirror syncs and serves clones over
+// SSH with access decided by the primary, follows pushes, refuses pushes naming
+// the primary's clone URL, keeps serving across a restart, and refuses to start
+// with a changed base URL.
+func TestMirrorNode(t *testing.T) {
+	ca := testutil.NewCA(t, "gitfleet test CA")
+	primary := startNode(t, nodeOptions{ca: ca})
+	g, key := setupUserRepo(t, primary)
+	primary.mustAPI(201, "POST", "/rest/api/1.0/projects", map[string]string{"key": "OTHER"})
+	primary.mustAPI(201, "POST", "/rest/api/1.0/projects/OTHER/repos", map[string]string{"name": "hidden"})
+	work := t.TempDir()
+	g.Run(work, "clone", "-q", primary.sshURL("PROJ", "repo"), "w")
+	wt := filepath.Join(work, "w")
+	first := g.CommitFile(wt, "a.txt", "a\n", "first")
+	g.Run(wt, "push", "-q", "origin", "HEAD:main")
+
+	mport := testutil.FreePort(t)
+	mhome := t.TempDir()
+	mirrorOpts := nodeOptions{ca: ca, home: mhome, env: mirrorEnv(primary, mport, "mirror-one")}
+	m := startNodeAt(t, mirrorOpts, mport)
+	waitFor(t, func() bool { return mirrorStatus(t, m).State == "PENDING" })
+	waitFor(t, func() bool { return strings.Contains(m.stderr.String(), "/rest/mirroring/1.0/mirrorServers/") })
+	// The primary's administrator finds the request and approves it for PROJ.
+	var list struct {
+		Values []struct{ ID, Name, State string }
+	}
+	json.Unmarshal(primary.mustAPI(200, "GET", "/rest/mirroring/1.0/mirrorServers", nil), &list)
+	if len(list.Values) != 1 || list.Values[0].Name != "mirror-one" || list.Values[0].State != "PENDING" {
+		t.Fatalf("mirror requests: %+v", list)
+	}
+	id := list.Values[0].ID
+	primary.mustAPI(200, "POST", "/rest/mirroring/1.0/mirrorServers/"+id+"/accept",
+		map[string]any{"mirroringMode": "SELECTED_PROJECTS", "projects": []string{"PROJ"}})
+
+	// The mirror syncs PROJ/repo and serves it to alice, who may read it upstream.
+	mg := testutil.NewGit(t)
+	mg.SetSSH(key, m.knownHosts(t))
+	murl := m.sshURL("PROJ", "repo")
+	waitFor(t, func() bool {
+		out, err := mg.TryRun(work, "ls-remote", murl, "refs/heads/main")
+		return err == nil && strings.HasPrefix(out, first)
+	})
+	mg.Run(work, "clone", "-q", murl, "mc")
+	if got := strings.TrimSpace(mg.Run(filepath.Join(work, "mc"), "rev-parse", "HEAD")); got != first {
+		t.Fatalf("mirror clone HEAD %s, want %s", got, first)
+	}
+	// OTHER is not mirrored.
+	if _, err := mg.TryRun(work, "ls-remote", m.sshURL("OTHER", "hidden")); err == nil {
+		t.Fatal("the mirror served a project it was not given")
+	}
+	// A user without read permission on the primary is refused by the mirror.
+	bob := testutil.GenerateKey(t, testutil.Ed25519)
+	primary.mustAPI(201, "POST", "/rest/ssh/1.0/keys?user=bob", map[string]string{"text": bob.AuthorizedKey})
+	bg := testutil.NewGit(t)
+	bg.SetSSH(bob, m.knownHosts(t))
+	if _, err := bg.TryRun(work, "ls-remote", murl); err == nil {
+		t.Fatal("the mirror served a user the primary does not let read")
+	}
+	// A push to the primary shows up on the mirror.
+	second := g.CommitFile(wt, "b.txt", "b\n", "second")
+	g.Run(wt, "push", "-q", "origin", "HEAD:main")
+	waitFor(t, func() bool {
+		out, err := mg.TryRun(work, "ls-remote", murl, "refs/heads/main")
+		return err == nil && strings.HasPrefix(out, second)
+	})
+	// A push to the mirror is refused, naming the primary's clone URL.
+	mc := filepath.Join(work, "mc")
+	mg.Run(mc, "pull", "-q", "--ff-only", "origin", "main")
+	mg.CommitFile(mc, "c.txt", "c\n", "third")
+	_, err := mg.TryRun(mc, "push", "origin", "HEAD:main")
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), primary.sshURL("PROJ", "repo")) {
+		t.Fatalf("push to the mirror: %v", err)
+	}
+	// The status page shows the repository in sync.
+	st := mirrorStatus(t, m)
+	if st.State != "ACCEPTED" || st.Mode != "SELECTED_PROJECTS" || len(st.Repos) != 1 || st.Repos[0].Slug != "repo" {
+		t.Fatalf("mirror status %+v", st)
+	}
+
+	// Restarted, the mirror serves at once.
+	if err := m.stop(syscall.SIGTERM); err != nil {
+		t.Fatalf("mirror exit: %v\n%s", err, m.stderr)
+	}
+	m2 := startNode(t, nodeOptions{ca: ca, home: mhome, env: mirrorOpts.env, ports: m})
+	if out, err := mg.TryRun(work, "ls-remote", murl, "refs/heads/main"); err != nil || !strings.HasPrefix(out, second) {
+		t.Fatalf("after restart: %q %v\n%s", out, err, m2.stderr)
+	}
+	if err := m2.stop(syscall.SIGTERM); err != nil {
+		t.Fatalf("mirror exit: %v", err)
+	}
+
+	// A changed base URL is refused with the set-once message.
+	env := append(mirrorEnv(primary, mport, "mirror-one"), "SETUP_BASEURL=https://localhost:1/")
+	m3 := startNode(t, nodeOptions{ca: ca, home: mhome, env: env, ports: m, noWait: true})
+	m3.wait()
+	if !strings.Contains(m3.stderr.String(), "can only be set once; remove the mirror's home to set it up again") {
+		t.Fatalf("changed base URL: exit %v\n%s", m3.exitErr, m3.stderr)
+	}
+}
+
+// TestMirrorRefusesHTTPUpstream: an http:// upstream is refused at startup with
+// the https message, and the process exits 1.
+func TestMirrorRefusesHTTPUpstream(t *testing.T) {
+	ca := testutil.NewCA(t, "gitfleet test CA")
+	env := []string{"APPLICATION_MODE=mirror", "SETUP_BASEURL=https://127.0.0.1:1", "PLUGIN_MIRRORING_UPSTREAM_URL=http://127.0.0.1:2"}
+	n := startNode(t, nodeOptions{ca: ca, env: env, noWait: true})
+	err := n.wait()
+	var ee *exec.ExitError
+	if !errorAs(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit %v, want 1", err)
+	}
+	if !strings.Contains(n.stderr.String(), "the primary server URL must include the https:// prefix") {
+		t.Fatalf("no https message:\n%s", n.stderr)
+	}
+}
+
+// startNodeAt is startNode with the HTTP port chosen in advance (a mirror's base
+// URL names it).
+func startNodeAt(t testing.TB, o nodeOptions, httpPort int) *node {
+	t.Helper()
+	ports := &node{httpPort: httpPort, sshPort: testutil.FreePort(t), meshPort: testutil.FreePort(t)}
+	o.ports = ports
+	return startNode(t, o)
+}
+
