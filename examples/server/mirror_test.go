@@ -164,4 +164,3 @@ func startNodeAt(t testing.TB, o nodeOptions, httpPort int) *node {
 	o.ports = ports
 	return startNode(t, o)
 }
-
