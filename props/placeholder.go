@@ -13,6 +13,7 @@ type PlaceholderError struct {
 	Reason      string // "not found" or "circular reference"
 }
 
+// Error returns "props: source: key: cannot resolve placeholder ${name}: reason".
 func (e *PlaceholderError) Error() string {
 	return fmt.Sprintf("props: %s: %s: cannot resolve placeholder ${%s}: %s", e.Source, e.Key, e.Placeholder, e.Reason)
 }

@@ -35,6 +35,7 @@ type ParseError struct {
 	Msg  string
 }
 
+// Error returns "props: file:line: message".
 func (e *ParseError) Error() string {
 	return fmt.Sprintf("props: %s:%d: %s", e.File, e.Line, e.Msg)
 }
