@@ -1,0 +1,95 @@
+package portfwd
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gitfleet/gitfleet/internal/testutil"
+)
+
+// TestDataPathUsesSplice runs a Forwarder process under strace while 8 MiB
+// pass each way, and checks from the system calls that the payload moved
+// through splice(2) and not through read/write in user space.
+func TestDataPathUsesSplice(t *testing.T) {
+	strace := testutil.Require(t, "strace")
+	be := serve(t, echo)
+	front := closedPort(t)
+	out := filepath.Join(t.TempDir(), "strace.out")
+	p := startHelper(t, fmt.Sprintf(`
+listen l
+    bind %s
+    timeout client 30s
+    timeout server 30s
+    server s %s
+`, front, be.addr()), front,
+		strace, "-f", "-qq", "-o", out,
+		"-e", "trace=splice,read,write,readv,writev,recvfrom,sendto,recvmsg,sendmsg")
+
+	const size = 8 << 20
+	payload := make([]byte, size)
+	rand.Read(payload)
+	c, err := net.Dial("tcp", front)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	go func() {
+		c.Write(payload)
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	got, err := io.ReadAll(c)
+	c.Close()
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("echo through the forwarder: %d bytes, %v", len(got), err)
+	}
+	p.stop()
+
+	trace, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bytesBy := syscallBytes(string(trace))
+	spliced := bytesBy["splice"]
+	copied := int64(0)
+	for name, n := range bytesBy {
+		if name != "splice" {
+			copied += n
+		}
+	}
+	t.Logf("bytes moved by system call: %v", bytesBy)
+	// Each direction splices socket->pipe and pipe->socket: 4 x size in all.
+	if spliced < 4*size {
+		t.Fatalf("splice moved %d bytes, want at least %d", spliced, 4*size)
+	}
+	if copied > size/16 {
+		t.Fatalf("read/write-family calls moved %d bytes: the payload went through user space", copied)
+	}
+}
+
+var syscallLine = regexp.MustCompile(`^\d+\s+(?:<\.\.\. (\w+) resumed>|(\w+)\().*\)\s+= (\d+)`)
+
+// syscallBytes sums the positive results of each system call in strace
+// output.
+func syscallBytes(trace string) map[string]int64 {
+	sums := map[string]int64{}
+	for _, line := range strings.Split(trace, "\n") {
+		m := syscallLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		name := m[1] + m[2]
+		n, _ := strconv.ParseInt(m[3], 10, 64)
+		sums[name] += n
+	}
+	return sums
+}
