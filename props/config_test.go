@@ -105,6 +105,28 @@ func TestLists(t *testing.T) {
 			t.Errorf("%q: ciphers %q, want %q", tt.in, got, tt.want)
 		}
 	}
+	const file = "plugin.ssh.disabled.ciphers[0]=f0\nplugin.ssh.disabled.ciphers[1]=f1\n"
+	envTests := []struct {
+		environ []string
+		want    []string
+		source  string
+	}{
+		{[]string{}, []string{"f0", "f1"}, "t.properties:1"},
+		{[]string{"PLUGIN_SSH_DISABLED_CIPHERS=e0,e1,e2"}, []string{"e0", "e1", "e2"}, "env PLUGIN_SSH_DISABLED_CIPHERS"},
+		{[]string{"PLUGIN_SSH_DISABLED_CIPHERS_1_=e1"}, []string{"e1"}, "env PLUGIN_SSH_DISABLED_CIPHERS_1_"},
+	}
+	for _, tt := range envTests {
+		c, err := New(mustParse(t, file), tt.environ).Config()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.SSH.DisabledCiphers; !slices.Equal(got, tt.want) {
+			t.Errorf("env %q: ciphers %q, want %q", tt.environ, got, tt.want)
+		}
+		if got := c.Source(KeySSHDisabledCiphers).String(); got != tt.source {
+			t.Errorf("env %q: source %q, want %q", tt.environ, got, tt.source)
+		}
+	}
 }
 
 func TestCIDRs(t *testing.T) {

@@ -81,7 +81,16 @@ func (p *Properties) Config() (*Config, error) {
 		resolved.Set(k, v)
 	}
 	for base, vs := range indexed {
-		// Indexed entries (key[0], key[1], ...) replace the comma-separated form.
+		// As in Spring Boot, a list comes from the most important source that
+		// holds any of its elements (the environment, then the file); within a
+		// source, indexed entries (key[0], key[1], ...) replace the comma form.
+		fromEnv := slices.DeleteFunc(slices.Clone(vs), func(v indexedValue) bool { return v.source.Env == "" })
+		switch {
+		case len(fromEnv) > 0:
+			vs = fromEnv
+		case c.sources[base].Env != "":
+			continue
+		}
 		slices.SortFunc(vs, func(a, b indexedValue) int { return a.index - b.index })
 		items := make([]string, len(vs))
 		for i, v := range vs {

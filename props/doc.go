@@ -99,8 +99,10 @@
 // Config covers these keys, with Bitbucket's defaults. An empty value means the
 // default. Booleans are true or false in any case; durations are 180s, 3m, 1h,
 // PT3M or a bare number of seconds; lists are comma-separated or indexed
-// (key[0], key[1], ...; indexed entries replace the comma form); networks are
-// CIDR prefixes or single addresses.
+// (key[0], key[1], ...). As in Spring Boot, a list comes whole from the most
+// important source that holds any element of it (the environment, then the
+// file), and within one source indexed entries replace the comma form.
+// Networks are CIDR prefixes or single addresses.
 //
 //	server.port                                     7990
 //	server.address                                  (all addresses)
