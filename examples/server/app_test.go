@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -98,5 +100,33 @@ func TestNodeStatus(t *testing.T) {
 	s.stop()
 	if st, _ := s.snapshot(); st != "STOPPING" {
 		t.Fatalf("got %s", st)
+	}
+}
+
+func TestStatusEndpoint(t *testing.T) {
+	a := &app{status: newNodeStatus("database", "mesh", "ssh")}
+	get := func() (int, map[string]any) {
+		rec := httptest.NewRecorder()
+		a.handleStatus(rec, httptest.NewRequest("GET", "/status", nil))
+		var body map[string]any
+		json.Unmarshal(rec.Body.Bytes(), &body)
+		return rec.Code, body
+	}
+	code, body := get()
+	if code != 503 || body["state"] != "STARTING" || fmt.Sprint(body["waitingFor"]) != "[database mesh ssh]" {
+		t.Fatalf("starting: %d %v", code, body)
+	}
+	a.status.ready("database")
+	a.status.ready("mesh")
+	if code, body = get(); code != 503 || fmt.Sprint(body["waitingFor"]) != "[ssh]" {
+		t.Fatalf("waiting for ssh: %d %v", code, body)
+	}
+	a.status.ready("ssh")
+	if code, body = get(); code != 200 || body["state"] != "RUNNING" {
+		t.Fatalf("running: %d %v", code, body)
+	}
+	a.status.stop()
+	if code, body = get(); code != 503 || body["state"] != "STOPPING" {
+		t.Fatalf("stopping: %d %v", code, body)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -52,5 +53,33 @@ func TestCloneCompletesDuringDrain(t *testing.T) {
 	}
 	if err := n.wait(); err != nil {
 		t.Fatalf("server exit after drain: %v\n%s", err, n.stderr)
+	}
+}
+
+// TestSecondSignalExitsAtOnce: a second SIGTERM during the drain ends the server
+// at once, without waiting for the session in flight.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	n := startNode(t, nodeOptions{})
+	g, key := setupUserRepo(t, n)
+	slow := filepath.Join(t.TempDir(), "slow-ssh")
+	script := "#!/bin/sh\n" + testutil.SSHCommand(key.Path, n.knownHosts(t)) + " \"$@\" | { sleep 600; cat; }\n"
+	if err := os.WriteFile(slow, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	g.SetEnv("GIT_SSH_COMMAND", slow)
+	authenticated := strings.Count(n.stderr.String(), "msg=authenticated")
+	clone := g.Command(t.TempDir(), "clone", "-q", n.sshURL("PROJ", "repo"), "c")
+	clone.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := clone.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-clone.Process.Pid, syscall.SIGKILL); clone.Wait() })
+	waitFor(t, func() bool { return strings.Count(n.stderr.String(), "msg=authenticated") > authenticated })
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	waitFor(t, func() bool { return strings.Contains(n.stderr.String(), "shutting down") })
+	err := n.stop(syscall.SIGTERM) // the drain would wait up to a minute for the clone
+	var ee *exec.ExitError
+	if !errorAs(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(n.stderr.String(), "second signal") {
+		t.Fatalf("second signal: exit %v\n%s", err, n.stderr)
 	}
 }

@@ -30,6 +30,14 @@ func TestFirstStartSequenceVerbatim(t *testing.T) {
 		t.Fatalf("first start did not print the next steps:\n%s", out)
 	}
 	script := out[start : end+len("my-repo-copy\n")]
+	if st, err := os.Stat(filepath.Join(n.home, "shared", "config", "admin-password")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("admin password file: %v %v", st, err)
+	}
+	if u, p := n.adminCreds(); !strings.Contains(out, p) || u != "admin" {
+		t.Fatal("the generated password was not printed")
+	} else if db, err := os.ReadFile(filepath.Join(n.home, "shared", "data", "gitfleet.db")); err != nil || strings.Contains(string(db), p) {
+		t.Fatalf("the database holds the password in clear (or cannot be read: %v)", err)
+	}
 
 	user := testutil.GenerateKey(t, testutil.Ed25519)
 	home := t.TempDir()
