@@ -3,9 +3,14 @@ package props
 import (
 	"encoding/json"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -226,4 +231,51 @@ func TestMagiconairEmptyKeyLeak(t *testing.T) {
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("Parse started %d goroutines", n-before)
 	}
+}
+
+// TestNoFatalPathsInPackage checks the package's own sources: they import
+// neither "log" nor "os/exec", and call none of magiconair's Must* functions
+// (log.Fatal), Filter* functions (expansion back on), or its reader.
+func TestNoFatalPathsInPackage(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	checked := 0
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked++
+		for _, imp := range f.Imports {
+			if p := strings.Trim(imp.Path.Value, `"`); p == "log" || p == "os/exec" {
+				t.Errorf("%s imports %s", name, p)
+			}
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			sel, ok := n.(*ast.SelectorExpr)
+			if !ok || isIdent(sel.X, "regexp") {
+				return true
+			}
+			switch s := sel.Sel.Name; {
+			case strings.HasPrefix(s, "Must"), strings.HasPrefix(s, "Filter"),
+				s == "LoadBytes", s == "LoadString", s == "LoadFile", s == "LoadReader", s == "LoadAll", s == "Load" && isIdent(sel.X, "mprops"):
+				t.Errorf("%s: %s uses %s", fset.Position(sel.Pos()), name, s)
+			}
+			return true
+		})
+	}
+	if checked == 0 {
+		t.Fatal("no package sources checked")
+	}
+}
+
+func isIdent(e ast.Expr, name string) bool {
+	id, ok := e.(*ast.Ident)
+	return ok && id.Name == name
 }
