@@ -313,4 +313,10 @@ func (s *Server) Close() error {
 }
 
 // Stats returns a snapshot of the server's counters.
-func (s *Server) Stats() Stats { return s.stats.snapshot() }
+func (s *Server) Stats() Stats {
+	st := s.stats.snapshot()
+	s.mu.Lock()
+	st.Authenticating = int64(s.startups)
+	s.mu.Unlock()
+	return st
+}

@@ -29,14 +29,15 @@ const (
 
 // Stats is a snapshot of a server's counters.
 type Stats struct {
-	OpenConns    int64             // connections open now
-	TotalConns   uint64            // connections accepted since start
-	AuthFailures uint64            // failed authentication attempts (wrong key, refused key)
-	Rejected     map[string]uint64 // rejections by reason (the Reject* constants)
-	Sessions     map[string]uint64 // commands run, by service (or "whoami")
-	OpenSessions int64             // sessions running now
-	BytesIn      uint64            // session bytes received from clients
-	BytesOut     uint64            // session bytes sent to clients (stdout and stderr)
+	OpenConns      int64             // connections open now
+	Authenticating int64             // of which not yet authenticated (counted by MaxStartups)
+	TotalConns     uint64            // connections accepted since start
+	AuthFailures   uint64            // failed authentication attempts (wrong key, refused key)
+	Rejected       map[string]uint64 // rejections by reason (the Reject* constants)
+	Sessions       map[string]uint64 // commands run, by service (or "whoami")
+	OpenSessions   int64             // sessions running now
+	BytesIn        uint64            // session bytes received from clients
+	BytesOut       uint64            // session bytes sent to clients (stdout and stderr)
 }
 
 // SessionInfo describes a finished session to Server.SessionHook.
