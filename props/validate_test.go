@@ -95,3 +95,18 @@ func TestSuggestKey(t *testing.T) {
 		}
 	}
 }
+
+func TestIsKnownKey(t *testing.T) {
+	for key, want := range map[string]bool{
+		KeyServerPort: true, "plugin.ssh.disabled.macs[3]": true, "setup.baseurl": false, "jdbc.url": false, "": false,
+	} {
+		if got := IsKnownKey(key); got != want {
+			t.Errorf("IsKnownKey(%q) = %v", key, got)
+		}
+	}
+	for _, k := range KnownKeys() {
+		if k.Doc == "" {
+			t.Errorf("%s has no description", k.Key)
+		}
+	}
+}
