@@ -101,7 +101,7 @@ func knownKeyIndex() map[string]KeyInfo {
 // IsKnownKey reports whether key is one the SDK understands, including the
 // indexed form key[N] of a list key.
 func IsKnownKey(key string) bool {
-	base, _, _ := splitIndex(key)
-	_, ok := knownKeyIndex()[base]
-	return ok
+	base, _, indexed := splitIndex(key)
+	info, ok := knownKeyIndex()[base]
+	return ok && (!indexed || info.kind == kindList || info.kind == kindCIDRList)
 }

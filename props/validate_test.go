@@ -98,7 +98,7 @@ func TestSuggestKey(t *testing.T) {
 
 func TestIsKnownKey(t *testing.T) {
 	for key, want := range map[string]bool{
-		KeyServerPort: true, "plugin.ssh.disabled.macs[3]": true, "setup.baseurl": false, "jdbc.url": false, "": false,
+		KeyServerPort: true, "plugin.ssh.disabled.macs[3]": true, "setup.baseurl": false, "jdbc.url": false, "": false, "server.port[0]": false,
 	} {
 		if got := IsKnownKey(key); got != want {
 			t.Errorf("IsKnownKey(%q) = %v", key, got)
