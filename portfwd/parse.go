@@ -442,10 +442,10 @@ func parseBindAddr(a string) (string, error) {
 	if host == "*" {
 		host = ""
 	}
-	if host != "" && net.ParseIP(host) == nil {
-		if _, err := net.LookupHost(host); err != nil {
-			return "", fmt.Errorf("cannot resolve host '%s'", host)
-		}
+	if host != "" && host != "localhost" && net.ParseIP(host) == nil {
+		// Binding a name would need a resolver at parse time; HAProxy
+		// resolves it, portfwd asks for the address.
+		return "", fmt.Errorf("bind address '%s' must be an IP address, '*' or empty", host)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return "", fmt.Errorf("invalid port '%s'", port)
