@@ -25,6 +25,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+
+	"github.com/gitfleet/gitfleet/props"
 )
 
 // version is the server's version; release builds set it with -ldflags "-X main.version=...".
@@ -113,13 +115,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // resolveHome applies the home directory rule: -home, else $GITFLEET_HOME, else
 // ./gitfleet-home; the result is absolute.
 func resolveHome(flagHome string) string {
-	home := flagHome
-	if home == "" {
-		home = os.Getenv("GITFLEET_HOME")
-	}
-	if home == "" {
-		home = "gitfleet-home"
-	}
+	home := props.HomeDir(flagHome, os.LookupEnv)
 	if abs, err := filepath.Abs(home); err == nil {
 		home = abs
 	}
