@@ -48,9 +48,15 @@ type backend struct {
 	queueMax int       // -1: unbounded
 	rotate   int
 
-	total, connErrs   atomic.Int64
-	bytesIn, bytesOut atomic.Int64
-	cur               atomic.Int64
+	*counters // shared with the same-named backend before and after reloads
+}
+
+// counters are the statistics of a frontend or backend. They belong to the
+// name, so that reloads keep them and connections opened before a reload
+// are still counted.
+type counters struct {
+	cur, total, connErrs atomic.Int64
+	bytesIn, bytesOut    atomic.Int64
 }
 
 type waiter struct {
@@ -59,14 +65,11 @@ type waiter struct {
 }
 
 func newBackend(cfg *Backend, old *backend, now time.Time) *backend {
-	b := &backend{name: cfg.Name}
+	b := &backend{name: cfg.Name, counters: &counters{}}
 	if old != nil {
 		old.mu.Lock()
 		defer old.mu.Unlock()
-		b.total.Store(old.total.Load())
-		b.connErrs.Store(old.connErrs.Load())
-		b.bytesIn.Store(old.bytesIn.Load())
-		b.bytesOut.Store(old.bytesOut.Load())
+		b.counters = old.counters
 	}
 	b.setConfig(cfg, old, now)
 	return b

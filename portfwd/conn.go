@@ -79,7 +79,7 @@ func (f *Forwarder) handle(c *net.TCPConn, fe *frontend, bd Bind) {
 	defer b.cur.Add(-1)
 
 	p := newPair(c, sc, fe.cfg.Timeouts, bcfg.Timeouts)
-	p.fe, p.srv, p.headerLen = fe, s, headerLen
+	p.fe, p.be, p.srv, p.headerLen = fe.counters, b.counters, s, headerLen
 	if !f.track(p) {
 		return
 	}
@@ -116,7 +116,7 @@ type pair struct {
 	client, server       *net.TCPConn
 	clientRaw, serverRaw syscall.RawConn
 	start                time.Time
-	fe                   *frontend
+	fe, be               *counters
 	srv                  *serverState
 	headerLen            int // PROXY header bytes read from the client
 

@@ -168,9 +168,9 @@ func (f *Forwarder) applyLocked(ctx context.Context, cfg *Config) error {
 	}
 	frontends := map[string]*frontend{}
 	for _, fc := range cfg.Frontends {
-		fe := &frontend{cfg: fc, backend: backends[fc.DefaultBackend], slots: newSlots(fc.MaxConn)}
+		fe := &frontend{cfg: fc, backend: backends[fc.DefaultBackend], slots: newSlots(fc.MaxConn), counters: &counters{}}
 		if old := f.frontends[fc.Name]; old != nil {
-			fe.carryStats(old)
+			fe.counters = old.counters
 		}
 		frontends[fc.Name] = fe
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -14,14 +13,7 @@ type frontend struct {
 	backend *backend // nil: connections are closed
 	slots   slots
 
-	cur, total        atomic.Int64
-	bytesIn, bytesOut atomic.Int64
-}
-
-func (fe *frontend) carryStats(old *frontend) {
-	fe.total.Store(old.total.Load())
-	fe.bytesIn.Store(old.bytesIn.Load())
-	fe.bytesOut.Store(old.bytesOut.Load())
+	*counters // shared with the same-named frontend across reloads
 }
 
 // listener is one bound socket. It survives reloads that keep its address;

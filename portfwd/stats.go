@@ -65,13 +65,15 @@ func (f *Forwarder) Stats() Stats {
 	// Bytes of open connections, read from the kernel.
 	type moved struct{ in, out int64 }
 	open := map[*serverState]moved{}
-	openFE := map[*frontend]moved{}
+	openC := map[*counters]moved{}
 	for _, p := range live {
 		in, out := tcpBytes(p.clientRaw)-int64(p.headerLen), tcpBytes(p.serverRaw)
 		m := open[p.srv]
 		open[p.srv] = moved{m.in + in, m.out + out}
-		m = openFE[p.fe]
-		openFE[p.fe] = moved{m.in + in, m.out + out}
+		for _, c := range []*counters{p.fe, p.be} {
+			m = openC[c]
+			openC[c] = moved{m.in + in, m.out + out}
+		}
 	}
 
 	var st Stats
@@ -80,7 +82,7 @@ func (f *Forwarder) Stats() Stats {
 		if fe == nil {
 			continue
 		}
-		m := openFE[fe]
+		m := openC[fe.counters]
 		st.Frontends = append(st.Frontends, FrontendStats{
 			Name: fc.Name, Current: fe.cur.Load(), Total: fe.total.Load(),
 			BytesIn: fe.bytesIn.Load() + m.in, BytesOut: fe.bytesOut.Load() + m.out,
@@ -93,12 +95,13 @@ func (f *Forwarder) Stats() Stats {
 		}
 		bs := BackendStats{Name: b.name, Current: b.cur.Load(), Total: b.total.Load(),
 			ConnectErrors: b.connErrs.Load(), BytesIn: b.bytesIn.Load(), BytesOut: b.bytesOut.Load()}
+		m := openC[b.counters]
+		bs.BytesIn += m.in
+		bs.BytesOut += m.out
 		b.mu.Lock()
 		bs.Queue = b.queue.Len()
 		for _, s := range b.servers {
 			m := open[s]
-			bs.BytesIn += m.in
-			bs.BytesOut += m.out
 			bs.Servers = append(bs.Servers, ServerStats{
 				Name: s.cfg.Name, Addr: s.cfg.Addr, Up: s.up, Checked: s.cfg.Check,
 				LastChange: s.lastChange, Current: int64(s.cur), Total: s.total.Load(),
