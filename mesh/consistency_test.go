@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestConsistentReads rewrites 3,000 refs back and forth with atomic pushes while
@@ -15,7 +16,7 @@ import (
 // snapshot is entirely old or entirely new.
 func TestConsistentReads(t *testing.T) {
 	const nrefs = 3000
-	rewrites := 4
+	rewrites := 3
 	if testing.Short() {
 		rewrites = 2
 	}
@@ -26,21 +27,32 @@ func TestConsistentReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := repoURL("PROJ", "many")
-	w := filepath.Join(t.TempDir(), "w")
-	g.Run("", "init", "-q", w)
-	a := g.CommitFile(w, "f", "a", "a")
-	b := g.CommitFile(w, "f", "b", "b")
-	setAll := func(id string) {
+	// Two clients: one holds every r/* ref at commit a, the other at commit b.
+	// Pushing from one then the other rewrites all the refs in one transaction.
+	root := t.TempDir()
+	wa, wb := filepath.Join(root, "a"), filepath.Join(root, "b")
+	g.Run("", "init", "-q", wa)
+	a := g.CommitFile(wa, "f", "a", "a")
+	b := g.CommitFile(wa, "f", "b", "b")
+	g.Run("", "clone", "-q", "--bare", wa, wb)
+	for dir, id := range map[string]string{wa: a, wb: b} {
 		var in strings.Builder
 		for i := 0; i < nrefs; i++ {
 			fmt.Fprintf(&in, "update refs/heads/r/%04d %s\n", i, id)
 		}
-		cmd := g.Command(w, "update-ref", "--stdin")
+		cmd := g.Command(dir, "update-ref", "--stdin")
 		cmd.Stdin = strings.NewReader(in.String())
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("update-ref: %v\n%s", err, out)
 		}
-		g.Run(w, "push", "-q", "--atomic", url, "+refs/heads/r/*:refs/heads/r/*", "+main:main")
+		g.Run(dir, "pack-refs", "--all")
+	}
+	setAll := func(id string) {
+		from := wa
+		if id == b {
+			from = wb
+		}
+		g.Run(from, "push", "-q", "--atomic", url, "+refs/heads/r/*:refs/heads/r/*", "+main:main")
 	}
 	setAll(a)
 
@@ -123,15 +135,18 @@ func TestConsistentReads(t *testing.T) {
 			if na != 0 && na != nrefs {
 				directMixed.Add(1)
 			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}()
 
 	for i := 0; i < rewrites; i++ {
+		t0 := time.Now()
 		if i%2 == 0 {
 			setAll(b)
 		} else {
 			setAll(a)
 		}
+		t.Logf("rewrite %d took %v", i, time.Since(t0))
 	}
 	stop()
 	wg.Wait()

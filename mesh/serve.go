@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"time"
 
 	"github.com/gitfleet/gitfleet/internal/gitexec"
 )
@@ -19,10 +18,6 @@ const (
 	ServiceReceivePack   = "git-receive-pack"
 	ServiceUploadArchive = "git-upload-archive"
 )
-
-// stdinGrace is how long ServeGit waits, after git has exited, for a read from stdin
-// that cannot be interrupted (stdin has no SetReadDeadline) to return.
-const stdinGrace = time.Second
 
 // ServeGit runs a git service for repo ("PROJECT/slug", optionally "/PROJECT/slug.git")
 // wired to the caller's streams, with no framing on the bytes. Of env only a valid
@@ -49,15 +44,14 @@ func (s *Store) ServeGit(ctx context.Context, service, repo string, env []string
 	extra := gitProtocolEnv(env)
 	lock := s.locks.get(repoKey(p, sl))
 	var spool string
-	out := stdout
+	var watch *advWriter
 	switch service {
 	case ServiceUploadPack:
 		if err := lock.RLock(ctx); err != nil {
 			return err
 		}
-		aw := &advWriter{w: stdout, release: lock.RUnlock}
-		defer aw.close()
-		out = aw
+		watch = &advWriter{w: stdout, release: lock.RUnlock}
+		defer watch.close()
 	case ServiceReceivePack:
 		if err := lock.Lock(ctx); err != nil {
 			return err
@@ -78,9 +72,8 @@ func (s *Store) ServeGit(ctx context.Context, service, repo string, env []string
 		args = []string{sub, "--strict", "."}
 	}
 	cmd := gitexec.Command(ctx, dir, extra, args...)
-	cmd.Stdout = out
 	cmd.Stderr = stderr
-	err = runWithStdin(ctx, cmd, stdin)
+	err = runGit(ctx, cmd, stdin, stdout, watch)
 	if spool != "" {
 		s.collect(p, sl, spool, nil)
 	}
@@ -109,54 +102,6 @@ func gitProtocolEnv(env []string) []string {
 		}
 	}
 	return out
-}
-
-// runWithStdin starts cmd with its standard input copied from stdin and waits for
-// it. Once git has exited, a read from stdin still blocked is interrupted through
-// SetReadDeadline when stdin has it, and otherwise given stdinGrace (or until ctx
-// ends) to return; the copying goroutine then ends when the caller closes stdin.
-func runWithStdin(ctx context.Context, cmd *exec.Cmd, stdin io.Reader) error {
-	if stdin == nil {
-		return cmd.Run()
-	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	cmd.Stdin = pr
-	if err := cmd.Start(); err != nil {
-		pr.Close()
-		pw.Close()
-		return err
-	}
-	pr.Close()
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		io.Copy(pw, stdin)
-		pw.Close()
-	}()
-	err = cmd.Wait()
-	pw.Close() // a copy still running fails on its next write
-	select {
-	case <-copied:
-	default:
-		if d, ok := stdin.(interface{ SetReadDeadline(time.Time) error }); ok {
-			if d.SetReadDeadline(time.Now()) == nil {
-				<-copied
-				d.SetReadDeadline(time.Time{})
-				break
-			}
-		}
-		t := time.NewTimer(stdinGrace)
-		defer t.Stop()
-		select {
-		case <-copied:
-		case <-t.C:
-		case <-ctx.Done():
-		}
-	}
-	return err
 }
 
 // ExitError reports that a git service exited unsuccessfully.

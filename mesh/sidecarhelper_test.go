@@ -12,3 +12,7 @@ func openSidecarBackend(t *testing.T) (mesh.Repos, string) {
 	t.Skip("sidecar not built yet")
 	return nil, ""
 }
+
+func sidecarClient(b *testing.B, s *mesh.Store) mesh.Repos {
+	return nil
+}
