@@ -34,7 +34,7 @@ func startHAProxy(t testing.TB, config, addr string) *process {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "-db", "-q", "-f", path)
+	cmd := exec.CommandContext(ctx, bin, "-db", "-f", path)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
