@@ -188,7 +188,8 @@ func (b *backend) queueLen() int {
 // pickLocked chooses a server. It returns nil and full=true when servers are
 // up but all at maxconn, nil and full=false when none is up.
 func (b *backend) pickLocked(ip net.IP, tried map[*serverState]bool) (s *serverState, full bool) {
-	var active []*serverState
+	var buf1, buf2, buf3 [16]*serverState // no allocation for small backends
+	active := buf1[:0]
 	anyUp := false
 	for _, st := range b.servers {
 		if st.up && !st.cfg.Backup {
@@ -207,7 +208,7 @@ func (b *backend) pickLocked(ip net.IP, tried map[*serverState]bool) (s *serverS
 	if len(active) == 0 {
 		return nil, false
 	}
-	var free, fresh []*serverState
+	free, fresh := buf2[:0], buf3[:0]
 	for _, st := range active {
 		if st.cfg.MaxConn == 0 || st.cur < st.cfg.MaxConn {
 			free = append(free, st)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -106,7 +107,12 @@ func BenchmarkBulk(b *testing.B) {
 		drain(tc)
 		<-done
 	})
-	for _, p := range startPeers(b, be.addr()) {
+	peers := startPeers(b, be.addr())
+	// HAProxy splices only when told to; measure it that way too.
+	hs := closedPort(b)
+	spliced := startHAProxy(b, strings.Replace(benchConfig(hs, be.addr()), "mode tcp", "mode tcp\n    option splice-auto", 1), hs)
+	peers = append(peers, peer{"haproxy-splice", hs, spliced.cmd.Process.Pid})
+	for _, p := range peers {
 		b.Run(p.name, func(b *testing.B) {
 			b.SetBytes(2 * size)
 			for range b.N {

@@ -2,6 +2,7 @@ package portfwd
 
 import (
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -15,19 +16,26 @@ import (
 // splices the two sockets together until both directions end.
 func (f *Forwarder) handle(c *net.TCPConn, fe *frontend, bd Bind) {
 	defer c.Close()
-	log := f.logger().With("frontend", fe.cfg.Name, "client", c.RemoteAddr().String())
 	src, dst := c.RemoteAddr(), c.LocalAddr()
+	// log builds its attributes only when something is logged: the
+	// connection rate matters more than the cost of a closure.
+	log := func(msg string, args ...any) {
+		l := f.logger()
+		if !l.Enabled(f.ctx, slog.LevelInfo) {
+			return
+		}
+		l.Info(msg, append([]any{"frontend", fe.cfg.Name, "client", src.String()}, args...)...)
+	}
 	headerLen := 0
 	if bd.AcceptProxy {
 		h, n, err := readProxyHeader(c, orDuration(f.ProxyHeaderTimeout, DefaultProxyHeaderTimeout))
 		if err != nil {
-			log.Info("connection refused", "err", err)
+			log("connection refused", "err", err)
 			return
 		}
 		headerLen = n
 		if h.Command.IsProxy() && h.SourceAddr != nil {
 			src, dst = h.SourceAddr, h.DestinationAddr
-			log = log.With("origin", src.String())
 		}
 	}
 	fe.total.Add(1)
@@ -35,7 +43,7 @@ func (f *Forwarder) handle(c *net.TCPConn, fe *frontend, bd Bind) {
 	defer fe.cur.Add(-1)
 	b := fe.backend
 	if b == nil {
-		log.Info("connection closed: frontend has no backend")
+		log("connection closed: frontend has no backend")
 		return
 	}
 	b.mu.Lock()
@@ -46,14 +54,14 @@ func (f *Forwarder) handle(c *net.TCPConn, fe *frontend, bd Bind) {
 	if a, ok := src.(*net.TCPAddr); ok {
 		ip = a.IP
 	}
-	tried := map[*serverState]bool{}
+	var tried map[*serverState]bool // made on the first failure
 	var s *serverState
 	var sc *net.TCPConn
 	for attempt := 0; attempt <= bcfg.retries(); attempt++ {
 		var err error
 		s, err = b.acquire(f.ctx, ip, tried)
 		if err != nil {
-			log.Info("connection closed", "backend", b.name, "err", err)
+			log("connection closed", "backend", b.name, "err", err)
 			return
 		}
 		sc, err = dialServer(f, s.cfg, bcfg.Timeouts.Connect, src, dst)
@@ -63,12 +71,15 @@ func (f *Forwarder) handle(c *net.TCPConn, fe *frontend, bd Bind) {
 		s.connErrs.Add(1)
 		b.connErrs.Add(1)
 		b.release(s)
+		if tried == nil {
+			tried = map[*serverState]bool{}
+		}
 		tried[s] = true
-		log.Info("connect failed", "backend", b.name, "server", s.cfg.Name, "attempt", attempt+1, "err", err)
+		log("connect failed", "backend", b.name, "server", s.cfg.Name, "attempt", attempt+1, "err", err)
 		s = nil
 	}
 	if s == nil {
-		log.Info("connection closed: retries exhausted", "backend", b.name)
+		log("connection closed: retries exhausted", "backend", b.name)
 		return
 	}
 	defer b.release(s)
