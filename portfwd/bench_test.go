@@ -29,7 +29,7 @@ import (
 func benchConfig(front, backend string) string {
 	return fmt.Sprintf(`
 global
-    maxconn 8000
+    maxconn 4000
 defaults
     mode tcp
     timeout connect 5s

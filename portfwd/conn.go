@@ -1,6 +1,7 @@
 package portfwd
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +17,8 @@ import (
 // splices the two sockets together until both directions end.
 func (f *Forwarder) handle(c *net.TCPConn, fe *frontend, bd Bind) {
 	defer c.Close()
+	// Close ends the connection even while it waits for a PROXY header.
+	defer context.AfterFunc(f.ctx, func() { c.Close() })()
 	src, dst := c.RemoteAddr(), c.LocalAddr()
 	// log builds its attributes only when something is logged: the
 	// connection rate matters more than the cost of a closure.
@@ -107,7 +110,7 @@ func (f *Forwarder) handle(c *net.TCPConn, fe *frontend, bd Bind) {
 
 // dialServer connects to a server and sends its PROXY header.
 func dialServer(f *Forwarder, s *Server, timeout time.Duration, src, dst net.Addr) (*net.TCPConn, error) {
-	d := net.Dialer{Timeout: timeout}
+	d := net.Dialer{Timeout: timeout, KeepAlive: -1}
 	conn, err := d.DialContext(f.ctx, "tcp", s.Addr)
 	if err != nil {
 		return nil, err

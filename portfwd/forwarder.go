@@ -146,7 +146,9 @@ func (f *Forwarder) applyLocked(ctx context.Context, cfg *Config) error {
 			if _, ok := opened[bd.Addr]; ok {
 				continue
 			}
-			var lc net.ListenConfig
+			// No TCP keep-alive, as in HAProxy without option tcpka: it
+			// costs four setsockopt calls per connection.
+			lc := net.ListenConfig{KeepAlive: -1}
 			ln, err := lc.Listen(ctx, "tcp", bd.Addr)
 			if err != nil {
 				for _, l := range opened {
