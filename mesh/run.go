@@ -98,21 +98,6 @@ func runGit(ctx context.Context, cmd *exec.Cmd, stdin io.Reader, stdout io.Write
 	if ipw != nil {
 		ipw.Close() // a copy still running fails on its next write
 	}
-	select {
-	case <-inDone:
-	default:
-		if d, ok := stdin.(interface{ SetReadDeadline(time.Time) error }); ok && d.SetReadDeadline(time.Now()) == nil {
-			<-inDone
-			d.SetReadDeadline(time.Time{})
-			break
-		}
-		t := time.NewTimer(stdinGrace)
-		defer t.Stop()
-		select {
-		case <-inDone:
-		case <-t.C:
-		case <-ctx.Done():
-		}
-	}
+	waitStdin(ctx, stdin, inDone)
 	return err
 }

@@ -1,0 +1,221 @@
+package mesh
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// A git service over the sidecar takes two requests:
+//
+//  1. POST /v1/git with Upgrade: gitfleet-git and the service, repository and
+//     GIT_PROTOCOL in headers. The server answers 101 with a session id and the
+//     connection then carries git's stdin (client to server) and stdout (server to
+//     client) as raw bytes, with no framing. Either side's end of input is passed on
+//     as a TCP half-close.
+//  2. GET /v1/git/result?session=ID, whose body streams git's stderr and whose
+//     trailers carry the exit status (and the error, if the service could not run).
+//     When this request goes away before git ends, git is killed.
+
+// sessionLinger is how long a finished session waits for its result request.
+const sessionLinger = time.Minute
+
+// maxStderr bounds the stderr a session buffers for a result request not yet read.
+const maxStderr = 1 << 20
+
+// gitSession is one git service's stderr and outcome, waiting for its result request.
+type gitSession struct {
+	cancel context.CancelFunc
+	notify chan struct{} // capacity 1
+
+	mu    sync.Mutex
+	buf   []byte
+	done  bool
+	err   error
+	taken bool
+}
+
+func (g *gitSession) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	if len(g.buf) < maxStderr {
+		g.buf = append(g.buf, p[:min(len(p), maxStderr-len(g.buf))]...)
+	}
+	g.mu.Unlock()
+	g.wake()
+	return len(p), nil
+}
+
+func (g *gitSession) finish(err error) {
+	g.mu.Lock()
+	g.done, g.err = true, err
+	g.mu.Unlock()
+	g.wake()
+}
+
+func (g *gitSession) wake() {
+	select {
+	case g.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Server) git(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Upgrade") != upgradeProto {
+		writeJSON(w, http.StatusBadRequest, errorBody{Message: "mesh: git requests must upgrade to " + upgradeProto})
+		return
+	}
+	service, repo := r.Header.Get(hdrService), r.Header.Get(hdrRepo)
+	if _, err := gitSubcommand(service); err != nil {
+		writeError(w, err)
+		return
+	}
+	project, slug, err := ParseRepoPath(repo)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if ok, err := s.Store.Exists(r.Context(), project, slug); err != nil || !ok {
+		if err == nil {
+			err = fmt.Errorf("%w: %s/%s", ErrNotFound, project, slug)
+		}
+		writeError(w, err)
+		return
+	}
+	var env []string
+	if p := r.Header.Get(hdrProtocol); p != "" {
+		env = []string{"GIT_PROTOCOL=" + p}
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		writeError(w, ErrClosed)
+		return
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	sess := &gitSession{cancel: cancel, notify: make(chan struct{}, 1)}
+	id := newSessionID()
+	s.sessions[id] = sess
+	s.gits.Add(1)
+	s.mu.Unlock()
+	defer s.gits.Done()
+	defer cancel()
+
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		s.dropSession(id)
+		s.Logger.Error("mesh: hijack", "err", err)
+		return
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n%s: %s\r\n\r\n", upgradeProto, hdrSession, id)
+	if err := brw.Flush(); err != nil {
+		s.dropSession(id)
+		return
+	}
+	stdin := &hijackedReader{br: brw.Reader, conn: conn}
+	err = s.Store.ServeGit(ctx, service, repo, env, stdin, conn, sess)
+	sess.finish(err)
+	if err != nil {
+		s.Logger.Debug("mesh: git service ended", "service", service, "repo", repo, "err", err)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.CloseWrite() // the client's stdout sees EOF
+	}
+	// Closing with unread input would reset the connection and could destroy output
+	// the client has not read yet: read until the client closes (briefly).
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(io.Discard, stdin)
+	time.AfterFunc(sessionLinger, func() { s.dropSession(id) })
+}
+
+func (s *Server) dropSession(id string) {
+	s.mu.Lock()
+	delete(s.sessions, id)
+	s.mu.Unlock()
+}
+
+// hijackedReader reads what the HTTP server had buffered, then the connection; it
+// can be interrupted through SetReadDeadline.
+type hijackedReader struct {
+	br   *bufio.Reader
+	conn net.Conn
+}
+
+func (h *hijackedReader) Read(p []byte) (int, error) {
+	if h.br != nil {
+		if h.br.Buffered() > 0 {
+			return h.br.Read(p[:min(len(p), h.br.Buffered())])
+		}
+		h.br = nil
+	}
+	return h.conn.Read(p)
+}
+
+func (h *hijackedReader) SetReadDeadline(t time.Time) error { return h.conn.SetReadDeadline(t) }
+
+func (s *Server) gitResult(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("session")
+	s.mu.Lock()
+	sess := s.sessions[id]
+	if sess != nil {
+		if sess.taken {
+			sess = nil
+		} else {
+			sess.taken = true
+		}
+	}
+	s.mu.Unlock()
+	if sess == nil {
+		writeJSON(w, http.StatusNotFound, errorBody{Message: "mesh: no such git session"})
+		return
+	}
+	defer s.dropSession(id)
+	w.Header().Set("Trailer", trailerExit+", "+trailerError+", "+trailerErrCode)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	for {
+		sess.mu.Lock()
+		chunk, done, err := sess.buf, sess.done, sess.err
+		sess.buf = nil
+		sess.mu.Unlock()
+		if len(chunk) > 0 {
+			w.Write(chunk)
+			rc.Flush()
+			continue
+		}
+		if done {
+			code := 0
+			if err != nil {
+				code = -1
+				var ee *ExitError
+				if errors.As(err, &ee) {
+					code = ee.Code
+				}
+				if ee == nil || ee.Code < 0 {
+					_, body := encodeError(err)
+					w.Header().Set(trailerError, body.Message)
+					w.Header().Set(trailerErrCode, body.Code)
+				}
+			}
+			w.Header().Set(trailerExit, strconv.Itoa(code))
+			return
+		}
+		select {
+		case <-sess.notify:
+		case <-r.Context().Done():
+			sess.cancel() // the client is gone: stop git
+			return
+		}
+	}
+}

@@ -1,0 +1,409 @@
+package mesh
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Phase is a Supervisor's lifecycle phase.
+type Phase string
+
+// The phases reported by Supervisor.State.
+const (
+	PhaseStarting   Phase = "starting"   // the first child is starting
+	PhaseReady      Phase = "ready"      // a child serves at Addr
+	PhaseRestarting Phase = "restarting" // the child exited or stopped answering; a new one is on its way
+	PhaseStopped    Phase = "stopped"    // Shutdown or Close has run
+)
+
+// SupervisorState is a snapshot of a Supervisor.
+type SupervisorState struct {
+	Phase    Phase  `json:"phase"`
+	Attempt  int    `json:"attempt,omitempty"` // consecutive failed starts while restarting
+	PID      int    `json:"pid,omitempty"`     // the child's pid when ready
+	Addr     string `json:"addr,omitempty"`    // the child's address when ready
+	Restarts int    `json:"restarts"`          // children started after the first
+	LastExit string `json:"lastExit,omitempty"`
+}
+
+// SupervisorConfig configures NewSupervisor. Zero durations take the defaults given.
+type SupervisorConfig struct {
+	// Command returns a fresh command for each start of the sidecar; the child must
+	// run RunSidecar. The Supervisor adds the key and ready pipes as ExtraFiles
+	// (descriptors KeyFD and ReadyFD), makes the child a process-group leader and
+	// sets Pdeathsig so the child dies with this process. Required.
+	Command func() *exec.Cmd
+	// Key is the token key handed to each child; nil means a random key.
+	Key []byte
+	// Logger receives the supervisor's log records; nil discards them.
+	Logger *slog.Logger
+	// ReadyTimeout bounds a start, from exec to the ready line. Default 15s.
+	ReadyTimeout time.Duration
+	// HealthInterval is the time between health checks. Default 1s.
+	HealthInterval time.Duration
+	// HealthTimeout bounds one health check. Default 2s.
+	HealthTimeout time.Duration
+	// HealthFailures is how many checks in a row may fail before the child is
+	// killed and restarted. Default 3.
+	HealthFailures int
+	// MinBackoff and MaxBackoff bound the wait before a restart, which doubles with
+	// each failed attempt. Defaults 100ms and 10s.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Supervisor runs the storage sidecar as a child process, restarts it when it exits
+// or stops answering, and keeps its Client pointed at the current address.
+type Supervisor struct {
+	cfg    SupervisorConfig
+	key    []byte
+	log    *slog.Logger
+	client *Client
+
+	stop     chan struct{} // closed by Shutdown: stop restarting, SIGTERM the child
+	kill     chan struct{} // closed when Shutdown's deadline passes: SIGKILL
+	stopOnce sync.Once
+	killOnce sync.Once
+	ready    chan struct{} // closed at the first ready
+	done     chan struct{} // closed when the run loop has ended
+	wg       sync.WaitGroup
+	started  bool
+
+	mu    sync.Mutex
+	state SupervisorState
+}
+
+// NewSupervisor returns a supervisor; Start starts the child.
+func NewSupervisor(cfg SupervisorConfig) (*Supervisor, error) {
+	if cfg.Command == nil {
+		return nil, errors.New("mesh: SupervisorConfig.Command is required")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.ReadyTimeout, 15*time.Second)
+	def(&cfg.HealthInterval, time.Second)
+	def(&cfg.HealthTimeout, 2*time.Second)
+	def(&cfg.MinBackoff, 100*time.Millisecond)
+	def(&cfg.MaxBackoff, 10*time.Second)
+	if cfg.HealthFailures <= 0 {
+		cfg.HealthFailures = 3
+	}
+	key := cfg.Key
+	if key == nil {
+		var err error
+		if key, err = NewKey(); err != nil {
+			return nil, err
+		}
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Supervisor{
+		cfg:    cfg,
+		key:    key,
+		log:    logger,
+		client: NewClient(ClientConfig{Key: key, Logger: logger, CallTimeout: 30 * time.Second}),
+		stop:   make(chan struct{}),
+		kill:   make(chan struct{}),
+		ready:  make(chan struct{}),
+		done:   make(chan struct{}),
+		state:  SupervisorState{Phase: PhaseStarting},
+	}, nil
+}
+
+// Client returns the client that follows the supervised sidecar. It is closed by
+// Shutdown.
+func (s *Supervisor) Client() *Client { return s.client }
+
+// State returns a snapshot of the supervisor's state.
+func (s *Supervisor) State() SupervisorState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+func (s *Supervisor) update(f func(*SupervisorState)) {
+	s.mu.Lock()
+	f(&s.state)
+	s.mu.Unlock()
+}
+
+// Start starts the sidecar and returns once it is ready. When ctx ends first it
+// returns ctx.Err(), and the supervisor keeps trying in the background until
+// Shutdown. Start may be called once.
+func (s *Supervisor) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("mesh: Supervisor already started")
+	}
+	s.started = true
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go s.run()
+	select {
+	case <-s.ready:
+		return nil
+	case <-s.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Shutdown stops the sidecar: no more restarts, SIGTERM to the child, which lets its
+// running git services finish; when ctx ends first the child is killed and
+// Shutdown returns ctx.Err(). It waits for the child and closes the Client.
+func (s *Supervisor) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	var err error
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if started {
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			err = ctx.Err()
+			s.killOnce.Do(func() { close(s.kill) })
+			<-s.done
+		}
+	}
+	s.wg.Wait()
+	s.client.Close()
+	s.update(func(st *SupervisorState) { st.Phase, st.PID, st.Addr = PhaseStopped, 0, "" })
+	return err
+}
+
+// Close kills the sidecar at once and waits for it.
+func (s *Supervisor) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s.Shutdown(ctx)
+	return nil
+}
+
+// child is one running sidecar process.
+type child struct {
+	cmd    *exec.Cmd
+	pid    int
+	addr   string
+	exited chan struct{}
+	err    error // valid once exited is closed
+}
+
+func (c *child) signal(sig syscall.Signal) {
+	syscall.Kill(-c.pid, sig) // the child leads its own process group
+}
+
+// run is the supervision loop.
+func (s *Supervisor) run() {
+	defer s.wg.Done()
+	defer close(s.done)
+	attempt, first := 0, true
+	for {
+		select {
+		case <-s.stop:
+			return
+		default:
+		}
+		c, err := s.startChild()
+		if err != nil {
+			attempt++
+			s.log.Error("mesh: sidecar failed to start", "attempt", attempt, "err", err)
+			s.update(func(st *SupervisorState) {
+				st.LastExit = err.Error()
+				if !first {
+					st.Phase, st.Attempt = PhaseRestarting, attempt
+				}
+			})
+			if !s.backoff(attempt) {
+				return
+			}
+			continue
+		}
+		if first {
+			first = false
+			close(s.ready)
+		}
+		readyAt := time.Now()
+		s.client.SetAddr(c.addr)
+		s.update(func(st *SupervisorState) {
+			st.Phase, st.Attempt, st.PID, st.Addr = PhaseReady, 0, c.pid, c.addr
+		})
+		s.log.Info("mesh: sidecar ready", "pid", c.pid, "addr", c.addr)
+		reason, stopped := s.watch(c)
+		if stopped {
+			s.update(func(st *SupervisorState) { st.LastExit = reason })
+			return
+		}
+		if time.Since(readyAt) > time.Minute {
+			attempt = 0
+		}
+		attempt++
+		s.log.Warn("mesh: sidecar went away; restarting", "pid", c.pid, "reason", reason, "attempt", attempt)
+		s.update(func(st *SupervisorState) {
+			st.Phase, st.Attempt, st.PID, st.Addr, st.LastExit = PhaseRestarting, attempt, 0, "", reason
+			st.Restarts++
+		})
+		if !s.backoff(attempt) {
+			return
+		}
+	}
+}
+
+// backoff waits before restart attempt n; it reports false when stopped meanwhile.
+func (s *Supervisor) backoff(n int) bool {
+	d := s.cfg.MinBackoff
+	for i := 1; i < n && d < s.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, s.cfg.MaxBackoff)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.stop:
+		return false
+	}
+}
+
+// watch health-checks a ready child until it exits, stops answering (it is then
+// killed) or the supervisor stops. It returns why the child is gone.
+func (s *Supervisor) watch(c *child) (reason string, stopped bool) {
+	tick := time.NewTicker(s.cfg.HealthInterval)
+	defer tick.Stop()
+	failures := 0
+	for {
+		select {
+		case <-c.exited:
+			return exitReason(c.err), false
+		case <-s.stop:
+			c.signal(syscall.SIGTERM)
+			select {
+			case <-c.exited:
+			case <-s.kill:
+				c.signal(syscall.SIGKILL)
+				<-c.exited
+			}
+			return "stopped: " + exitReason(c.err), true
+		case <-tick.C:
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HealthTimeout)
+			pid, err := s.client.Health(ctx)
+			cancel()
+			if err == nil && pid == c.pid {
+				failures = 0
+				continue
+			}
+			failures++
+			s.log.Warn("mesh: sidecar health check failed", "pid", c.pid, "failures", failures, "err", err)
+			if failures >= s.cfg.HealthFailures {
+				c.signal(syscall.SIGKILL)
+				<-c.exited
+				return fmt.Sprintf("unresponsive after %d health checks: killed", failures), false
+			}
+		}
+	}
+}
+
+func exitReason(err error) string {
+	if err == nil {
+		return "exited with status 0"
+	}
+	return err.Error()
+}
+
+// startChild starts a sidecar and waits for its ready line.
+func (s *Supervisor) startChild() (*child, error) {
+	cmd := s.cfg.Command()
+	keyR, keyW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		keyR.Close()
+		keyW.Close()
+		return nil, err
+	}
+	defer keyW.Close()
+	defer readyR.Close()
+	cmd.ExtraFiles = []*os.File{keyR, readyW} // descriptors 3 and 4: KeyFD, ReadyFD
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+
+	// Pdeathsig fires when the thread that forked the child exits, not the process:
+	// fork from a goroutine locked to its thread, and keep that goroutine (and so
+	// the thread) in cmd.Wait for the child's whole life. The goroutine never
+	// unlocks, so its thread is destroyed when it returns, after the child is gone.
+	c := &child{cmd: cmd, exited: make(chan struct{})}
+	startErr := make(chan error, 1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			startErr <- err
+			close(c.exited)
+			return
+		}
+		startErr <- nil
+		c.err = cmd.Wait()
+		close(c.exited)
+	}()
+	err = <-startErr
+	keyR.Close()
+	readyW.Close()
+	if err != nil {
+		return nil, fmt.Errorf("mesh: starting the sidecar: %w", err)
+	}
+	c.pid = cmd.Process.Pid
+	fail := func(err error) (*child, error) {
+		c.signal(syscall.SIGKILL)
+		<-c.exited
+		return nil, err
+	}
+	if _, err := fmt.Fprintf(keyW, "%s\n", hex.EncodeToString(s.key)); err != nil {
+		return fail(fmt.Errorf("mesh: handing the sidecar its key: %w", err))
+	}
+	keyW.Close()
+	readyR.SetReadDeadline(time.Now().Add(s.cfg.ReadyTimeout))
+	line, err := bufio.NewReader(readyR).ReadString('\n')
+	if err != nil {
+		select {
+		case <-c.exited:
+			return nil, fmt.Errorf("mesh: the sidecar exited before it was ready: %s", exitReason(c.err))
+		default:
+		}
+		return fail(fmt.Errorf("mesh: the sidecar did not report ready within %v: %w", s.cfg.ReadyTimeout, err))
+	}
+	addr := strings.TrimSpace(line)
+	if ap, err := netip.ParseAddrPort(addr); err != nil || !ap.Addr().IsLoopback() {
+		return fail(fmt.Errorf("%w: the sidecar reported %q", ErrNotLoopback, addr))
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fail(err)
+	}
+	c.addr = addr
+	return c, nil
+}
