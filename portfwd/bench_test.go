@@ -219,13 +219,24 @@ func BenchmarkLatency(b *testing.B) {
 
 // BenchmarkIdleMemory holds 2,000 established, idle connection pairs through
 // each forwarder (after one byte each way) and reports the growth of the
-// forwarder process's resident memory per pair. It measures once, whatever
-// b.N is.
+// forwarder process's resident memory per pair. Each run starts a fresh
+// forwarder process and measures once, whatever b.N is.
 func BenchmarkIdleMemory(b *testing.B) {
 	const pairs = 2000
 	be := serve(b, echo)
-	for _, p := range startPeers(b, be.addr()) {
-		b.Run(p.name, func(b *testing.B) {
+	testutil.Require(b, "haproxy")
+	starts := []struct {
+		name  string
+		start func(b *testing.B, config, addr string) *process
+	}{
+		{"portfwd", func(b *testing.B, c, a string) *process { return startHelper(b, c, a) }},
+		{"haproxy", func(b *testing.B, c, a string) *process { return startHAProxy(b, c, a) }},
+	}
+	for _, s := range starts {
+		b.Run(s.name, func(b *testing.B) {
+			front := closedPort(b)
+			proc := s.start(b, benchConfig(front, be.addr()), front)
+			p := peer{s.name, front, proc.cmd.Process.Pid}
 			time.Sleep(500 * time.Millisecond)
 			before := rssKiB(b, p.pid)
 			conns := make([]net.Conn, 0, pairs)
