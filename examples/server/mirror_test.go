@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,15 +13,32 @@ import (
 	"github.com/gitfleet/gitfleet/internal/testutil"
 )
 
-// mirrorEnv is the environment that makes a node a mirror of primary.
-func mirrorEnv(primary *node, mirrorHTTPPort int, name string) []string {
-	return []string{
-		"APPLICATION_MODE=mirror",
-		"SETUP_DISPLAYNAME=" + name,
-		fmt.Sprintf("SETUP_BASEURL=https://127.0.0.1:%d", mirrorHTTPPort),
-		"PLUGIN_MIRRORING_UPSTREAM_URL=" + primary.url(""),
-		"PLUGIN_MIRRORING_UPSTREAM_TYPE=server",
+// readmeMirrorProperties returns the mirror properties the README's "Run a mirror"
+// section shows, pointed at this test's primary and mirror ports (the test's
+// environment overrides the ports and certificate paths).
+func readmeMirrorProperties(t testing.TB, primary *node, mirrorHTTPPort int) string {
+	t.Helper()
+	doc, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
 	}
+	_, section, ok := strings.Cut(string(doc), "## Run a mirror")
+	_, block, ok2 := strings.Cut(section, "```properties\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README.md has no properties block under \"Run a mirror\"")
+	}
+	var lines []string
+	for _, l := range strings.Split(block, "\n") {
+		lines = append(lines, strings.TrimSpace(l))
+	}
+	props := strings.Join(lines, "\n")
+	props = strings.ReplaceAll(props, "https://localhost:8990", fmt.Sprintf("https://127.0.0.1:%d", mirrorHTTPPort))
+	props = strings.ReplaceAll(props, "https://localhost:7990", primary.url(""))
+	if !strings.Contains(props, "application.mode=mirror") || !strings.Contains(props, primary.url("")) {
+		t.Fatalf("unexpected README mirror properties:\n%s", props)
+	}
+	return props
 }
 
 // mirrorStatus reads the mirror's unauthenticated status page.
@@ -58,7 +76,9 @@ func TestMirrorNode(t *testing.T) {
 
 	mport := testutil.FreePort(t)
 	mhome := t.TempDir()
-	mirrorOpts := nodeOptions{ca: ca, home: mhome, env: mirrorEnv(primary, mport, "mirror-one")}
+	os.MkdirAll(filepath.Join(mhome, "shared"), 0o755)
+	testutil.LayoutHome(mhome).WriteProperties(t, readmeMirrorProperties(t, primary, mport))
+	mirrorOpts := nodeOptions{ca: ca, home: mhome}
 	m := startNodeAt(t, mirrorOpts, mport)
 	waitFor(t, func() bool { return mirrorStatus(t, m).State == "PENDING" })
 	waitFor(t, func() bool { return strings.Contains(m.stderr.String(), "/rest/mirroring/1.0/mirrorServers/") })
@@ -123,7 +143,7 @@ func TestMirrorNode(t *testing.T) {
 	if err := m.stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("mirror exit: %v\n%s", err, m.stderr)
 	}
-	m2 := startNode(t, nodeOptions{ca: ca, home: mhome, env: mirrorOpts.env, ports: m})
+	m2 := startNode(t, nodeOptions{ca: ca, home: mhome, ports: m})
 	if out, err := mg.TryRun(work, "ls-remote", murl, "refs/heads/main"); err != nil || !strings.HasPrefix(out, second) {
 		t.Fatalf("after restart: %q %v\n%s", out, err, m2.stderr)
 	}
@@ -132,7 +152,7 @@ func TestMirrorNode(t *testing.T) {
 	}
 
 	// A changed base URL is refused with the set-once message.
-	env := append(mirrorEnv(primary, mport, "mirror-one"), "SETUP_BASEURL=https://localhost:1/")
+	env := []string{"SETUP_BASEURL=https://localhost:1/"}
 	m3 := startNode(t, nodeOptions{ca: ca, home: mhome, env: env, ports: m, noWait: true})
 	m3.wait()
 	if !strings.Contains(m3.stderr.String(), "can only be set once; remove the mirror's home to set it up again") {
