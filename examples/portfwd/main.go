@@ -101,12 +101,12 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal, ready c
 	}
 	defer fw.Close()
 	if *statsAddr != "" {
-		srv, err := serveStats(*statsAddr, fw, logger)
+		stop, err := serveStats(*statsAddr, fw, logger)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitError
 		}
-		defer srv.Close()
+		defer stop()
 	}
 	logger.Info("portfwd started", "file", *file)
 	if ready != nil {
@@ -183,8 +183,9 @@ func load(file string, stderr io.Writer) (*portfwd.Config, int) {
 	return cfg, exitOK
 }
 
-// serveStats serves fw's statistics on addr.
-func serveStats(addr string, fw *portfwd.Forwarder, logger *slog.Logger) (*http.Server, error) {
+// serveStats serves fw's statistics on addr until the returned function is
+// called; that function closes the server and waits for it.
+func serveStats(addr string, fw *portfwd.Forwarder, logger *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
@@ -201,11 +202,16 @@ func serveStats(addr string, fw *portfwd.Forwarder, logger *slog.Logger) (*http.
 		fw.Stats().WritePrometheus(w)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("stats server", "err", err)
 		}
 	}()
 	logger.Info("serving statistics", "addr", ln.Addr().String())
-	return srv, nil
+	return func() {
+		srv.Close()
+		<-done
+	}, nil
 }
