@@ -2,6 +2,7 @@ package portfwd
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -634,5 +635,39 @@ func TestShutdownDrains(t *testing.T) {
 	}
 	if err := fw.Serve(t.Context()); !errors.Is(err, ErrServerClosed) {
 		t.Fatalf("Serve after Shutdown = %v, want ErrServerClosed", err)
+	}
+}
+
+func TestServeEndsWithContext(t *testing.T) {
+	be := serve(t, echo)
+	fw, err := New(parse(t, fmt.Sprintf("listen l\n bind 127.0.0.1:0\n server s %s\n", be.addr())), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- fw.Serve(ctx) }()
+	eventually(t, "Serve to listen", func() bool { return len(fw.Addrs("l")) == 1 })
+	c, err := net.Dial("tcp", fw.Addrs("l")[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "a")
+	io.ReadFull(c, make([]byte, 1))
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Serve = %v, want context.Canceled", err)
+	}
+	// Close (called by Serve) ended the established connection too.
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatalf("read %d, %v after Serve ended; want the connection closed", n, err)
+	}
+	if err := fw.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := fw.Reload(t.Context(), parse(t, "backend b\n")); !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Reload after Close = %v", err)
 	}
 }
