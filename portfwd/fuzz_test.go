@@ -44,3 +44,31 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHeaderSize checks the framing that decides how many bytes of a
+// connection are its PROXY header: a size found is within the input, every
+// shorter prefix is reported incomplete or bad (never a different size),
+// and bytes after the header do not change the answer.
+func FuzzHeaderSize(f *testing.F) {
+	f.Add([]byte("PROXY TCP4 192.0.2.7 198.51.100.1 40000 7999\r\nSSH-2.0-x\r\n"))
+	f.Add([]byte("PROXY UNKNOWN\r\n"))
+	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c\xc0\x00\x02\x07\xc6\x33\x64\x01\x9c\x40\x1f\x3fdata"))
+	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		size, err := headerSize(b)
+		if err != nil || size == 0 {
+			return
+		}
+		if size > len(b) {
+			t.Fatalf("size %d beyond the %d bytes given", size, len(b))
+		}
+		for k := range size {
+			if s, err := headerSize(b[:k]); err == nil && s != 0 {
+				t.Fatalf("prefix of %d bytes gives size %d, the whole header %d", k, s, size)
+			}
+		}
+		if s, err := headerSize(append(b[:size:size], "trailing bytes"...)); err != nil || s != size {
+			t.Fatalf("trailing bytes changed the size: %d, %v", s, err)
+		}
+	})
+}
