@@ -1,0 +1,128 @@
+package portfwd
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// TestMaxconnQueue fills a server's single slot, queues a second client
+// until the first leaves, and lets a third time out in the queue.
+func TestMaxconnQueue(t *testing.T) {
+	be := serve(t, echo)
+	fw := start(t, fmt.Sprintf(`
+listen l
+    bind 127.0.0.1:0
+    timeout queue 300ms
+    server s %s maxconn 1
+`, be.addr()))
+	front := addr(t, fw, "l")
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", front)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	roundTrip := func(c net.Conn) error {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "x"); err != nil {
+			return err
+		}
+		_, err := io.ReadFull(c, make([]byte, 1))
+		return err
+	}
+	first := dial()
+	if err := roundTrip(first); err != nil {
+		t.Fatal(err)
+	}
+
+	// A client that waits out the queue timeout is closed without reaching
+	// the server.
+	late := dial()
+	eventually(t, "a queued connection", func() bool { return backendStats(fw, "l").Queue == 1 })
+	if err := roundTrip(late); err == nil {
+		t.Fatal("a connection past timeout queue got through")
+	}
+	if n := be.accepted(); n != 1 {
+		t.Fatalf("server accepted %d connections, want 1", n)
+	}
+
+	// A queued client gets the slot when the first one leaves.
+	second := dial()
+	eventually(t, "a queued connection", func() bool { return backendStats(fw, "l").Queue == 1 })
+	done := make(chan error, 1)
+	go func() { done <- roundTrip(second) }()
+	first.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("queued connection: %v", err)
+	}
+}
+
+func TestMaxqueueBound(t *testing.T) {
+	be := serve(t, echo)
+	fw := start(t, fmt.Sprintf(`
+listen l
+    bind 127.0.0.1:0
+    server s %s maxconn 1 maxqueue 1
+`, be.addr()))
+	front := addr(t, fw, "l")
+	var conns []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", front)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	eventually(t, "a full queue", func() bool { return backendStats(fw, "l").Queue == 1 })
+	c, err := net.Dial("tcp", front)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatalf("read %d, %v past maxqueue; want the connection closed", n, err)
+	}
+}
+
+func TestFrontendMaxconn(t *testing.T) {
+	be := serve(t, echo)
+	fw := start(t, fmt.Sprintf(`
+frontend fe
+    bind 127.0.0.1:0
+    maxconn 1
+    default_backend be
+backend be
+    server s %s
+`, be.addr()))
+	front := addr(t, fw, "fe")
+	first, err := net.Dial("tcp", front)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	io.WriteString(first, "a")
+	io.ReadFull(first, make([]byte, 1))
+	// The second client waits in the kernel backlog: connected, unserved.
+	second, err := net.Dial("tcp", front)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	io.WriteString(second, "b")
+	second.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := second.Read(make([]byte, 1)); err == nil {
+		t.Fatal("second connection served while maxconn 1 was reached")
+	}
+	first.Close()
+	second.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(second, make([]byte, 1)); err != nil {
+		t.Fatalf("second connection after the first left: %v", err)
+	}
+}
