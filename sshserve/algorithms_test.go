@@ -1,6 +1,7 @@
 package sshserve_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -37,7 +38,6 @@ func TestAlgorithms(t *testing.T) {
 		{"curve25519", ssh.Config{KeyExchanges: []string{ssh.KeyExchangeCurve25519}}, true},
 		{"aes128-gcm", ssh.Config{Ciphers: []string{ssh.CipherAES128GCM}}, true},
 		{"aes256-gcm", ssh.Config{Ciphers: []string{ssh.CipherAES256GCM}}, true},
-		{"chacha20-poly1305", ssh.Config{Ciphers: []string{ssh.CipherChaCha20Poly1305}}, true},
 		{"diffie-hellman-group14-sha1", ssh.Config{KeyExchanges: []string{ssh.InsecureKeyExchangeDH14SHA1}}, false},
 		{"diffie-hellman-group14-sha256", ssh.Config{KeyExchanges: []string{ssh.KeyExchangeDH14SHA256}}, false},
 		{"ecdh-sha2-nistp256", ssh.Config{KeyExchanges: []string{ssh.KeyExchangeECDHP256}}, false},
@@ -59,17 +59,35 @@ func TestAlgorithms(t *testing.T) {
 			t.Fatalf("%v\n%s", err, out)
 		}
 		mustContain(t, "ssh -v", string(out), "kex: algorithm: curve25519-sha256")
-		if !strings.Contains(string(out), "cipher: chacha20-poly1305@openssh.com") && !strings.Contains(string(out), "cipher: aes128-gcm@openssh.com") {
+		if !strings.Contains(string(out), "cipher: aes128-gcm@openssh.com") &&
+			!(strings.Contains(string(out), "cipher: chacha20-poly1305@openssh.com") && slices.Contains(sshserve.DefaultCiphers(), ssh.CipherChaCha20Poly1305)) {
 			t.Fatalf("no AEAD cipher negotiated:\n%s", out)
 		}
 	})
+}
+
+// TestChaCha20WhenConfigured shows ChaCha20-Poly1305 works when listed, with the
+// Go client and with OpenSSH.
+func TestChaCha20WhenConfigured(t *testing.T) {
+	srv := sshservetest.NewServer(t, func(s *sshserve.Server) {
+		s.Ciphers = []string{ssh.CipherChaCha20Poly1305, ssh.CipherAES128GCM}
+	})
+	if err := dialWith(t, srv, ssh.Config{Ciphers: []string{ssh.CipherChaCha20Poly1305}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := sshAs(t, srv, srv.User).Command("-v", "-c", "chacha20-poly1305@openssh.com", "whoami").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	mustContain(t, "ssh -v", string(out), "cipher: chacha20-poly1305@openssh.com")
 }
 
 // TestDisabledAlgorithms applies Bitbucket's plugin.ssh.disabled.* lists.
 func TestDisabledAlgorithms(t *testing.T) {
 	srv := sshservetest.NewServer(t, func(s *sshserve.Server) {
 		s.DisabledKeyExchanges = []string{ssh.KeyExchangeMLKEM768X25519}
-		s.DisabledCiphers = []string{ssh.CipherChaCha20Poly1305}
+		s.Ciphers = []string{ssh.CipherChaCha20Poly1305, ssh.CipherAES256GCM, ssh.CipherAES128GCM}
+		s.DisabledCiphers = []string{ssh.CipherChaCha20Poly1305, ssh.CipherAES128GCM}
 	})
 	if err := dialWith(t, srv, ssh.Config{KeyExchanges: []string{ssh.KeyExchangeMLKEM768X25519}}); err == nil {
 		t.Fatal("disabled key exchange used")

@@ -32,6 +32,10 @@ type target struct {
 // bitmap as a maintained repository is; every client is the real git, with the
 // real OpenSSH client for the first two.
 func benchSetup(b *testing.B) (*sshservetest.Server, *testutil.Sshd, *testutil.Key, []target) {
+	return benchSetupT(b)
+}
+
+func benchSetupT(b testing.TB) (*sshservetest.Server, *testutil.Sshd, *testutil.Key, []target) {
 	b.Helper()
 	srv := sshservetest.NewServer(b)
 	srv.SeedFrom("PROJ", "big", testutil.CachedRepo(b, testutil.Preset40k))
