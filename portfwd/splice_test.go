@@ -1,6 +1,7 @@
 package portfwd
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"fmt"
@@ -15,64 +16,92 @@ import (
 	"time"
 
 	"github.com/gitfleet/gitfleet/internal/testutil"
+	"github.com/pires/go-proxyproto"
 )
 
 // TestDataPathUsesSplice runs a Forwarder process under strace while 8 MiB
 // pass each way, and checks from the system calls that the payload moved
-// through splice(2) and not through read/write in user space.
+// through splice(2) and not through read/write in user space, also when the
+// connection starts with PROXY headers in and out.
 func TestDataPathUsesSplice(t *testing.T) {
 	strace := testutil.Require(t, "strace")
-	be := serve(t, echo)
-	front := closedPort(t)
-	out := filepath.Join(t.TempDir(), "strace.out")
-	p := startHelper(t, fmt.Sprintf(`
+	tests := []struct {
+		name  string
+		proxy bool // accept-proxy on the bind, send-proxy-v2 to the server
+	}{
+		{"plain", false},
+		{"PROXY headers", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			be := serve(t, echo)
+			bindOpt, serverOpt := "", ""
+			if tt.proxy {
+				be = serve(t, func(c net.Conn) {
+					r := bufio.NewReader(c)
+					if _, err := proxyproto.Read(r); err != nil {
+						return
+					}
+					io.Copy(c, r)
+				})
+				bindOpt, serverOpt = "accept-proxy", "send-proxy-v2"
+			}
+			front := closedPort(t)
+			out := filepath.Join(t.TempDir(), "strace.out")
+			p := startHelper(t, fmt.Sprintf(`
 listen l
-    bind %s
+    bind %s %s
     timeout client 30s
     timeout server 30s
-    server s %s
-`, front, be.addr()), front,
-		strace, "-f", "-qq", "-o", out,
-		"-e", "trace=splice,read,write,readv,writev,recvfrom,sendto,recvmsg,sendmsg")
+    server s %s %s
+`, front, bindOpt, be.addr(), serverOpt), front,
+				strace, "-f", "-qq", "-o", out,
+				"-e", "trace=splice,read,write,readv,writev,recvfrom,sendto,recvmsg,sendmsg")
 
-	const size = 8 << 20
-	payload := make([]byte, size)
-	rand.Read(payload)
-	c, err := net.Dial("tcp", front)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(60 * time.Second))
-	go func() {
-		c.Write(payload)
-		c.(*net.TCPConn).CloseWrite()
-	}()
-	got, err := io.ReadAll(c)
-	c.Close()
-	if err != nil || !bytes.Equal(got, payload) {
-		t.Fatalf("echo through the forwarder: %d bytes, %v", len(got), err)
-	}
-	p.stop()
+			const size = 8 << 20
+			payload := make([]byte, size)
+			rand.Read(payload)
+			c, err := net.Dial("tcp", front)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(60 * time.Second))
+			if tt.proxy {
+				src := &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 40000}
+				proxyproto.HeaderProxyFromAddrs(2, src, c.RemoteAddr()).WriteTo(c)
+			}
+			go func() {
+				c.Write(payload)
+				c.(*net.TCPConn).CloseWrite()
+			}()
+			got, err := io.ReadAll(c)
+			c.Close()
+			if err != nil || !bytes.Equal(got, payload) {
+				t.Fatalf("echo through the forwarder: %d bytes, %v", len(got), err)
+			}
+			p.stop()
 
-	trace, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bytesBy := syscallBytes(string(trace))
-	spliced := bytesBy["splice"]
-	copied := int64(0)
-	for name, n := range bytesBy {
-		if name != "splice" {
-			copied += n
-		}
-	}
-	t.Logf("bytes moved by system call: %v", bytesBy)
-	// Each direction splices socket->pipe and pipe->socket: 4 x size in all.
-	if spliced < 4*size {
-		t.Fatalf("splice moved %d bytes, want at least %d", spliced, 4*size)
-	}
-	if copied > size/16 {
-		t.Fatalf("read/write-family calls moved %d bytes: the payload went through user space", copied)
+			trace, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bytesBy := syscallBytes(string(trace))
+			spliced := bytesBy["splice"]
+			copied := int64(0)
+			for name, n := range bytesBy {
+				if name != "splice" {
+					copied += n
+				}
+			}
+			t.Logf("bytes moved by system call: %v", bytesBy)
+			// Each direction splices socket->pipe and pipe->socket: 4 x size.
+			if spliced < 4*size {
+				t.Fatalf("splice moved %d bytes, want at least %d", spliced, 4*size)
+			}
+			if copied > size/16 {
+				t.Fatalf("read/write-family calls moved %d bytes: the payload went through user space", copied)
+			}
+		})
 	}
 }
 
