@@ -55,6 +55,8 @@ type Config struct {
 	// EventWait is the long-poll wait asked of the upstream's change feed. Zero
 	// means 30 seconds.
 	EventWait time.Duration
+	// CheckTimeout bounds each check of Diagnose. Zero means 10 seconds.
+	CheckTimeout time.Duration
 	// FetchProgress, when set, is called as a repository fetch receives data
 	// (from the fetch's goroutine; keep it quick).
 	FetchProgress func(project, slug string, p mesh.FetchProgress)

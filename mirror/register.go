@@ -221,17 +221,19 @@ func (m *Mirror) pollState(ctx context.Context) error {
 }
 
 // TrustHostKeys replaces the pinned upstream SSH host keys with the ones the
-// upstream offered after a change, and lets sync resume. Call it only after
+// upstream offered after a change (if it offered others), and restarts a sync
+// that stopped on a host key failure. Call it only after
 // confirming the change with the upstream's administrator.
 func (m *Mirror) TrustHostKeys() error {
 	reg := m.registration()
-	if len(reg.KeyChanged) == 0 {
-		return nil
+	if len(reg.KeyChanged) > 0 {
+		reg.HostKeys, reg.KeyChanged = reg.KeyChanged, nil
+		if err := m.saveRegistration(reg); err != nil {
+			return err
+		}
 	}
-	reg.HostKeys, reg.KeyChanged = reg.KeyChanged, nil
-	if err := m.saveRegistration(reg); err != nil {
-		return err
-	}
+	// A sync halted on a host key failure starts afresh with the keys now pinned.
+	m.stopSync()
 	m.setError(nil)
 	m.askPoll()
 	return nil

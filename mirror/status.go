@@ -53,6 +53,9 @@ func (m *Mirror) Status() Status {
 	}
 	if m.sync != nil {
 		s.Sync = m.sync.status()
+		if s.Sync.Halted != "" {
+			s.LastError = s.Sync.Halted
+		}
 	}
 	return s
 }

@@ -52,6 +52,8 @@ type SyncStatus struct {
 	Fetches       int64 // fetches completed successfully
 	BytesReceived int64 // bytes received by all fetches
 	Resyncs       int64 // times the feed said the cursor was too old
+	// Halted is set when sync stopped on an SSH host key mismatch.
+	Halted string
 }
 
 // repoSync is the scheduling state of one repository. At most one operation runs
@@ -153,6 +155,9 @@ func (s *syncer) status() SyncStatus {
 	now := s.m.now()
 	st := SyncStatus{Running: true, Cursor: s.cursor, Paused: s.paused, Initial: s.initial,
 		LastReconcile: s.lastRec, Fetches: s.fetches, BytesReceived: s.bytes, Resyncs: s.resyncs}
+	if s.halted != nil {
+		st.Halted = s.halted.Error()
+	}
 	for _, rs := range s.repos {
 		r := RepoStatus{Project: rs.project, Slug: rs.slug, LastSync: rs.lastSync, LastError: rs.lastErr, Attempts: rs.attempts}
 		if !rs.behindSince.IsZero() {

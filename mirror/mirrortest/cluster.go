@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gitfleet/gitfleet/internal/testutil"
 	"github.com/gitfleet/gitfleet/mesh"
@@ -51,6 +52,17 @@ func (us *users) lookup(key ssh.PublicKey) *User {
 	return us.byKey[ssh.FingerprintSHA256(key)]
 }
 
+// allowed reports the user owning key and whether they may access project.
+func (us *users) allowed(key ssh.PublicKey, project string, write bool) (string, bool) {
+	us.mu.Lock()
+	defer us.mu.Unlock()
+	u := us.byKey[ssh.FingerprintSHA256(key)]
+	if u == nil {
+		return "", false
+	}
+	return u.Name, u.may(project, write)
+}
+
 // AddUser adds a user with a new Ed25519 key who may read the read projects
 // and write the write projects.
 func (p *Primary) AddUser(t testing.TB, name string, read, write []string) *User {
@@ -81,11 +93,8 @@ func (p *Primary) openStore(t testing.TB) {
 
 // readAccess answers the mirrors' /authenticate questions from the user database.
 func (p *Primary) readAccess(ctx context.Context, key ssh.PublicKey, project, slug string) (string, bool, error) {
-	u := p.users.lookup(key)
-	if u == nil {
-		return "", false, nil
-	}
-	return u.Name, u.may(project, false), nil
+	name, ok := p.users.allowed(key, project, false)
+	return name, ok, nil
 }
 
 // newSSHServer returns the primary's SSH server: users by key, mirrors through
@@ -112,8 +121,7 @@ func (p *Primary) newSSHServer() *sshserve.Server {
 				}
 				return nil
 			}
-			u := p.users.lookup(pr.Key)
-			if u == nil || !u.may(project, access == sshserve.AccessWrite) {
+			if _, ok := p.users.allowed(pr.Key, project, access == sshserve.AccessWrite); !ok {
 				return sshserve.ErrNotFound
 			}
 			return nil
@@ -212,4 +220,32 @@ func (n *Node) Stop() { n.stop() }
 // SSHURL returns the node's clone URL of project/slug.
 func (n *Node) SSHURL(project, slug string) string {
 	return fmt.Sprintf("ssh://git@127.0.0.1:%d/%s/%s.git", n.SSHPort, project, slug)
+}
+
+// SetGrants replaces the projects u may read and write.
+func (p *Primary) SetGrants(u *User, read, write []string) {
+	p.users.mu.Lock()
+	defer p.users.mu.Unlock()
+	u.Read, u.Write = read, write
+}
+
+// Clock is a settable clock for mirrors and upstreams: the real time plus an
+// offset.
+type Clock struct {
+	mu  sync.Mutex
+	off time.Duration
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.off)
+}
+
+// Advance moves the clock forward by d (backward when d is negative).
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.off += d
+	c.mu.Unlock()
 }

@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitfleet/gitfleet/internal/testutil"
 	"github.com/gitfleet/gitfleet/mirror"
 	"github.com/gitfleet/gitfleet/sshserve"
+	"golang.org/x/crypto/ssh"
 )
 
 // liveServers are the primary's running servers.
@@ -118,4 +120,24 @@ func portOf(addr string) int {
 	_, port, _ := net.SplitHostPort(addr)
 	n, _ := strconv.Atoi(port)
 	return n
+}
+
+// RotateHostKey restarts the primary with a new SSH host key, which the
+// Upstream then offers to mirrors.
+func (p *Primary) RotateHostKey(t testing.TB) {
+	t.Helper()
+	p.Kill()
+	p.HostKey = testutil.GenerateKey(t, testutil.Ed25519)
+	p.upCfg.SSHHostKeys = []ssh.PublicKey{p.HostKey.Public}
+	p.KnownHosts = testutil.WriteKnownHosts(t, "127.0.0.1", p.SSHPort, p.HostKey.Public)
+	p.Revive(t)
+}
+
+// ChangeSSHHostKeyOnly restarts the primary's SSH server with a new host key
+// while the Upstream keeps offering the old one, as an impostor would.
+func (p *Primary) ChangeSSHHostKeyOnly(t testing.TB) {
+	t.Helper()
+	p.Kill()
+	p.HostKey = testutil.GenerateKey(t, testutil.Ed25519)
+	p.Revive(t)
 }

@@ -1,0 +1,144 @@
+package mirror_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gitfleet/gitfleet/internal/testutil"
+	"github.com/gitfleet/gitfleet/mesh"
+	"github.com/gitfleet/gitfleet/mirror"
+	"github.com/gitfleet/gitfleet/mirror/mirrortest"
+)
+
+// BenchmarkPushToVisible pushes 50 commits to the primary with real git over SSH
+// and measures, for each, the time from the push's completion to the commit
+// being on the mirror (the mirror store's ref-change event). It reports p50 and
+// p99 in milliseconds.
+//
+//	go test -run '^$' -bench PushToVisible -benchtime 1x ./mirror/
+func BenchmarkPushToVisible(b *testing.B) {
+	const pushes = 50
+	p := mirrortest.StartPrimary(b, mirrortest.PrimaryOptions{Storage: true})
+	p.Seed(b, "PROJ", "app", testutil.SmallRepo)
+	n := p.StartNode(b, mirrortest.NodeOptions{Name: "m"})
+	mirrortest.WaitState(b, n.Mirror, mirror.StatePending)
+	p.Accept(b, n.Mirror.ID(), mirror.ModeAllProjects)
+	p.WaitSynced(b, n, "PROJ/app")
+	g := p.Git(b, p.Seeder(b))
+	work := filepath.Join(b.TempDir(), "app")
+	g.Run("", "clone", "-q", p.SSHURL("PROJ", "app"), work)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, err := n.Store.Subscribe(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var lat []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		for i := range pushes {
+			id := g.CommitFile(work, "f.txt", fmt.Sprintf("push %d\n", i), "push")
+			g.Run(work, "push", "-q", "origin", "HEAD:main")
+			pushed := time.Now()
+			waitForRef(b, events, "refs/heads/main", id)
+			lat = append(lat, time.Since(pushed))
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	pct := func(q float64) float64 {
+		return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(float64(len(lat)), "pushes")
+}
+
+// waitForRef waits for an event that sets ref to id.
+func waitForRef(b *testing.B, events <-chan mesh.Event, ref, id string) {
+	timeout := time.After(time.Minute)
+	for {
+		select {
+		case ev := <-events:
+			for _, u := range ev.Updates {
+				if u.Ref == ref && u.New == id {
+					return
+				}
+			}
+		case <-timeout:
+			b.Fatalf("%s never reached %s on the mirror", ref, id)
+		}
+	}
+}
+
+// BenchmarkInitialSync compares a new mirror's initial sync of 20 Preset40k
+// repositories (4 fetch workers) with `git clone --mirror` of the same 20 from
+// OpenSSH's sshd, 4 at a time.
+//
+//	go test -run '^$' -bench InitialSync -benchtime 1x ./mirror/
+func BenchmarkInitialSync(b *testing.B) {
+	const repos, workers = 20, 4
+	p := mirrortest.StartPrimary(b, mirrortest.PrimaryOptions{Storage: true})
+	var names []string
+	for i := range repos {
+		slug := fmt.Sprintf("r%02d", i)
+		p.Seed(b, "PROJ", slug, testutil.Preset40k)
+		names = append(names, "PROJ/"+slug)
+	}
+	b.Run("gitfleet", func(b *testing.B) {
+		for range b.N {
+			b.StopTimer()
+			n := p.StartNode(b, mirrortest.NodeOptions{Name: "m", Configure: func(c *mirror.Config) { c.Workers = workers }})
+			mirrortest.WaitState(b, n.Mirror, mirror.StatePending)
+			b.StartTimer()
+			p.Accept(b, n.Mirror.ID(), mirror.ModeAllProjects)
+			p.WaitSynced(b, n, names...)
+			b.StopTimer()
+			n.Stop()
+			b.StartTimer()
+		}
+	})
+	b.Run("openssh-clone-mirror", func(b *testing.B) {
+		key := testutil.GenerateKey(b, testutil.Ed25519)
+		sshd := testutil.StartSshd(b, []*testutil.Key{key})
+		g := testutil.NewGit(b)
+		g.SetSSH(key, sshd.KnownHosts(b))
+		for range b.N {
+			dest := b.TempDir()
+			var wg sync.WaitGroup
+			work := make(chan string)
+			for range workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for name := range work {
+						proj, slug, _ := splitRepo(name)
+						src := mirrortest.RepoDir(p.Home.Repos, proj, slug)
+						if _, err := g.TryRun("", "clone", "-q", "--mirror", sshd.URL(src), filepath.Join(dest, slug+".git")); err != nil {
+							b.Error(err)
+						}
+					}
+				}()
+			}
+			for _, name := range names {
+				work <- name
+			}
+			close(work)
+			wg.Wait()
+		}
+	})
+}
+
+func splitRepo(name string) (string, string, bool) {
+	for i := 0; i < len(name); i++ {
+		if name[i] == '/' {
+			return name[:i], name[i+1:], true
+		}
+	}
+	return "", "", false
+}
