@@ -83,8 +83,10 @@
 //	stacks and the Go heap)
 //
 // TestDataPathUsesSplice runs a forwarder process under strace while 8 MiB
-// pass each way: splice(2) moves 4 x 8 MiB (socket to pipe to socket, both
-// ways) and the read/write family a few kilobytes, none of it payload.
+// pass each way, once plain and once with accept-proxy and send-proxy-v2:
+// splice(2) moves 4 x 8 MiB (socket to pipe to socket, both ways) and the
+// read/write family a few kilobytes, none of it payload (the PROXY header is
+// peeked at, then exactly its bytes are read).
 //
 // # Typical usage
 //

@@ -552,3 +552,25 @@ func TestServeEndsWithContext(t *testing.T) {
 		t.Fatalf("Reload after Close = %v", err)
 	}
 }
+
+// TestReloadKeepsHealthState checks that a server whose name and address
+// survive a reload keeps its health state.
+func TestReloadKeepsHealthState(t *testing.T) {
+	live := serve(t, named("live"))
+	dead := closedPort(t)
+	text := func(extra string) string {
+		return fmt.Sprintf("listen l\n bind 127.0.0.1:0\n server dead %s check inter 50ms fall 1\n server live %s\n%s", dead, live.addr(), extra)
+	}
+	fw := start(t, text(""))
+	eventually(t, "the dead server to go down", func() bool { return !serverStats(fw, "l", "dead").Up })
+	changed := serverStats(fw, "l", "dead").LastChange
+	if err := fw.Reload(t.Context(), parse(t, text(" server other "+live.addr()+"\n"))); err != nil {
+		t.Fatal(err)
+	}
+	if s := serverStats(fw, "l", "dead"); s.Up || !s.LastChange.Equal(changed) {
+		t.Fatalf("after reload the dead server is %+v; want still down since %v", s, changed)
+	}
+	if s := serverStats(fw, "l", "other"); !s.Up {
+		t.Fatalf("new server %+v should start up", s)
+	}
+}
