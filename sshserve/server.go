@@ -229,7 +229,7 @@ func (s *Server) trackListener(l *net.Listener, add bool) bool {
 // down.
 func (s *Server) newConn(nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &conn{srv: s, nc: nc, id: s.nextID.Add(1), ctx: ctx, cancel: cancel, log: s.logger(),
+	c := &conn{srv: s, nc: withQuickAck(nc), id: s.nextID.Add(1), ctx: ctx, cancel: cancel, log: s.logger(),
 		remote: nc.RemoteAddr(), local: nc.LocalAddr()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
