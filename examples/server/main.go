@@ -16,7 +16,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -102,10 +101,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}()
 	if err := runNode(ctx, o, logger, stdout); err != nil {
 		logger.Error("server stopped", "err", err)
-		var ce *configError
-		if errors.As(err, &ce) {
-			fmt.Fprintln(stderr, ce.Error())
-		}
+		fmt.Fprintln(stderr, "server:", err)
 		return 1
 	}
 	logger.Info("server stopped")

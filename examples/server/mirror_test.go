@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -133,10 +134,17 @@ func TestMirrorNode(t *testing.T) {
 	if err == nil || !strings.Contains(strings.ToLower(err.Error()), primary.sshURL("PROJ", "repo")) {
 		t.Fatalf("push to the mirror: %v", err)
 	}
+	// The log showed the initial sync's progress.
+	waitFor(t, func() bool { return strings.Contains(m.stderr.String(), `msg="initial sync" repositories=1/1`) })
 	// The status page shows the repository in sync.
 	st := mirrorStatus(t, m)
 	if st.State != "ACCEPTED" || st.Mode != "SELECTED_PROJECTS" || len(st.Repos) != 1 || st.Repos[0].Slug != "repo" {
 		t.Fatalf("mirror status %+v", st)
+	}
+
+	// The doctor, asked while the mirror runs, finds nothing wrong.
+	if code, out := runDiagnose(t, m); code != 0 || strings.Count(out, "PASS") < 10 {
+		t.Fatalf("-diagnose on a healthy mirror: exit %d\n%s", code, out)
 	}
 
 	// Restarted, the mirror serves at once.
@@ -149,6 +157,15 @@ func TestMirrorNode(t *testing.T) {
 	}
 	if err := m2.stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("mirror exit: %v", err)
+	}
+
+	// With the primary gone, the doctor (reading the stopped mirror's database)
+	// names the unreachable port and what to do.
+	syscall.Kill(-primary.cmd.Process.Pid, syscall.SIGKILL)
+	<-primary.done
+	code, out := runDiagnose(t, m2)
+	if code != 1 || !regexp.MustCompile(`(?m)^\d+\s+upstream-https-port\s+FAIL`).MatchString(out) {
+		t.Fatalf("-diagnose with the primary down: exit %d\n%s", code, out)
 	}
 
 	// A changed base URL is refused with the set-once message.
@@ -174,6 +191,27 @@ func TestMirrorRefusesHTTPUpstream(t *testing.T) {
 	if !strings.Contains(n.stderr.String(), "the primary server URL must include the https:// prefix") {
 		t.Fatalf("no https message:\n%s", n.stderr)
 	}
+	// The doctor says the same, naming the property.
+	code, out := runDiagnose(t, n)
+	if code != 1 || !strings.Contains(out, "plugin.mirroring.upstream.url") {
+		t.Fatalf("-diagnose with an http upstream: exit %d\n%s", code, out)
+	}
+}
+
+// runDiagnose runs `server -diagnose` with a node's environment.
+func runDiagnose(t *testing.T, n *node) (int, string) {
+	t.Helper()
+	cmd := exec.Command(serverBin, "-home", n.home, "-diagnose")
+	cmd.Env = n.env
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errorAs(err, &ee) {
+		return ee.ExitCode(), string(out)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, string(out)
 }
 
 // startNodeAt is startNode with the HTTP port chosen in advance (a mirror's base

@@ -66,18 +66,23 @@ func runMirrorNode(ctx context.Context, o options, l layout, cfg *props.Config, 
 	a.meshState = m.state
 	a.status.ready("mesh")
 
-	mir, err := mirror.Open(ctx, mirror.Config{
+	mcfg := mirror.Config{
 		Home:         o.home,
 		DB:           db,
 		Setup:        mirrorSetup(cfg),
 		Repos:        m.repos,
 		SyncInterval: cfg.Mirroring.SyncInterval,
 		Logger:       logger.With("component", "mirror"),
-	})
+	}
+	mir, err := mirror.Open(ctx, mcfg)
 	if err != nil {
-		return mirrorSetupError(ctx, err, o.home, logger)
+		return mirrorSetupError(ctx, err, o.home, mcfg)
 	}
 	defer mir.Close()
+	token, err := newDiagnoseToken(l)
+	if err != nil {
+		return err
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", a.handleStatus)
@@ -85,6 +90,7 @@ func runMirrorNode(ctx context.Context, o options, l layout, cfg *props.Config, 
 		writeJSON(w, http.StatusOK, mirrorStatusView(mir.Status()))
 	})
 	mux.Handle("GET /rest/api/1.0/admin/mesh", a.requireAdmin(a.handleMeshState))
+	mux.HandleFunc("GET "+diagnosticsPath, diagnosticsHandler(token, mcfg))
 	a.setHandler(mux)
 	if _, _, err := a.ensureAdmin(adminSetup{Username: cfg.Setup.Sysadmin.Username, Password: cfg.Setup.Sysadmin.Password}, l.Config); err != nil {
 		return err
@@ -233,11 +239,18 @@ func mirrorStatusView(st mirror.Status) mirrorStatusJSON {
 	return v
 }
 
-// mirrorSetupError explains a mirror setup that cannot be used.
-func mirrorSetupError(ctx context.Context, err error, home string, logger *slog.Logger) error {
+// mirrorSetupError explains a mirror setup that cannot be used, with the
+// doctor's advice.
+func mirrorSetupError(ctx context.Context, err error, home string, mcfg mirror.Config) error {
 	var changed *mirror.SetupChangedError
 	if errors.As(err, &changed) {
 		return fmt.Errorf("%w; the home is %s", err, home)
 	}
-	return fmt.Errorf("mirror setup failed: %w (run `server -diagnose` for a step-by-step check)", err)
+	advice := setupAdvice(ctx, mcfg)
+	if advice == "" {
+		advice = " (run `server -diagnose` for a step-by-step check)"
+	} else {
+		advice = "; the doctor says:" + advice
+	}
+	return fmt.Errorf("mirror setup failed: %w%s", err, advice)
 }
