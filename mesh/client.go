@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -120,8 +119,8 @@ func unavailable(ctx context.Context, err error) error {
 }
 
 // call makes a management call: in is sent as JSON, the reply decoded into out.
-func (c *Client) call(ctx context.Context, path string, in, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, c.callTimeout)
+func (c *Client) call(parent context.Context, path string, in, out any) error {
+	ctx, cancel := context.WithTimeout(parent, c.callTimeout)
 	defer cancel()
 	body, err := json.Marshal(in)
 	if err != nil {
@@ -134,7 +133,7 @@ func (c *Client) call(ctx context.Context, path string, in, out any) error {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return unavailable(ctx, err)
+		return unavailable(parent, err)
 	}
 	defer resp.Body.Close()
 	return decodeResponse(resp, out)
@@ -159,8 +158,8 @@ func decodeResponse(resp *http.Response, out any) error {
 }
 
 // Health checks that the sidecar answers, and returns its process id.
-func (c *Client) Health(ctx context.Context) (pid int, err error) {
-	ctx, cancel := context.WithTimeout(ctx, c.callTimeout)
+func (c *Client) Health(parent context.Context) (pid int, err error) {
+	ctx, cancel := context.WithTimeout(parent, c.callTimeout)
 	defer cancel()
 	req, err := c.newRequest(ctx, http.MethodGet, pathHealth, nil)
 	if err != nil {
@@ -168,7 +167,7 @@ func (c *Client) Health(ctx context.Context) (pid int, err error) {
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return 0, unavailable(ctx, err)
+		return 0, unavailable(parent, err)
 	}
 	defer resp.Body.Close()
 	var h healthResponse
@@ -251,6 +250,3 @@ func (c *Client) Fetch(ctx context.Context, project, slug string, opts FetchOpti
 		}
 	}
 }
-
-// isRefused reports whether err is a refused connection: nothing listens.
-func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }

@@ -68,6 +68,7 @@ func (s *Store) Fetch(ctx context.Context, project, slug string, opts FetchOptio
 		}
 		res.Created = true
 	}
+	s.clearStaleLocks(p, sl)
 	before, err := readRefs(s.repoDir(p, sl))
 	if err != nil {
 		return res, fmt.Errorf("mesh: fetch: %w", err)
@@ -85,7 +86,7 @@ func (s *Store) Fetch(ctx context.Context, project, slug string, opts FetchOptio
 	}
 	args := []string{"-c", "fetch.writeCommitGraph=false", "fetch", "--progress", "--atomic", "--prune",
 		"--no-write-fetch-head", "--no-auto-gc", "--", opts.URL, "+refs/*:refs/*"}
-	cmd := gitexec.Command(ctx, s.repoDir(p, sl), env, args...)
+	cmd := s.gitCommand(ctx, s.repoDir(p, sl), env, args...)
 	prog := &progressParser{report: opts.Progress}
 	cmd.Stderr = prog
 	runErr := cmd.Run()

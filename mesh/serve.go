@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"strings"
 
-	"github.com/gitfleet/gitfleet/internal/gitexec"
 )
 
 // The git services ServeGit runs.
@@ -57,6 +56,7 @@ func (s *Store) ServeGit(ctx context.Context, service, repo string, env []string
 			return err
 		}
 		defer lock.Unlock()
+		s.clearStaleLocks(p, sl)
 		if spool, err = s.spool(); err != nil {
 			return err
 		}
@@ -71,7 +71,7 @@ func (s *Store) ServeGit(ctx context.Context, service, repo string, env []string
 	if service == ServiceUploadPack {
 		args = []string{sub, "--strict", "."}
 	}
-	cmd := gitexec.Command(ctx, dir, extra, args...)
+	cmd := s.gitCommand(ctx, dir, extra, args...)
 	cmd.Stderr = stderr
 	err = runGit(ctx, cmd, stdin, stdout, watch)
 	if spool != "" {

@@ -45,8 +45,9 @@ type Store struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // running operations and subscription goroutines
 
-	mu     sync.Mutex
-	closed bool
+	mu          sync.Mutex
+	closed      bool
+	lockChecked map[string]bool // repositories cleared of stale lock files
 }
 
 var _ Repos = (*Store)(nil)

@@ -128,3 +128,34 @@ func TestServeGitCloneAndPush(t *testing.T) {
 	}
 	g.Fsck(filepath.Join(s.Root(), "PROJ", "repo.git"))
 }
+
+// TestStaleLockFilesAreCleared plants the lock files a SIGKILLed git leaves behind:
+// the store's first push to the repository clears them instead of failing forever.
+func TestStaleLockFilesAreCleared(t *testing.T) {
+	s := openStore(t)
+	ctx := ctxT(t)
+	g := newGit(t, startGitServer(t, s))
+	seed(t, g, s, "PROJ", "r")
+	// A new Store on the same root, as after a crash and restart.
+	s.Close()
+	s2, err := mesh.OpenStore(ctx, mesh.StoreConfig{Root: s.Root(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	dir := filepath.Join(s.Root(), "PROJ", "r.git")
+	for _, f := range []string{"refs/heads/main.lock", "packed-refs.lock"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g2 := newGit(t, startGitServer(t, s2))
+	w := filepath.Join(t.TempDir(), "w")
+	g2.Run("", "clone", "-q", repoURL("PROJ", "r"), w)
+	id := g2.CommitFile(w, "x", "x", "x")
+	g2.Run(w, "push", "-q", "origin", "HEAD:main")
+	if refs, _ := s2.Refs(ctx, "PROJ", "r"); refs["refs/heads/main"] != id {
+		t.Fatalf("main = %s, want %s", refs["refs/heads/main"], id)
+	}
+	g2.Fsck(dir)
+}

@@ -238,15 +238,15 @@ func (s *Supervisor) run() {
 			}
 			continue
 		}
-		if first {
-			first = false
-			close(s.ready)
-		}
 		readyAt := time.Now()
 		s.client.SetAddr(c.addr)
 		s.update(func(st *SupervisorState) {
 			st.Phase, st.Attempt, st.PID, st.Addr = PhaseReady, 0, c.pid, c.addr
 		})
+		if first {
+			first = false
+			close(s.ready)
+		}
 		s.log.Info("mesh: sidecar ready", "pid", c.pid, "addr", c.addr)
 		reason, stopped := s.watch(c)
 		if stopped {
