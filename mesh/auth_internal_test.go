@@ -1,8 +1,8 @@
 package mesh
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-
 )
 
 // The git services ServeGit runs.
