@@ -222,3 +222,26 @@ func startNodeAt(t testing.TB, o nodeOptions, httpPort int) *node {
 	o.ports = ports
 	return startNode(t, o)
 }
+
+// TestMirrorRefusesUntrustedUpstream: an upstream whose certificate the mirror
+// does not trust stops the first start, with the doctor's advice on the
+// certificate.
+func TestMirrorRefusesUntrustedUpstream(t *testing.T) {
+	ca := testutil.NewCA(t, "gitfleet test CA")
+	primary := startNode(t, nodeOptions{ca: ca})
+	other := testutil.NewCA(t, "some other CA")
+	mport := testutil.FreePort(t)
+	mhome := t.TempDir()
+	os.MkdirAll(filepath.Join(mhome, "shared"), 0o755)
+	testutil.LayoutHome(mhome).WriteProperties(t, readmeMirrorProperties(t, primary, mport))
+	n := startNodeAt(t, nodeOptions{ca: ca, home: mhome, noWait: true, env: []string{"SSL_CERT_FILE=" + other.File}}, mport)
+	err := n.wait()
+	var ee *exec.ExitError
+	if !errorAs(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit %v, want 1\n%s", err, n.stderr)
+	}
+	logs := n.stderr.String()
+	if !strings.Contains(logs, "the doctor says") || !strings.Contains(logs, "certificate") {
+		t.Fatalf("no doctor's advice on the certificate:\n%s", logs)
+	}
+}
