@@ -64,30 +64,34 @@ type waiter struct {
 	elem  *list.Element
 }
 
+// newBackend returns the live state for cfg. The same-named backend of the
+// running configuration (old) is reconfigured in place, so that its servers'
+// slots, health and queue carry over under the one lock that guards them.
 func newBackend(cfg *Backend, old *backend, now time.Time) *backend {
-	b := &backend{name: cfg.Name, counters: &counters{}}
 	if old != nil {
 		old.mu.Lock()
 		defer old.mu.Unlock()
-		b.counters = old.counters
+		old.setConfig(cfg, now)
+		old.wakeLocked(-1) // limits may have changed: let the queue look again
+		return old
 	}
-	b.setConfig(cfg, old, now)
+	b := &backend{name: cfg.Name, counters: &counters{}}
+	b.setConfig(cfg, now)
 	return b
 }
 
 // setConfig installs cfg, keeping the state of servers whose name and address
-// are unchanged.
-func (b *backend) setConfig(cfg *Backend, old *backend, now time.Time) {
+// are unchanged. Servers left out keep serving their open connections.
+func (b *backend) setConfig(cfg *Backend, now time.Time) {
+	prev := b.servers
 	b.cfg = cfg
 	b.servers = nil
 	b.queueMax = 0
 	for _, sc := range cfg.Servers {
 		var st *serverState
-		if old != nil {
-			for _, o := range old.servers {
-				if o.cfg.Name == sc.Name && o.cfg.Addr == sc.Addr {
-					st = o
-				}
+		for _, o := range prev {
+			if o.cfg.Name == sc.Name && o.cfg.Addr == sc.Addr {
+				st = o
 			}
 		}
 		if st == nil {

@@ -281,8 +281,8 @@ func TestInactivityTimeouts(t *testing.T) {
 	fw := start(t, fmt.Sprintf(`
 listen l
     bind 127.0.0.1:0
-    timeout client 300ms
-    timeout server 300ms
+    timeout client 1s
+    timeout server 1s
     server s %s
 `, be.addr()))
 	front := addr(t, fw, "l")

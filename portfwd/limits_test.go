@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// TestMaxconnQueue fills a server's single slot, queues a second client
-// until the first leaves, and lets a third time out in the queue.
+// TestMaxconnQueue fills a server's single slot, lets a second client time
+// out in the queue, and after a reload queues a third until the first
+// leaves.
 func TestMaxconnQueue(t *testing.T) {
 	be := serve(t, echo)
 	fw := start(t, fmt.Sprintf(`
@@ -51,7 +52,16 @@ listen l
 		t.Fatalf("server accepted %d connections, want 1", n)
 	}
 
-	// A queued client gets the slot when the first one leaves.
+	// A reload (here to a longer queue timeout) keeps the server's slot
+	// accounting: a queued client gets the slot when the first one leaves.
+	if err := fw.Reload(t.Context(), parse(t, fmt.Sprintf(`
+listen l
+    bind 127.0.0.1:0
+    timeout queue 1m
+    server s %s maxconn 1
+`, be.addr()))); err != nil {
+		t.Fatal(err)
+	}
 	second := dial()
 	eventually(t, "a queued connection", func() bool { return backendStats(fw, "l").Queue == 1 })
 	done := make(chan error, 1)
