@@ -173,6 +173,9 @@ func (f *Forwarder) applyLocked(ctx context.Context, cfg *Config) error {
 		fe := &frontend{cfg: fc, backend: backends[fc.DefaultBackend], slots: newSlots(fc.MaxConn), counters: &counters{}}
 		if old := f.frontends[fc.Name]; old != nil {
 			fe.counters = old.counters
+			if old.cfg.MaxConn == fc.MaxConn {
+				fe.slots = old.slots // open connections keep counting
+			}
 		}
 		frontends[fc.Name] = fe
 	}
