@@ -150,7 +150,7 @@ func (d *diag) run(ctx context.Context, name, title string, deps []string, f che
 		if res.Observed == "" {
 			res.Observed = err.Error()
 		}
-		if cctx.Err() != nil && ctx.Err() == nil {
+		if errors.Is(cctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 			res.Observed += fmt.Sprintf(" (no answer within %s)", d.timeout)
 		}
 		d.failed[name] = true

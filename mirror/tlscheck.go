@@ -181,13 +181,8 @@ func diagnoseChain(certs []*x509.Certificate, host string, roots *x509.CertPool,
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
 	}
-	// Check the chain at a moment the leaf is valid, so that dates are reported
-	// by themselves.
-	at := leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
-	if !now.Before(leaf.NotBefore) && !now.After(leaf.NotAfter) {
-		at = now
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: at}); err != nil {
+	// Check the chain now; an expiry is reported by the dates check alone.
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: now}); err != nil && !isExpiry(err) {
 		var ua x509.UnknownAuthorityError
 		msg := err.Error()
 		if errors.As(err, &ua) {
@@ -198,4 +193,10 @@ func diagnoseChain(certs []*x509.Certificate, host string, roots *x509.CertPool,
 		detail = append(detail, msg)
 	}
 	return failed, detail
+}
+
+// isExpiry reports whether err is only about validity dates.
+func isExpiry(err error) bool {
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &ci) && ci.Reason == x509.Expired
 }

@@ -141,3 +141,16 @@ func (p *Primary) ChangeSSHHostKeyOnly(t testing.TB) {
 	p.HostKey = testutil.GenerateKey(t, testutil.Ed25519)
 	p.Revive(t)
 }
+
+// StopSSH stops only the primary's SSH server, as a firewall closing its port
+// would look to a mirror; Kill or Revive clean up the rest.
+func (p *Primary) StopSSH() {
+	p.mu.Lock()
+	ls := p.live
+	p.mu.Unlock()
+	if ls == nil || ls.ssh == nil {
+		return
+	}
+	ls.ssh.Close()
+	<-ls.sshDone
+}
