@@ -29,6 +29,8 @@ func TestMain(m *testing.M) {
 		os.Exit(runSSHHelper(os.Args[1:]))
 	case "sidecar":
 		os.Exit(runSidecarHelper())
+	case "parent":
+		os.Exit(runParentHelper())
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper", os.Getenv(helperEnv))
 		os.Exit(2)

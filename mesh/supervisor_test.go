@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -32,7 +33,15 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+// alive reports whether pid is a running (not zombie) process.
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(stat), ')')
+	return i > 0 && i+2 < len(stat) && stat[i+2] != 'Z' && stat[i+2] != 'X'
+}
 
 // processesIn returns the pids of processes whose working directory is dir.
 func processesIn(dir string) []int {
@@ -398,4 +407,66 @@ func TestSupervisorShutdown(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runParentHelper is the test binary as a supervising parent (MESH_TEST_HELPER=
+// parent): it starts a sidecar, prints the sidecar's pid and waits to be killed.
+func runParentHelper() int {
+	exe, err := os.Executable()
+	if err != nil {
+		return 2
+	}
+	sup, err := mesh.NewSupervisor(mesh.SupervisorConfig{Command: func() *exec.Cmd {
+		cmd := exec.Command(exe)
+		cmd.Env = append(os.Environ(), helperEnv+"=sidecar")
+		cmd.Stderr = os.Stderr
+		return cmd
+	}})
+	if err != nil {
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := sup.Start(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(sup.State().PID)
+	time.Sleep(10 * time.Minute)
+	return 0
+}
+
+// TestSidecarDiesWithParent kills a supervising process with SIGKILL (no chance to
+// clean up): its sidecar child must die too (Pdeathsig).
+func TestSidecarDiesWithParent(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), helperEnv+"=parent", "MESH_SIDECAR_ROOT="+filepath.Join(t.TempDir(), "r"),
+		"MESH_SIDECAR_PORT="+strconv.Itoa(freePort(t)), "GORACE=atexit_sleep_ms=0")
+	cmd.Stderr = testWriter{t}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal(err)
+	}
+	child, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || !alive(child) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("child pid %q: %v", line, err)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	waitFor(t, "the orphaned sidecar to die", func() bool { return !alive(child) })
 }
