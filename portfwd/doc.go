@@ -62,25 +62,32 @@
 //
 //	PORTFWD_BENCH_BULK=1073741824 go test -run '^$' -bench . -benchtime 2s -count 3 ./portfwd
 //
-// Medians of 3, first at load average ~30, then at ~60 (ratios are
-// portfwd / HAProxy):
+// Medians of 3 repetitions, in three runs (A at load average ~30, B at
+// ~60, C at ~10 to 48); ratios are portfwd / HAProxy:
 //
-//	bulk, 1 GiB each way at once, one connection
-//	    portfwd 730 MB/s, HAProxy 381 MB/s (1.9x), HAProxy splice-auto 510 MB/s (1.4x)
-//	    portfwd 660 MB/s, HAProxy 463 MB/s (1.4x), HAProxy splice-auto 456 MB/s (1.4x)
+//	bulk, 1 GiB each way at once through one connection (MB/s both ways)
+//	    A  portfwd 730   HAProxy 381 (1.9x)   HAProxy splice-auto 510 (1.4x)
+//	    B  portfwd 660   HAProxy 463 (1.4x)   HAProxy splice-auto 456 (1.4x)
+//	    C  portfwd 1029  HAProxy 575 (1.8x)   HAProxy splice-auto 385 (2.7x)
 //	new connections/s (64 clients; connect, 1 KiB echo, close)
-//	    portfwd 2,625/s, HAProxy 2,498/s (1.05x)
-//	    portfwd   216/s, HAProxy   453/s (0.48x: the 0.9x target is missed when
-//	    the CPUs are oversubscribed; portfwd's goroutine hand-offs cost more
-//	    there than HAProxy's event loop)
+//	    A  portfwd 2,625  HAProxy 2,498 (1.05x)
+//	    B  portfwd   216  HAProxy   453 (0.48x)
+//	    C  portfwd 2,949  HAProxy 2,191 (1.35x)
+//	    The 0.9x target is met in A and C and missed in B, when the CPUs
+//	    were oversubscribed about 30 times: there the cost is the kernel's
+//	    (connect, accept, close: about 70% of portfwd's CPU profile is
+//	    system calls) plus the Go scheduler's hand-offs between goroutines.
 //	1 KiB request/response on a held connection, added to the direct path
-//	    p50: portfwd +45 µs, HAProxy +44 µs (direct 17 µs)
-//	    p99: portfwd +93 µs, HAProxy +3.1 ms (direct 108 µs; the second run's
-//	    p99s are dominated by scheduling noise, direct included)
+//	    p50  A  portfwd +45 µs   HAProxy +44 µs    (direct 17 µs)
+//	         C  portfwd +51 µs   HAProxy +56 µs    (direct 17 µs)
+//	    p99  A  portfwd +93 µs   HAProxy +3.1 ms   (direct 108 µs)
+//	         C  portfwd +137 µs  HAProxy +3.0 ms   (direct 92 µs)
+//	    (B's p99s, direct included, were dominated by scheduling noise.)
 //	memory per idle established connection pair (resident set growth over
-//	2,000 pairs): portfwd 17.6 KiB, HAProxy 3.3 KiB (HAProxy releases
-//	the buffers of idle connections; portfwd's cost is its two goroutines'
-//	stacks and the Go heap)
+//	2,000 pairs, fresh process per measurement)
+//	    portfwd 17.3 to 18.5 KiB (target: at most 20 KiB), HAProxy 3.3 KiB
+//	    HAProxy releases the buffers of idle connections; portfwd's cost is
+//	    the stacks of its two goroutines per pair and the Go heap.
 //
 // TestDataPathUsesSplice runs a forwarder process under strace while 8 MiB
 // pass each way, once plain and once with accept-proxy and send-proxy-v2:
