@@ -57,7 +57,7 @@
 // bulk also with "option splice-auto") on loopback, both running the same
 // configuration file as separate processes, with the same Go client and
 // server, on a 2-core virtual machine shared with other heavy jobs (load
-// average 30 to 67 during the runs, so the spread between repetitions is
+// average 10 to 67 during the runs, so the spread between repetitions is
 // wide). Reproduce with:
 //
 //	PORTFWD_BENCH_BULK=1073741824 go test -run '^$' -bench . -benchtime 2s -count 3 ./portfwd
