@@ -1,0 +1,46 @@
+// Package bench measures gitfleet against its peers on the machine it runs on
+// and writes BENCHMARKS.md. Its command is bench/run, a script that checks the
+// programs it needs (go, git, ssh, sshd, haproxy; it installs nothing and names
+// what is missing) and runs TestBench, the driver, which is built only with the
+// bench tag:
+//
+//	go test -tags bench -run '^TestBench$' -v ./bench/ -args -out BENCHMARKS.md [-quick] [-only 1,5] [-rounds N]
+//
+// The driver builds examples/server and examples/portfwd, generates the test
+// repositories once per machine (testutil.SmallRepo and testutil.Preset40k;
+// GITFLEET_BENCH_REPO replaces the medium one with any repository), starts
+// every peer itself on loopback with throwaway configuration, and runs these
+// comparisons, each interleaved (A B C A B C ...) after one warm-up run of each
+// peer:
+//
+//  1. clone over SSH, small and medium repositories: gitfleet's server vs
+//     OpenSSH's sshd running git-upload-pack on the same directory vs file://;
+//  2. `git ls-remote` rate, a new connection each;
+//  3. 32 concurrent clones;
+//  4. clone through the mesh sidecar vs the in-process store (the mesh
+//     package's own interleaved benchmark, run once per round);
+//  5. portfwd vs HAProxy on the same configuration: bulk throughput,
+//     connection rate, p99 latency on held connections, memory per idle
+//     connection;
+//  6. a fresh mirror's initial sync vs `git clone --mirror` over OpenSSH, and
+//     push-to-mirror propagation (p50, p99);
+//  7. props vs magiconair/properties loading the same file (props' own
+//     benchmark, the two alternating).
+//
+// For every run it also measures the server side: Probe reads the CPU time of
+// the server's process tree from /proc/<pid>/stat (the server, its sidecar,
+// and the git processes they started and waited for) and samples the tree's
+// summed resident memory every 20 ms for the peak.
+//
+// The non-test code here is the measurement and reporting library: the
+// statistics (Median, Percentile, MinMax, Ratio), the process probes (Probe,
+// TreeCPU, TreeRSS, OpenFDs, Descendants) and the report (WriteReport).
+// The reliability tests use the process probes too.
+//
+// # Typical usage
+//
+//	p := bench.StartProbe(serverPID, 20*time.Millisecond)
+//	runClone()
+//	cpu, peak := p.Stop()
+//	fmt.Printf("server CPU %v, peak memory %d bytes\n", cpu, peak)
+package bench
