@@ -97,7 +97,7 @@ func BenchmarkInitialSync(b *testing.B) {
 			mirrortest.WaitState(b, n.Mirror, mirror.StatePending)
 			b.StartTimer()
 			p.Accept(b, n.Mirror.ID(), mirror.ModeAllProjects)
-			p.WaitSynced(b, n, names...)
+			p.WaitSyncedFor(b, n, 20*time.Minute, names...)
 			b.StopTimer()
 			n.Stop()
 			b.StartTimer()

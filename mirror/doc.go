@@ -115,6 +115,79 @@
 // the database for twice the skew window, so a replay is refused even across a
 // restart of the primary.
 //
+// # Sync
+//
+// Once accepted (and with Config.Repos set), a Mirror syncs every repository in
+// its projects into its own mesh.Repos:
+//
+//   - It starts with a full reconcile: GET /repos lists the repositories in scope
+//     with their refs hashes, the local refs hash of each is compared, and a fetch
+//     is queued where they differ; local repositories the upstream no longer
+//     lists for this mirror (deleted upstream, or in a project removed from the
+//     mirror) are deleted.
+//   - It then follows the change feed (GET /events long polls): refs_changed and
+//     repo_created queue a fetch (skipped when the local refs hash already
+//     equals the event's), repo_deleted queues a removal, and project changes
+//     trigger a state poll and a reconcile. A 410 ("resync") moves the cursor to
+//     the feed's end and reconciles; the cursor is stored, so a restarted mirror
+//     continues where it was. The upstream starts a fresh feed window whenever it
+//     starts or its storage reports missed events, so nothing missed is trusted.
+//   - A full reconcile also runs every SyncInterval
+//     (plugin.mirroring.synchronization.interval, 3 minutes by default).
+//   - Fetches run on a bounded pool of Workers (4). At most one operation runs
+//     per repository; events arriving meanwhile coalesce into one follow-up
+//     fetch. A failed fetch is retried with exponential backoff (500 ms doubling
+//     to 2 minutes, with jitter); each is bounded by FetchTimeout. An upstream
+//     outage pauses sync (Status().Sync.Paused) and it resumes by itself, with a
+//     reconcile, when the upstream answers again.
+//   - Fetches use mesh.Repos.Fetch over SSH, never HTTP, with the mirror key and
+//     the host keys pinned at acceptance. If the upstream later offers other host
+//     keys, or its SSH server presents a key that is not pinned, sync stops with
+//     an error in Status().LastError (ErrHostKeyChanged) until an operator calls
+//     TrustHostKeys.
+//   - mesh applies each fetch atomically (git fetch --atomic under the
+//     repository's write lock) and gives each upload-pack a consistent ref
+//     snapshot, so a clone from the mirror during a sync sees the old state or the
+//     new one, never a mix (TestClonesDuringSyncAreConsistent moves 3,000 refs
+//     while cloning in a loop).
+//
+// Status reports the registration state, each repository's last sync, lag and
+// last error, and the initial sync's progress (repositories done of total, and
+// bytes received; the upstream does not announce sizes, so bytes have no total).
+//
+// # Serving
+//
+// ConfigureServer points an sshserve.Server at the mirror's storage: any key
+// may connect; each read is asked of the upstream (POST /authenticate with the
+// user's public key) and cached, "allowed" for 5 minutes and "denied" for 30
+// seconds (AuthCacheConfig); while the upstream cannot be reached, cached
+// answers keep serving up to an hour past their expiry, and unknown keys are
+// refused. A push is refused with a message naming the upstream's clone URL.
+// Repositories outside the mirror's projects, and everything while it is not
+// accepted, are "not found".
+//
+// On the primary, Upstream.MirrorKey gives an accepted mirror's key read access
+// to exactly its projects; pending, rejected and removed mirrors' keys are not
+// recognised, and a removal takes effect on the next request.
+//
+// # Diagnosis
+//
+// Diagnose runs the checks behind Bitbucket's mirror troubleshooting tables, in
+// the order a person would: the upstream URL is https://; its host resolves;
+// TCP reaches its HTTPS and SSH ports (and the upstream must reach the
+// mirror's); its certificate's names, dates and chain (naming the root store
+// used and how to add a CA); the clocks agree within MaxSkew (the upstream's
+// Date header); the registration state; the upstream's SSH host key matches the
+// pinned one; SSH authentication with the mirror key ("Permission denied
+// (publickey)" explained); and the mirror's own base URL answers over HTTPS with
+// a valid certificate. Each check has a timeout; checks that depend on a failed
+// one are skipped with the reason. Report.WriteTable prints an aligned table and
+// Report.JSON the same as JSON.
+//
+// # Figures
+//
+// FIGURES_PLACEHOLDER
+//
 // # State
 //
 // The upstream keeps registrations, decisions, project selections, recent

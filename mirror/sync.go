@@ -410,8 +410,22 @@ func (s *syncer) feedLoop() {
 		wait = 30 * time.Second
 	}
 	needReconcile := true
+	positioned := false
 	failures := 0
 	for s.ctx.Err() == nil {
+		if needReconcile && !positioned {
+			// Learn the feed's position before reconciling, so that a reconcile
+			// is not followed at once by a "resync" for a cursor it already covers.
+			if err := s.position(); err != nil {
+				failures++
+				s.pause(err)
+				if s.sleep(backoff(failures)) != nil {
+					return
+				}
+				continue
+			}
+			positioned = true
+		}
 		if needReconcile {
 			if err := s.reconcile(); err != nil {
 				failures++
@@ -421,7 +435,7 @@ func (s *syncer) feedLoop() {
 				}
 				continue
 			}
-			needReconcile = false
+			needReconcile, positioned = false, false
 		}
 		s.mu.Lock()
 		cursor := s.cursor
@@ -464,6 +478,34 @@ func (s *syncer) feedLoop() {
 		s.apply(reply.Events)
 		s.setCursor(reply.Last)
 	}
+}
+
+// position asks the feed for events after the cursor without waiting: a 410
+// moves the cursor to the feed's end; events are applied.
+func (s *syncer) position() error {
+	s.mu.Lock()
+	cursor := s.cursor
+	s.mu.Unlock()
+	var reply EventsReply
+	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+	defer cancel()
+	status, err := s.m.api.call(ctx, http.MethodGet, "/events?after="+strconv.FormatUint(cursor, 10)+"&wait=0s", nil, &reply, http.StatusGone)
+	if err != nil {
+		var ae *APIError
+		if errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden) {
+			s.m.askPoll()
+		}
+		return err
+	}
+	if status == http.StatusGone {
+		s.mu.Lock()
+		s.resyncs++
+		s.mu.Unlock()
+	} else {
+		s.apply(reply.Events)
+	}
+	s.setCursor(reply.Last)
+	return nil
 }
 
 // apply schedules the work the events ask for.

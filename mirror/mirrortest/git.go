@@ -91,7 +91,13 @@ func (p *Primary) InSync(n *Node, repos ...string) (bool, string) {
 // refs.
 func (p *Primary) WaitSynced(t testing.TB, n *Node, repos ...string) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
+	p.WaitSyncedFor(t, n, time.Minute, repos...)
+}
+
+// WaitSyncedFor is WaitSynced with a timeout of d.
+func (p *Primary) WaitSyncedFor(t testing.TB, n *Node, d time.Duration, repos ...string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		ok, why := p.InSync(n, repos...)
 		if ok {
