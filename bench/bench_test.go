@@ -56,15 +56,22 @@ type contender struct {
 	run func() (value float64, failed int, err error)
 }
 
-// interleave runs one unmeasured warm-up of each contender, then rounds of
-// A B C ..., measuring the server process of each run.
-func (e *env) interleave(c *Comparison, rounds int, cs ...contender) {
+// interleave runs one unmeasured warm-up of each contender unless noWarmup
+// gives the reason not to, then rounds of A B C ..., measuring the server
+// process of each run.
+func (e *env) interleave(c *Comparison, rounds int, noWarmup string, cs ...contender) {
 	e.t.Helper()
 	for _, x := range cs {
 		c.Peer(x.name)
+		if noWarmup != "" {
+			continue
+		}
 		if _, _, err := x.run(); err != nil {
 			e.t.Fatalf("%s: warm-up of %s: %v", c.Title, x.name, err)
 		}
+	}
+	if noWarmup != "" {
+		c.Notes = append(c.Notes, "No warm-up run: "+noWarmup)
 	}
 	for r := 0; r < rounds; r++ {
 		for _, x := range cs {

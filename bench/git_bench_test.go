@@ -109,16 +109,16 @@ func (e *env) benchClone(g *gitSetup, repo string) *Comparison {
 			return v, 0, err
 		}})
 	}
-	e.interleave(c, e.rounds, cs...)
+	e.interleave(c, e.rounds, "", cs...)
 	return c
 }
 
 // benchLsRemote is comparison 2: the rate of `git ls-remote`, each a new
 // connection, one after another.
 func (e *env) benchLsRemote(g *gitSetup) *Comparison {
-	n := 20
+	n := 10
 	if e.quick {
-		n = 8
+		n = 5
 	}
 	c := &Comparison{
 		Title: "`git ls-remote` connection rate",
@@ -141,16 +141,16 @@ func (e *env) benchLsRemote(g *gitSetup) *Comparison {
 			return float64(n) / secs, 0, err
 		}})
 	}
-	e.interleave(c, e.rounds, cs...)
+	e.interleave(c, e.rounds, "", cs...)
 	return c
 }
 
 // benchConcurrent is comparison 3: 32 clones started at once.
 func (e *env) benchConcurrent(g *gitSetup) *Comparison {
 	const clients = 32
-	repo, rounds := "medium", max(e.rounds-2, 2)
+	repo, rounds := "medium", 2
 	if e.quick {
-		repo, rounds = "small", e.rounds
+		repo = "small"
 	}
 	c := &Comparison{
 		Title: fmt.Sprintf("%d concurrent clones, %s repository", clients, repo),
@@ -182,8 +182,8 @@ func (e *env) benchConcurrent(g *gitSetup) *Comparison {
 			return time.Since(t0).Seconds(), failed, nil
 		}})
 	}
-	e.interleave(c, rounds, cs...)
-	c.Notes = append(c.Notes, fmt.Sprintf("%d rounds (fewer than the other comparisons: each is the heaviest load here).", rounds))
+	e.interleave(c, rounds, "the clone comparison before it used the same peers and repository.", cs...)
+	c.Notes = append(c.Notes, fmt.Sprintf("%d rounds, fewer than elsewhere: each round is the heaviest load of the run.", rounds))
 	return c
 }
 

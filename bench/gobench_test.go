@@ -70,7 +70,11 @@ func (e *env) sidecarComparison(c *Comparison) {
 		"bench/run runs it once per round. The store runs in the benchmark's own process, so no server CPU or memory is reported here."
 	c.ServerSide = false
 	var missing bool
-	for r := 0; r < e.rounds; r++ {
+	rounds := e.rounds
+	if e.quick {
+		rounds = 2
+	}
+	for r := 0; r < rounds; r++ {
 		m, err := goBench(bin, dir, "^BenchmarkClone$", "1x")
 		if err != nil {
 			e.t.Fatal(err)

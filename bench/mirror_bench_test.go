@@ -89,6 +89,10 @@ func (e *env) benchMirror(g *gitSetup) (*Comparison, *Comparison) {
 			"over OpenSSH, one after the other. Server CPU and memory are the primary's (the serving side) and sshd's.",
 		Unit: "s", Reference: "OpenSSH clone --mirror", ServerSide: true,
 	}
+	mirrorRounds := e.rounds
+	if e.quick {
+		mirrorRounds = 2
+	}
 	var last *testutil.ServerNode
 	var lastID string
 	round := 0
@@ -139,7 +143,7 @@ func (e *env) benchMirror(g *gitSetup) (*Comparison, *Comparison) {
 			return nil
 		})
 	}
-	e.interleave(sync, e.rounds, contender{name: "gitfleet mirror", pid: g.node.PID, run: mirrorRun},
+	e.interleave(sync, mirrorRounds, "the clone comparisons before it read the same repositories, and each mirror run starts a fresh mirror.", contender{name: "gitfleet mirror", pid: g.node.PID, run: mirrorRun},
 		contender{name: "OpenSSH clone --mirror", pid: func() int { return g.sshdPID }, run: cloneRun})
 	return sync, e.propagation(g, last)
 }

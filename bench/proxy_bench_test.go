@@ -137,7 +137,7 @@ func (e *env) benchProxies() []*Comparison {
 			"Figure: MB/s (bytes both ways over wall time).", bulk>>20),
 		Unit: "MB/s", HigherIsBetter: true, Reference: "HAProxy", ServerSide: true,
 	}
-	e.interleave(throughput, e.rounds, proxyContenders(peers, func(addr string) (float64, int, error) {
+	e.interleave(throughput, e.rounds, "", proxyContenders(peers, func(addr string) (float64, int, error) {
 		return bulkRun(addr, bulk)
 	})...)
 
@@ -147,7 +147,7 @@ func (e *env) benchProxies() []*Comparison {
 			"Figure: connections per second.", conns),
 		Unit: "conn/s", HigherIsBetter: true, Reference: "HAProxy", ServerSide: true,
 	}
-	e.interleave(rate, e.rounds, proxyContenders(peers, func(addr string) (float64, int, error) {
+	e.interleave(rate, e.rounds, "", proxyContenders(peers, func(addr string) (float64, int, error) {
 		return connRate(addr, 64, conns)
 	})...)
 
@@ -158,7 +158,7 @@ func (e *env) benchProxies() []*Comparison {
 		Unit: "µs", Reference: "HAProxy", ServerSide: true,
 	}
 	var p50 sync.Map
-	e.interleave(latency, e.rounds, proxyContenders(peers, func(addr string) (float64, int, error) {
+	e.interleave(latency, e.rounds, "", proxyContenders(peers, func(addr string) (float64, int, error) {
 		all, err := roundTrips(addr, 8, rtts)
 		if err != nil {
 			return 0, 0, err
@@ -193,7 +193,7 @@ func (e *env) benchProxies() []*Comparison {
 			return idleMemory(addr, cmd.Process.Pid, idle)
 		}})
 	}
-	e.interleave(memory, e.rounds, idleCS...)
+	e.interleave(memory, e.rounds, "each run starts a fresh forwarder.", idleCS...)
 	return []*Comparison{throughput, rate, latency, memory}
 }
 
