@@ -15,13 +15,15 @@ import (
 // ls-remote (protocol v0 and v2), clones and Refs read them, and checks that every
 // snapshot is entirely old or entirely new.
 func TestConsistentReads(t *testing.T) {
+	t.Parallel()
 	const nrefs = 3000
-	rewrites := 3
+	rewrites := 2
 	if testing.Short() {
-		rewrites = 2
+		rewrites = 1
 	}
 	s := openStore(t)
-	ctx := ctxT(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
 	g := newGit(t, startGitServer(t, s))
 	if err := s.Create(ctx, "PROJ", "many"); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 // TestReposFetch mirrors a repository from a real OpenSSH server.
 func TestReposFetch(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, r mesh.Repos, root string) {
 		ctx := ctxT(t)
 		key := testutil.GenerateKey(t, testutil.Ed25519)

@@ -100,6 +100,7 @@ func TestParseRepoPath(t *testing.T) {
 // TestSymlinksInRoot plants symbolic links inside the store root, pointing at a real
 // repository outside it, and checks that the store never follows them.
 func TestSymlinksInRoot(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	ctx := ctxT(t)
 	outside := t.TempDir()

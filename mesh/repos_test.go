@@ -37,6 +37,7 @@ func backends() []backend {
 func forEachBackend(t *testing.T, f func(t *testing.T, r mesh.Repos, root string)) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
 			r, root := b.open(t)
 			f(t, r, root)
 		})
@@ -68,6 +69,7 @@ func sameRefs(t *testing.T, got, want map[string]string) {
 }
 
 func TestReposRealGit(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, r mesh.Repos, root string) {
 		ctx := ctxT(t)
 		g := newGit(t, startGitServer(t, r))
@@ -206,6 +208,7 @@ func updatesString(us []mesh.RefUpdate) string {
 }
 
 func TestReposEvents(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, r mesh.Repos, root string) {
 		ctx := ctxT(t)
 		events, err := r.Subscribe(ctx)
@@ -276,6 +279,7 @@ func TestReposEvents(t *testing.T) {
 }
 
 func TestReposConcurrentPushEvents(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, r mesh.Repos, root string) {
 		ctx := ctxT(t)
 		events, err := r.Subscribe(ctx)

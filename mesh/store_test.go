@@ -104,6 +104,7 @@ func TestStoreCreateListDelete(t *testing.T) {
 }
 
 func TestServeGitCloneAndPush(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	ctx := ctxT(t)
 	if err := s.Create(ctx, "PROJ", "repo"); err != nil {
@@ -132,6 +133,7 @@ func TestServeGitCloneAndPush(t *testing.T) {
 // TestStaleLockFilesAreCleared plants the lock files a SIGKILLed git leaves behind:
 // the store's first push to the repository clears them instead of failing forever.
 func TestStaleLockFilesAreCleared(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	ctx := ctxT(t)
 	g := newGit(t, startGitServer(t, s))

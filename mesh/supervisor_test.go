@@ -60,6 +60,7 @@ func processesIn(dir string) []int {
 }
 
 func TestSidecarPortFallback(t *testing.T) {
+	t.Parallel()
 	held := testutil.Listen(t)
 	port := held.Addr().(*net.TCPAddr).Port
 	sup, _ := startSupervisor(t, port)
@@ -190,6 +191,7 @@ func (w *pausingWriter) Write(b []byte) (int, error) {
 // clone: the clone fails cleanly, the supervisor brings a new sidecar up, and the
 // next clone succeeds.
 func TestSupervisorKillMidClone(t *testing.T) {
+	t.Parallel()
 	sup, root := startSupervisor(t, freePort(t))
 	c := sup.Client()
 	ctx := ctxT(t)
@@ -230,6 +232,7 @@ func TestSupervisorKillMidClone(t *testing.T) {
 // (old) or at the pushed commit (new), the repository is intact, and the next push
 // of the same refs goes through (no stale lock files block it).
 func TestSupervisorKillDuringPush(t *testing.T) {
+	t.Parallel()
 	const nrefs = 300
 	sup, root := startSupervisor(t, freePort(t))
 	c := sup.Client()
@@ -300,6 +303,7 @@ func TestSupervisorKillDuringPush(t *testing.T) {
 // TestSubscriptionSurvivesRestart: a Client subscription reconnects after the
 // sidecar is killed, reports a gap, and carries on.
 func TestSubscriptionSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	sup, _ := startSupervisor(t, freePort(t))
 	c := sup.Client()
 	ctx := ctxT(t)
@@ -329,6 +333,7 @@ func TestSubscriptionSurvivesRestart(t *testing.T) {
 // TestSupervisorRestartsUnresponsiveSidecar stops the child with SIGSTOP: the
 // health checks fail and the supervisor replaces it.
 func TestSupervisorRestartsUnresponsiveSidecar(t *testing.T) {
+	t.Parallel()
 	sup, _ := startSupervisor(t, freePort(t))
 	pid := sup.State().PID
 	syscall.Kill(pid, syscall.SIGSTOP)
@@ -347,6 +352,7 @@ func TestSupervisorRestartsUnresponsiveSidecar(t *testing.T) {
 // TestSupervisorShutdown: Shutdown lets a running git service finish, and leaves no
 // process behind; with a deadline that passes, the service is killed.
 func TestSupervisorShutdown(t *testing.T) {
+	t.Parallel()
 	for _, finish := range []bool{true, false} {
 		t.Run(fmt.Sprintf("finish=%v", finish), func(t *testing.T) {
 			sup, _ := startSupervisor(t, freePort(t))
@@ -439,6 +445,7 @@ func runParentHelper() int {
 // TestSidecarDiesWithParent kills a supervising process with SIGKILL (no chance to
 // clean up): its sidecar child must die too (Pdeathsig).
 func TestSidecarDiesWithParent(t *testing.T) {
+	t.Parallel()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
