@@ -165,8 +165,8 @@ func (e *env) propagation(g *gitSetup, m *testutil.ServerNode) *Comparison {
 		Title: "Push-to-mirror propagation",
 		What: fmt.Sprintf("%d pushes of one commit each to the small repository on the primary, one after another; for each, "+
 			"the time from `git push` returning to the mirror's own repository having the new ref (read with `git rev-parse` "+
-			"in the mirror's repository directory every 5 ms). Figure: milliseconds per push; the median is the p50.", pushes),
-		Unit: "ms", Reference: "gitfleet mirror",
+			"in the mirror's repository directory every 5 ms). Figure: milliseconds per push.", pushes),
+		Unit: "ms",
 	}
 	work := t.TempDir()
 	wt := filepath.Join(work, "w")
@@ -209,8 +209,8 @@ func (e *env) propagation(g *gitSetup, m *testutil.ServerNode) *Comparison {
 		p.Runs = append(p.Runs, Run{Value: float64(time.Since(t0).Microseconds()) / 1e3, Failed: failed})
 	}
 	v := p.Values()
-	c.Notes = append(c.Notes, fmt.Sprintf("p50 %s ms, p99 %s ms over %d pushes (with %d pushes the p99 is the slowest but one or so).",
-		num(Percentile(v, 50)), num(Percentile(v, 99)), len(v), len(v)))
+	c.Notes = append(c.Notes, fmt.Sprintf("Percentiles by nearest rank over the %d pushes: p50 %s ms, p99 %s ms (below 100 pushes the p99 is the slowest push).",
+		len(v), num(Percentile(v, 50)), num(Percentile(v, 99))))
 	t.Logf("%s: p50 %s ms, p99 %s ms, failed %d", c.Title, num(Percentile(v, 50)), num(Percentile(v, 99)), p.Failed())
 	return c
 }

@@ -22,7 +22,8 @@ type Comparison struct {
 	Unit    string // of Run.Value: "s", "ms", "ops/s", "MB/s", "KiB"
 	// HigherIsBetter says which way the figure points (rates, throughput).
 	HigherIsBetter bool
-	// Reference names the peer the ratios divide by.
+	// Reference names the peer the ratios divide by; empty for a table
+	// without ratios (a single peer).
 	Reference string
 	// ServerSide says whether the CPU and memory columns mean anything (a
 	// server process was measured).
@@ -187,18 +188,27 @@ func writeComparison(b *strings.Builder, c *Comparison) {
 	if c.HigherIsBetter {
 		better = "higher is better"
 	}
-	fmt.Fprintf(b, "| peer | median (%s, %s) | min – max | ratio to %s |", c.Unit, better, c.Reference)
+	fmt.Fprintf(b, "| peer | median (%s, %s) | min – max |", c.Unit, better)
+	if c.Reference != "" {
+		fmt.Fprintf(b, " ratio to %s |", c.Reference)
+	}
 	if c.ServerSide {
 		b.WriteString(" server CPU per run (median) | server peak memory |")
 	}
-	b.WriteString(" failures |\n|---|---|---|---|")
+	b.WriteString(" failures |\n|---|---|---|")
+	if c.Reference != "" {
+		b.WriteString("---|")
+	}
 	if c.ServerSide {
 		b.WriteString("---|---|")
 	}
 	b.WriteString("---|\n")
 	for _, p := range c.Peers {
 		lo, hi := MinMax(p.Values())
-		fmt.Fprintf(b, "| %s | %s | %s – %s | %s |", p.Name, num(p.Median()), num(lo), num(hi), ratio(c.Ratio(p.Name)))
+		fmt.Fprintf(b, "| %s | %s | %s – %s |", p.Name, num(p.Median()), num(lo), num(hi))
+		if c.Reference != "" {
+			fmt.Fprintf(b, " %s |", ratio(c.Ratio(p.Name)))
+		}
 		if c.ServerSide {
 			cpu, rss := "–", "–"
 			if p.MaxRSS() > 0 {
