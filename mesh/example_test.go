@@ -2,6 +2,7 @@ package mesh_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
@@ -50,4 +51,41 @@ func ExampleParseRepoPath() {
 	// "PROJ" "repo" <nil>
 	// "PROJ" "repo" <nil>
 	// "" "" mesh: invalid project key or repository slug: slug "../etc"
+}
+
+// ExampleServer serves a Store over loopback and uses it through a Client, as a
+// node does with its sidecar (normally a child process run by a Supervisor).
+func ExampleServer() {
+	root, err := os.MkdirTemp("", "mesh-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(root)
+	ctx := context.Background()
+	store, err := mesh.OpenStore(ctx, mesh.StoreConfig{Root: root})
+	if err != nil {
+		panic(err)
+	}
+	defer store.Close()
+	key, _ := mesh.NewKey()
+	l, err := mesh.Listen(ctx, 0, nil) // 0: any free port; a node uses mesh.DefaultSidecarPort
+	if err != nil {
+		panic(err)
+	}
+	srv := &mesh.Server{Store: store, Key: key}
+	go srv.Serve(l)
+	defer srv.Close()
+
+	client := mesh.NewClient(mesh.ClientConfig{Addr: l.Addr().String(), Key: key})
+	defer client.Close()
+	if err := client.Create(ctx, "PROJ", "repo"); err != nil {
+		panic(err)
+	}
+	err = client.Create(ctx, "PROJ", "repo")
+	fmt.Println(errors.Is(err, mesh.ErrExists))
+	list, _ := client.List(ctx)
+	fmt.Println(list)
+	// Output:
+	// true
+	// [{PROJ repo}]
 }
