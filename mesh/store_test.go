@@ -42,65 +42,75 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-func TestStoreCreateListDelete(t *testing.T) {
-	s := openStore(t)
-	ctx := ctxT(t)
-	for _, r := range [][2]string{{"PROJ", "b"}, {"proj", "A-1"}, {"ANOTHER", "x.y"}, {"PROJ", "a"}} {
-		if err := s.Create(ctx, r[0], r[1]); err != nil {
-			t.Fatalf("Create %v: %v", r, err)
+func TestReposCreateListDelete(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s mesh.Repos, root string) {
+		ctx := ctxT(t)
+		for _, r := range [][2]string{{"PROJ", "b"}, {"proj", "A-1"}, {"ANOTHER", "x.y"}, {"PROJ", "a"}} {
+			if err := s.Create(ctx, r[0], r[1]); err != nil {
+				t.Fatalf("Create %v: %v", r, err)
+			}
 		}
-	}
-	if err := s.Create(ctx, "PROJ", "b"); !errors.Is(err, mesh.ErrExists) {
-		t.Fatalf("second Create: %v, want ErrExists", err)
-	}
-	list, err := s.List(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []mesh.RepoInfo{{"ANOTHER", "x.y"}, {"PROJ", "a"}, {"PROJ", "a-1"}, {"PROJ", "b"}}
-	if len(list) != len(want) {
-		t.Fatalf("List = %v, want %v", list, want)
-	}
-	for i := range want {
-		if list[i] != want[i] {
+		if err := s.Create(ctx, "PROJ", "b"); !errors.Is(err, mesh.ErrExists) {
+			t.Fatalf("second Create: %v, want ErrExists", err)
+		}
+		list, err := s.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []mesh.RepoInfo{{"ANOTHER", "x.y"}, {"PROJ", "a"}, {"PROJ", "a-1"}, {"PROJ", "b"}}
+		if len(list) != len(want) {
 			t.Fatalf("List = %v, want %v", list, want)
 		}
-	}
-	dir := filepath.Join(s.Root(), "PROJ", "b.git")
-	g := testutil.NewGit(t)
-	if head := strings.TrimSpace(g.Run(dir, "symbolic-ref", "HEAD")); head != "refs/heads/main" {
-		t.Errorf("HEAD = %q", head)
-	}
-	for key, want := range map[string]string{"core.bare": "true", "receive.fsckObjects": "true", "uploadpack.allowFilter": "true", "uploadpack.allowAnySHA1InWant": "false"} {
-		if got := strings.TrimSpace(g.Run(dir, "config", key)); got != want {
-			t.Errorf("config %s = %q, want %q", key, got, want)
+		for i := range want {
+			if list[i] != want[i] {
+				t.Fatalf("List = %v, want %v", list, want)
+			}
 		}
-	}
-	if fi, err := os.Stat(filepath.Join(dir, "hooks", "reference-transaction")); err != nil || fi.Mode()&0o111 == 0 {
-		t.Errorf("event hook not installed: %v", err)
-	}
-	g.Fsck(dir)
-	if ok, err := s.Exists(ctx, "proj", "B"); err != nil || !ok {
-		t.Errorf("Exists(proj, B) = %v, %v", ok, err)
-	}
-	if err := s.Delete(ctx, "PROJ", "b"); err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := s.Exists(ctx, "PROJ", "b"); err != nil || ok {
-		t.Errorf("Exists after Delete = %v, %v", ok, err)
-	}
-	if err := s.Delete(ctx, "PROJ", "b"); !errors.Is(err, mesh.ErrNotFound) {
-		t.Errorf("second Delete: %v, want ErrNotFound", err)
-	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Errorf("deleted repository still on disk: %v", err)
-	}
-	if err := s.Delete(ctx, "ANOTHER", "x.y"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(s.Root(), "ANOTHER")); !os.IsNotExist(err) {
-		t.Errorf("empty project directory left behind: %v", err)
-	}
+		dir := filepath.Join(root, "PROJ", "b.git")
+		g := testutil.NewGit(t)
+		if head := strings.TrimSpace(g.Run(dir, "symbolic-ref", "HEAD")); head != "refs/heads/main" {
+			t.Errorf("HEAD = %q", head)
+		}
+		for key, want := range map[string]string{"core.bare": "true", "receive.fsckObjects": "true", "uploadpack.allowFilter": "true", "uploadpack.allowAnySHA1InWant": "false"} {
+			if got := strings.TrimSpace(g.Run(dir, "config", key)); got != want {
+				t.Errorf("config %s = %q, want %q", key, got, want)
+			}
+		}
+		if fi, err := os.Stat(filepath.Join(dir, "hooks", "reference-transaction")); err != nil || fi.Mode()&0o111 == 0 {
+			t.Errorf("event hook not installed: %v", err)
+		}
+		g.Fsck(dir)
+		if ok, err := s.Exists(ctx, "proj", "B"); err != nil || !ok {
+			t.Errorf("Exists(proj, B) = %v, %v", ok, err)
+		}
+		if err := s.Delete(ctx, "PROJ", "b"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.Exists(ctx, "PROJ", "b"); err != nil || ok {
+			t.Errorf("Exists after Delete = %v, %v", ok, err)
+		}
+		if err := s.Delete(ctx, "PROJ", "b"); !errors.Is(err, mesh.ErrNotFound) {
+			t.Errorf("second Delete: %v, want ErrNotFound", err)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("deleted repository still on disk: %v", err)
+		}
+		if err := s.Delete(ctx, "ANOTHER", "x.y"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(root, "ANOTHER")); !os.IsNotExist(err) {
+			t.Errorf("empty project directory left behind: %v", err)
+		}
+		for _, bad := range [][2]string{{"PROJ", "../x"}, {"", "r"}, {"PROJ", "r.git"}} {
+			if err := s.Create(ctx, bad[0], bad[1]); !errors.Is(err, mesh.ErrInvalidName) {
+				t.Errorf("Create(%q, %q): %v, want ErrInvalidName", bad[0], bad[1], err)
+			}
+		}
+		if _, err := s.Refs(ctx, "PROJ", "missing"); !errors.Is(err, mesh.ErrNotFound) {
+			t.Errorf("Refs of a missing repository: %v, want ErrNotFound", err)
+		}
+	})
 }
 
 func TestServeGitCloneAndPush(t *testing.T) {

@@ -355,13 +355,14 @@ func TestSupervisorShutdown(t *testing.T) {
 	t.Parallel()
 	for _, finish := range []bool{true, false} {
 		t.Run(fmt.Sprintf("finish=%v", finish), func(t *testing.T) {
-			sup, _ := startSupervisor(t, freePort(t))
+			sup, root := startSupervisor(t, freePort(t))
 			c := sup.Client()
 			ctx := ctxT(t)
 			if err := c.Create(ctx, "PROJ", "r"); err != nil {
 				t.Fatal(err)
 			}
 			pid := sup.State().PID
+			dir := filepath.Join(root, "PROJ", "r.git")
 			stdinR, stdinW := io.Pipe()
 			outR, outW := io.Pipe()
 			served := make(chan error, 1)
@@ -408,6 +409,8 @@ func TestSupervisorShutdown(t *testing.T) {
 			if alive(pid) {
 				t.Errorf("sidecar %d still running after Shutdown", pid)
 			}
+			// Its upload-pack went with it (Pdeathsig when killed).
+			waitFor(t, "git processes to end", func() bool { return len(processesIn(dir)) == 0 })
 			if st := sup.State(); st.Phase != mesh.PhaseStopped {
 				t.Errorf("state %+v", st)
 			}
