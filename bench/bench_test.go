@@ -26,6 +26,7 @@ var (
 	onlyFlag   = flag.String("only", "", "run only these comparisons (comma-separated numbers 1-7)")
 	roundsFlag = flag.Int("rounds", 0, "interleaved rounds per comparison (0: 5, or 3 with -quick)")
 	cmdFlag    = flag.String("command", "bench/run", "the reproducing command written into the report")
+	budgetFlag = flag.Duration("budget", 0, "time budget: past half of it, comparisons run fewer rounds (0: 14m, or 2m40s with -quick)")
 )
 
 // sampleEvery is the probe's memory sampling interval.
@@ -39,6 +40,9 @@ type env struct {
 	t          *testing.T
 	quick      bool
 	rounds     int
+	start      time.Time
+	budget     time.Duration
+	reduced    bool // scaled has cut rounds at least once
 	serverBin  string
 	portfwdBin string
 	smallSrc   string // source repositories (bare), never modified
@@ -56,11 +60,35 @@ type contender struct {
 	run func() (value float64, failed int, err error)
 }
 
+// scaled returns n, or fewer (at least 2, or n when smaller) once more than
+// half of the time budget is spent, and at most 2 past three quarters: the
+// later comparisons then still finish within the budget.
+func (e *env) scaled(n int) int {
+	spent := time.Since(e.start)
+	k := n
+	switch {
+	case spent > e.budget*3/4:
+		k = min(n, 2)
+	case spent > e.budget/2:
+		k = min(n, max(2, (n+1)/2))
+	}
+	if k < n && !e.reduced {
+		e.reduced = true
+		e.notes = append(e.notes, fmt.Sprintf("To stay within the %v budget, comparisons that started after %v ran fewer rounds or operations than "+
+			"the rest; their tables say how many.", e.budget, spent.Round(time.Second)))
+	}
+	return k
+}
+
 // interleave runs one unmeasured warm-up of each contender unless noWarmup
 // gives the reason not to, then rounds of A B C ..., measuring the server
 // process of each run.
 func (e *env) interleave(c *Comparison, rounds int, noWarmup string, cs ...contender) {
 	e.t.Helper()
+	rounds = e.scaled(rounds)
+	if rounds != e.rounds {
+		c.Notes = append(c.Notes, fmt.Sprintf("%d rounds.", rounds))
+	}
 	for _, x := range cs {
 		c.Peer(x.name)
 		if noWarmup != "" {
@@ -109,11 +137,17 @@ func selected(n int) bool {
 func TestBench(t *testing.T) {
 	start := time.Now()
 	m := DescribeMachine()
-	e := &env{t: t, quick: *quickFlag, rounds: *roundsFlag}
+	e := &env{t: t, quick: *quickFlag, rounds: *roundsFlag, start: start, budget: *budgetFlag}
 	if e.rounds <= 0 {
 		e.rounds = 5
 		if e.quick {
 			e.rounds = 3
+		}
+	}
+	if e.budget <= 0 {
+		e.budget = 14 * time.Minute
+		if e.quick {
+			e.budget = 160 * time.Second
 		}
 	}
 	for _, prog := range []string{"git", "ssh", "sshd", "haproxy"} {

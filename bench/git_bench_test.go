@@ -120,6 +120,7 @@ func (e *env) benchLsRemote(g *gitSetup) *Comparison {
 	if e.quick {
 		n = 5
 	}
+	n = max(5, e.scaled(n))
 	c := &Comparison{
 		Title: "`git ls-remote` connection rate",
 		What: fmt.Sprintf("%d `git ls-remote` of the medium repository one after another, each a new SSH connection "+
@@ -183,7 +184,7 @@ func (e *env) benchConcurrent(g *gitSetup) *Comparison {
 		}})
 	}
 	e.interleave(c, rounds, "the clone comparison before it used the same peers and repository.", cs...)
-	c.Notes = append(c.Notes, fmt.Sprintf("%d rounds, fewer than elsewhere: each round is the heaviest load of the run.", rounds))
+	c.Notes = append(c.Notes, "Fewer rounds than elsewhere: each round is the heaviest load of the run.")
 	return c
 }
 

@@ -74,6 +74,10 @@ func (e *env) sidecarComparison(c *Comparison) {
 	if e.quick {
 		rounds = 2
 	}
+	rounds = e.scaled(rounds)
+	if rounds != e.rounds {
+		c.Notes = append(c.Notes, fmt.Sprintf("%d rounds.", rounds))
+	}
 	for r := 0; r < rounds; r++ {
 		m, err := goBench(bin, dir, "^BenchmarkClone$", "1x")
 		if err != nil {
@@ -112,7 +116,11 @@ func (e *env) benchProps() *Comparison {
 	if e.quick {
 		benchtime = "300ms"
 	}
-	for r := 0; r < e.rounds; r++ {
+	rounds := e.scaled(e.rounds)
+	if rounds != e.rounds {
+		c.Notes = append(c.Notes, fmt.Sprintf("%d rounds.", rounds))
+	}
+	for r := 0; r < rounds; r++ {
 		for _, name := range []string{"props", "magiconair"} {
 			m, err := goBench(bin, dir, "^BenchmarkLoad$/^"+name+"$", benchtime)
 			if err != nil {

@@ -161,6 +161,7 @@ func (e *env) propagation(g *gitSetup, m *testutil.ServerNode) *Comparison {
 	if e.quick {
 		pushes = 10
 	}
+	pushes = max(10, e.scaled(pushes))
 	c := &Comparison{
 		Title: "Push-to-mirror propagation",
 		What: fmt.Sprintf("%d pushes of one commit each to the small repository on the primary, one after another; for each, "+
