@@ -14,6 +14,10 @@ import (
 	"github.com/gitfleet/gitfleet/mirror/mirrortest"
 )
 
+// mediumRepo is large enough (a few MB) for a fetch to be caught in flight by
+// the progress hook, and small enough for a quick test.
+var mediumRepo = testutil.RepoSpec{Commits: 150, FilesPerCommit: 8, FileSize: 3000, Dirs: 10, Branches: 4, Tags: 4, Seed: 14}
+
 func TestForcePushDeletionAndRepoRemovalPropagate(t *testing.T) {
 	p := mirrortest.StartPrimary(t, mirrortest.PrimaryOptions{Storage: true})
 	p.Seed(t, "PROJ", "app", testutil.SmallRepo)
@@ -90,7 +94,7 @@ func TestPrimaryKilledMidFetch(t *testing.T) {
 	g.Run("", "clone", "-q", p.SSHURL("PROJ", "app"), work)
 	newHead := g.CommitFile(work, "after.txt", "after\n", "after")
 	g.Run(work, "push", "-q", "origin", "HEAD:main")
-	p.Seed(t, "PROJ", "big", testutil.Preset40k)
+	p.Seed(t, "PROJ", "big", mediumRepo)
 	<-started
 	p.Kill()
 
@@ -124,7 +128,7 @@ func TestPrimaryKilledMidFetch(t *testing.T) {
 func TestMirrorRestartedMidSync(t *testing.T) {
 	p := mirrortest.StartPrimary(t, mirrortest.PrimaryOptions{Storage: true})
 	repos := []string{"PROJ/big"}
-	p.Seed(t, "PROJ", "big", testutil.Preset40k)
+	p.Seed(t, "PROJ", "big", mediumRepo)
 	for _, slug := range []string{"a", "b", "c", "d"} {
 		p.Seed(t, "PROJ", slug, testutil.SmallRepo)
 		repos = append(repos, "PROJ/"+slug)
