@@ -89,7 +89,9 @@ func (c *Client) ServeGit(ctx context.Context, service, repo string, env []strin
 		}()
 	} else {
 		close(inDone)
-		conn.(*net.TCPConn).CloseWrite()
+		if tc, ok := conn.(*net.TCPConn); ok {
+			tc.CloseWrite()
+		}
 	}
 	var copyErr error
 	if n := br.Buffered(); n > 0 {

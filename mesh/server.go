@@ -33,6 +33,7 @@ type Server struct {
 	Logger *slog.Logger
 
 	mu       sync.Mutex
+	log      *slog.Logger
 	hs       *http.Server
 	ctx      context.Context    // parent of every git service; cancelled by Close
 	cancel   context.CancelFunc // cancels ctx
@@ -48,8 +49,9 @@ func (s *Server) init() {
 	if s.hs != nil {
 		return
 	}
-	if s.Logger == nil {
-		s.Logger = slog.New(slog.DiscardHandler)
+	s.log = s.Logger
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.streams = make(chan struct{})
@@ -85,7 +87,7 @@ func (s *Server) init() {
 	s.hs = &http.Server{
 		Handler:           s.authenticate(mux),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }
 
@@ -150,7 +152,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		if err := checkToken(s.Key, token, r.Method, r.URL.Path, time.Now()); err != nil {
-			s.Logger.Warn("mesh: refused sidecar request", "method", r.Method, "path", r.URL.Path, "err", err)
+			s.log.Warn("mesh: refused sidecar request", "method", r.Method, "path", r.URL.Path, "err", err)
 			writeError(w, err)
 			return
 		}

@@ -110,7 +110,7 @@ func (s *Server) git(w http.ResponseWriter, r *http.Request) {
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		s.dropSession(id)
-		s.Logger.Error("mesh: hijack", "err", err)
+		s.log.Error("mesh: hijack", "err", err)
 		return
 	}
 	defer conn.Close()
@@ -125,7 +125,7 @@ func (s *Server) git(w http.ResponseWriter, r *http.Request) {
 	err = s.Store.ServeGit(ctx, service, repo, env, stdin, conn, sess)
 	sess.finish(err)
 	if err != nil {
-		s.Logger.Debug("mesh: git service ended", "service", service, "repo", repo, "err", err)
+		s.log.Debug("mesh: git service ended", "service", service, "repo", repo, "err", err)
 	}
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.CloseWrite() // the client's stdout sees EOF

@@ -480,3 +480,46 @@ func TestSidecarDiesWithParent(t *testing.T) {
 	cmd.Wait()
 	waitFor(t, "the orphaned sidecar to die", func() bool { return !alive(child) })
 }
+
+// TestSupervisorFollowsPortChange: the sidecar dies and, while it is away, another
+// socket takes its port; the new sidecar falls back to another port and the Client
+// follows it.
+func TestSupervisorFollowsPortChange(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(t.TempDir(), "repositories")
+	port := freePort(t)
+	sup, err := mesh.NewSupervisor(mesh.SupervisorConfig{
+		Command:        sidecarCommand(t, root, port),
+		Logger:         testLogger(t),
+		HealthInterval: 200 * time.Millisecond,
+		MinBackoff:     2 * time.Second, // time enough to take the port before the restart
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	if err := sup.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer sup.Shutdown(ctx)
+	c := sup.Client()
+	if err := c.Create(ctx, "PROJ", "r"); err != nil {
+		t.Fatal(err)
+	}
+	first := sup.State()
+	syscall.Kill(first.PID, syscall.SIGKILL)
+	var squatter net.Listener
+	waitFor(t, "the old port to be free", func() bool {
+		squatter, err = net.Listen("tcp", first.Addr)
+		return err == nil
+	})
+	defer squatter.Close()
+	waitFor(t, "a new sidecar", func() bool { st := sup.State(); return st.Phase == mesh.PhaseReady && st.PID != first.PID })
+	st := sup.State()
+	if st.Addr == first.Addr || c.Addr() != st.Addr {
+		t.Fatalf("sidecar moved from %s to %s; client at %s", first.Addr, st.Addr, c.Addr())
+	}
+	if ok, err := c.Exists(ctx, "PROJ", "r"); err != nil || !ok {
+		t.Fatalf("Exists through the moved sidecar: %v, %v", ok, err)
+	}
+}
