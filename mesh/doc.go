@@ -81,6 +81,10 @@
 // --atomic transaction, so a mirror fetch yields one event per pruned ref and one for
 // the atomic update.
 //
+// git runs the hook for every phase of every transaction, so a push of N refs
+// without --atomic (git 2.39 commits each ref on its own) starts about 2N short sh
+// processes; an atomic push or a fetch starts three.
+//
 // Subscribers each have a bounded queue (StoreConfig.EventBuffer, default 1024); a
 // subscriber that falls behind loses its backlog and receives EventGap, and a push
 // never waits for a subscriber.
@@ -97,8 +101,12 @@
 // Refs and RefsHash read under it too. TestConsistentReads rewrites 3,000 refs with
 // atomic pushes while ls-remote (v0 and v2), clones and Refs read: every snapshot
 // through the store is entirely old or new, while for-each-ref run directly on the
-// same repository sees mixed states. The price: a push delays new clones' ref
-// advertisements (not running pack transfers) for the length of the push.
+// same repository sees mixed states. The price: a push, or a mirror fetch, delays
+// new clones' ref advertisements of that repository (not running pack transfers)
+// for its whole length, pack upload included, so a stalled pusher holds them up
+// until the SSH layer's idle timeout ends it. Taking the lock only around the ref
+// update (the hook's "prepared" to "committed" phases, which would need the hook to
+// wait for a grant from the store) is the known way to narrow this.
 //
 // # Streams
 //
