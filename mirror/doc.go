@@ -186,7 +186,27 @@
 //
 // # Figures
 //
-// FIGURES_PLACEHOLDER
+// Measured on loopback on this project's 2-core build machine while four other
+// engineers' builds and benchmarks shared it (load average 35 to 115), so
+// absolute times are pessimistic; the benchmarks are the way to reproduce them.
+//
+// Push-to-visible, 50 pushes with real git over SSH to the primary, each timed
+// from the push's completion to the mirror store's ref-change event:
+//
+//	go test -run '^$' -bench PushToVisible -benchtime 1x ./mirror/
+//
+//	p50 279 ms, p99 1,135 ms (targets: p50 under 1 s, p99 under 3 s: met)
+//
+// Initial sync of 20 Preset40k repositories (about 40,000 objects and 16 MB
+// packed each; 4 fetch workers) by a newly accepted mirror, from acceptance to
+// every refs hash equal, side by side with `git clone --mirror` of the same 20
+// repositories from OpenSSH's sshd, 4 at a time:
+//
+//	go test -run '^$' -bench InitialSync -benchtime 1x -timeout 60m ./mirror/
+//
+//	gitfleet 88.2 s, git clone --mirror over OpenSSH 138.7 s: ratio 0.64x
+//	(target at most 1.1x: met). The machine's load moved between the two
+//	halves of this run; treat the ratio as "no slower", not as "faster".
 //
 // # State
 //

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gitfleet/gitfleet/internal/testutil"
 	"github.com/gitfleet/gitfleet/mesh"
@@ -192,4 +193,25 @@ func TestTooOldCursorReconciles(t *testing.T) {
 	n2 := p.StartNode(t, mirrortest.NodeOptions{Home: &home, Name: "m", BaseURL: base, Configure: fastSync})
 	p.WaitSynced(t, n2, "PROJ/app", "PROJ/late")
 	mirrortest.WaitStatus(t, n2.Mirror, "a resync", func(s mirror.Status) bool { return s.Sync.Resyncs > 0 })
+}
+
+// TestPeriodicReconcileRepairs damages a mirrored repository behind the sync
+// engine's back (no event reports it): the periodic reconcile notices the refs
+// hash differs and fetches.
+func TestPeriodicReconcileRepairs(t *testing.T) {
+	p := mirrortest.StartPrimary(t, mirrortest.PrimaryOptions{Storage: true})
+	p.Seed(t, "PROJ", "app", testutil.SmallRepo)
+	n := p.StartNode(t, mirrortest.NodeOptions{Name: "m", Configure: func(c *mirror.Config) {
+		fastSync(c)
+		c.SyncInterval = 300 * time.Millisecond
+	}})
+	mirrortest.WaitState(t, n.Mirror, mirror.StatePending)
+	p.Accept(t, n.Mirror.ID(), mirror.ModeAllProjects)
+	p.WaitSynced(t, n, "PROJ/app")
+	g := testutil.NewGit(t)
+	g.Run(mirrortest.RepoDir(n.Home.Repos, "PROJ", "app"), "update-ref", "-d", "refs/heads/main")
+	if ok, _ := p.InSync(n, "PROJ/app"); ok {
+		t.Fatal("the damage did not change the refs")
+	}
+	p.WaitSynced(t, n, "PROJ/app")
 }

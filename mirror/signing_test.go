@@ -189,3 +189,26 @@ func TestRegistrationIdempotentAndConflicts(t *testing.T) {
 		t.Fatalf("key of another mirror: %d, want 409", status)
 	}
 }
+
+// TestNoncesSurviveRestart replays a request after the primary restarted: the
+// nonce store is in the database, so the replay is still refused.
+func TestNoncesSurviveRestart(t *testing.T) {
+	p := mirrortest.StartPrimary(t, mirrortest.PrimaryOptions{})
+	home := testutil.NewHome(t)
+	m := p.NewMirror(t, mirrortest.MirrorOptions{Home: &home})
+	mirrortest.Run(t, m)
+	mirrortest.WaitState(t, m, mirror.StatePending)
+	r := p.NewSignedRequest(t, m.ID(), mirrortest.KeyOf(t, home), http.MethodGet, "/mirrorServers/"+m.ID()+"/state", nil, time.Now())
+	if status, body := p.Send(t, r); status != http.StatusOK {
+		t.Fatalf("first: %d %s", status, body)
+	}
+	p.Kill()
+	p.Revive(t)
+	if status, body := p.Send(t, r); status != http.StatusUnauthorized {
+		t.Fatalf("replay after restart: %d %s, want 401", status, body)
+	}
+	// The registration survived too.
+	if status, _ := p.Do(t, true, http.MethodGet, "/mirrorServers/"+m.ID(), nil, nil); status != http.StatusOK {
+		t.Fatalf("registration after restart: %d", status)
+	}
+}

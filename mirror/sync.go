@@ -336,7 +336,8 @@ func (s *syncer) run(rs *repoSync) {
 		m.log.Warn("mirror fetch failed", "repo", key, "attempt", rs.attempts, "err", err)
 		if !rs.pending {
 			d := backoff(rs.attempts)
-			rs.retry = time.AfterFunc(d, func() { s.schedule(rs.project, rs.slug, "", rs.remove) })
+			project, slug, remove := rs.project, rs.slug, rs.remove
+			rs.retry = time.AfterFunc(d, func() { s.schedule(project, slug, "", remove) })
 			return
 		}
 	}
