@@ -45,28 +45,40 @@ func TestServeGitProtocolEnv(t *testing.T) {
 	}
 }
 
-func TestServeGitErrors(t *testing.T) {
-	s := openStore(t)
-	ctx := ctxT(t)
-	if err := s.Create(ctx, "PROJ", "r"); err != nil {
-		t.Fatal(err)
-	}
-	var out, stderr bytes.Buffer
-	if err := s.ServeGit(ctx, "git-shell", "PROJ/r", nil, nil, &out, &stderr); !errors.Is(err, mesh.ErrUnknownService) {
-		t.Errorf("git-shell: %v", err)
-	}
-	if err := s.ServeGit(ctx, mesh.ServiceUploadPack, "PROJ/none", nil, nil, &out, &stderr); !errors.Is(err, mesh.ErrNotFound) {
-		t.Errorf("missing repository: %v", err)
-	}
-	if err := s.ServeGit(ctx, mesh.ServiceUploadPack, "../etc", nil, nil, &out, &stderr); !errors.Is(err, mesh.ErrInvalidName) {
-		t.Errorf("bad path: %v", err)
-	}
-	// A protocol error makes git exit 128; the status is carried in the error.
-	err := s.ServeGit(ctx, mesh.ServiceReceivePack, "PROJ/r", nil, strings.NewReader("zzzz garbage"), &out, &stderr)
-	var ec interface{ ExitCode() int }
-	if !errors.As(err, &ec) || ec.ExitCode() != 128 {
-		t.Errorf("garbage to receive-pack: %v, want exit status 128", err)
-	}
+func TestReposServeGitErrors(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s mesh.Repos, root string) {
+		ctx := ctxT(t)
+		if err := s.Create(ctx, "PROJ", "r"); err != nil {
+			t.Fatal(err)
+		}
+		var out, stderr bytes.Buffer
+		if err := s.ServeGit(ctx, "git-shell", "PROJ/r", nil, nil, &out, &stderr); !errors.Is(err, mesh.ErrUnknownService) {
+			t.Errorf("git-shell: %v", err)
+		}
+		if err := s.ServeGit(ctx, mesh.ServiceUploadPack, "PROJ/none", nil, nil, &out, &stderr); !errors.Is(err, mesh.ErrNotFound) {
+			t.Errorf("missing repository: %v", err)
+		}
+		if err := s.ServeGit(ctx, mesh.ServiceUploadPack, "../etc", nil, nil, &out, &stderr); !errors.Is(err, mesh.ErrInvalidName) {
+			t.Errorf("bad path: %v", err)
+		}
+		// A protocol error makes git exit 128; the status is carried in the error,
+		// and git's complaint arrives on stderr.
+		stderr.Reset()
+		err := s.ServeGit(ctx, mesh.ServiceReceivePack, "PROJ/r", nil, strings.NewReader("zzzz garbage"), &out, &stderr)
+		var ec interface{ ExitCode() int }
+		if !errors.As(err, &ec) || ec.ExitCode() != 128 {
+			t.Errorf("garbage to receive-pack: %v, want exit status 128", err)
+		}
+		if !strings.Contains(stderr.String(), "fatal") {
+			t.Errorf("stderr = %q, want git's error", stderr.String())
+		}
+		// A fetch whose time is up does nothing.
+		_, err = s.Fetch(ctx, "PROJ", "r", mesh.FetchOptions{URL: "file:///nonexistent", Timeout: time.Nanosecond})
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, mesh.ErrFetch) {
+			t.Errorf("Fetch with an expired timeout: %v", err)
+		}
+	})
 }
 
 // TestServeGitCancel checks that ending the context kills git promptly even while

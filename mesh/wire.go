@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -77,6 +78,8 @@ func errorKinds() []errorKind {
 		{ErrHostKey, "host_key", http.StatusBadGateway},
 		{ErrFetch, "fetch", http.StatusBadGateway},
 		{ErrUnauthorized, "unauthorized", http.StatusUnauthorized},
+		{context.DeadlineExceeded, "deadline", http.StatusGatewayTimeout},
+		{context.Canceled, "canceled", http.StatusServiceUnavailable},
 	}
 }
 
