@@ -13,7 +13,6 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/gitfleet/gitfleet/internal/testutil"
-	"github.com/gitfleet/gitfleet/sshserve"
 	"github.com/gitfleet/gitfleet/sshserve/sshservetest"
 )
 
@@ -109,7 +108,7 @@ func dialSequence(t *testing.T, srv *sshservetest.Server, signers ...ssh.Signer)
 func TestIdentityComesFromTheAuthenticatingKey(t *testing.T) {
 	srv := sshservetest.NewServer(t)
 	srv.SeedRepo("PROJ", "repo")
-	alice := srv.AddUser("alice", "*", sshserve.AccessWrite)
+	alice := srv.AddUser("alice", sshservetest.Write("*"))
 	bob := srv.AddUser("bob")
 
 	for _, seq := range [][]ssh.Signer{

@@ -47,7 +47,7 @@ func (c *conn) serve() {
 	s := c.srv
 	defer s.removeConn(c)
 	defer c.cancel()
-	startup := true
+	startup := false // counted as unauthenticated by admitIP
 	defer func() {
 		if startup {
 			s.endStartup(c.ip)
@@ -66,17 +66,19 @@ func (c *conn) serve() {
 		return
 	}
 	c.ip = ip
+	startup = true
 	defer s.releaseIP(ip)
 
 	grace := orDefault(s.LoginGraceTime, DefaultLoginGraceTime)
+	deadline := time.Now().Add(grace)
 	if grace > 0 {
-		nc.SetDeadline(time.Now().Add(grace))
+		nc.SetDeadline(deadline)
 	}
 	sconn, chans, reqs, err := ssh.NewServerConn(nc, c.serverConfig())
 	if err != nil {
 		reason := RejectHandshake
 		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
+		if grace > 0 && (errors.As(err, &ne) && ne.Timeout() || !time.Now().Before(deadline)) {
 			reason = RejectLoginGrace
 		}
 		s.stats.reject(reason)

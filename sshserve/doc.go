@@ -46,4 +46,53 @@
 // status 1), so that a client cannot probe for names. An Authorizer that wants to
 // say more, such as a mirror refusing a push and naming the upstream clone URL,
 // returns a *DeniedError whose Message the client sees on stderr.
+//
+// # Hardening
+//
+// Every default is on without configuration:
+//
+//   - Keys: Ed25519, ECDSA P-256/384/521, RSA of at least 2048 bits and the FIDO
+//     sk-ssh-ed25519 and sk-ecdsa-sha2-nistp256 keys (with user presence);
+//     signatures rsa-sha2-256/512, never SHA-1 "ssh-rsa"; DSA and certificates
+//     refused. The refusal and its reason are logged.
+//   - Transport: mlkem768x25519-sha256 and curve25519-sha256 key exchange;
+//     AES-GCM (and ChaCha20-Poly1305 on CPUs without AES instructions, see
+//     DefaultCiphers); encrypt-then-MAC SHA-2 MACs. Server.Disabled* apply
+//     Bitbucket's plugin.ssh.disabled.ciphers|key.exchanges|macs on top.
+//   - PROXY protocol v1/v2 (off | optional | required, trusted CIDRs, a header
+//     timeout), read in the connection's goroutine before the SSH banner; the
+//     header's source address is what logs, callbacks, from= options and the
+//     per-address limits see.
+//   - Limits: login grace 30 s, 6 authentication attempts, 100 unauthenticated
+//     connections (50 per address), 4096 connections (256 per address), 10
+//     sessions per connection, an idle timeout of 10 minutes counting session
+//     traffic in both directions, keepalives every 15 s (3 unanswered close the
+//     connection), an optional maximum session length. A limit hit closes the
+//     connection (or refuses the channel) cleanly and the log names the limit.
+//   - Requests: only exec of the four commands and the GIT_PROTOCOL variable
+//     (version=0|1|2); shell, pty, X11, agent, subsystems, port forwarding,
+//     other variables and other channel types are refused.
+//
+// Stats reports connections, rejections by reason, authentication failures,
+// sessions by service and bytes each way; SessionHook reports each session.
+//
+// # Performance
+//
+// The data path adds no goroutine and no copy of its own: a git service writes
+// straight into the SSH channel, whose packets (up to the client's 32 KiB) are
+// encrypted and written as they come. Connections are acknowledged without delay
+// (TCP_QUICKACK) so that the OpenSSH client's Nagle algorithm does not stall its
+// handshake for 40 ms at a time.
+//
+// Measured side by side in one run against OpenSSH 9.2 sshd running
+// git-upload-pack (throwaway configuration, UsePAM no, MaxStartups 200) and the
+// no-SSH floor (GIT_SSH_COMMAND runs the remote command locally), all serving the
+// same 40,000-object, 16 MB repository, with git 2.39 and the OpenSSH client on a
+// shared 2-core machine:
+//
+//	FIGURES
+//
+// Reproduce with:
+//
+//	go test -run XXX -bench VsOpenSSH -benchtime 5x ./sshserve/
 package sshserve

@@ -21,7 +21,7 @@ func TestGitOverOpenSSH(t *testing.T) {
 	for _, kt := range []testutil.KeyType{testutil.Ed25519, testutil.ECDSA256, testutil.RSA3072} {
 		t.Run(string(kt), func(t *testing.T) {
 			key := testutil.GenerateKey(t, kt)
-			u := srv.AddUser("user-"+string(kt), "PROJ/*", sshserve.AccessWrite)
+			u := srv.AddUser("user-"+string(kt), sshservetest.Write("PROJ/*"))
 			srv.AddKey(u, key.Public)
 			g := gitWithKey(t, srv, key)
 
@@ -111,7 +111,7 @@ func TestGitOverOpenSSH(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	srv := sshservetest.NewServer(t)
 	srv.SeedRepo("PROJ", "repo")
-	reader := srv.AddUser("reader", "PROJ/repo", sshserve.AccessRead)
+	reader := srv.AddUser("reader", sshservetest.Read("PROJ/repo"))
 	nobody := srv.AddUser("nobody")
 
 	t.Run("unknown key", func(t *testing.T) {

@@ -38,24 +38,22 @@ func (s *Server) minRSABits() int {
 	return DefaultMinRSABits
 }
 
-// admitAccepted applies the limits that need no client address (open connections
-// and unauthenticated ones) to a connection just accepted, and counts it as a
-// startup. It returns the limit hit, or "".
+// admitAccepted applies the limit that needs no client address, on open
+// connections, to a connection just accepted. It returns the limit hit, or "".
 func (s *Server) admitAccepted() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if m := orDefault(s.MaxConns, DefaultMaxConns); m > 0 && len(s.conns) >= m {
 		return RejectMaxConns
 	}
-	if m := orDefault(s.MaxStartups, DefaultMaxStartups); m > 0 && s.startups >= m {
-		return RejectMaxStartups
-	}
-	s.startups++
 	return ""
 }
 
-// admitIP applies the per-address limits once the client address is known (after
-// any PROXY header) and counts the connection against it.
+// admitIP applies the per-address limits and MaxStartups once the client address
+// is known (after any PROXY header), and counts the connection as open from that
+// address and as unauthenticated. The per-address limits are checked first, so
+// that a flood from one address that they refuse does not use up MaxStartups for
+// everyone else.
 func (s *Server) admitIP(ip netip.Addr) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -65,25 +63,27 @@ func (s *Server) admitIP(ip netip.Addr) string {
 	if m := orDefault(s.MaxStartupsPerIP, DefaultMaxStartupsPerIP); m > 0 && s.startupsPerIP[ip] >= m {
 		return RejectStartupsPerIP
 	}
+	if m := orDefault(s.MaxStartups, DefaultMaxStartups); m > 0 && s.startups >= m {
+		return RejectMaxStartups
+	}
 	if s.connsPerIP == nil {
 		s.connsPerIP = map[netip.Addr]int{}
 		s.startupsPerIP = map[netip.Addr]int{}
 	}
 	s.connsPerIP[ip]++
 	s.startupsPerIP[ip]++
+	s.startups++
 	return ""
 }
 
-// endStartup stops counting a connection as unauthenticated (it authenticated or
-// is closing); ip is valid when admitIP counted it.
+// endStartup stops counting a connection admitted by admitIP as unauthenticated
+// (it authenticated or is closing).
 func (s *Server) endStartup(ip netip.Addr) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.startups--
-	if ip.IsValid() {
-		if s.startupsPerIP[ip]--; s.startupsPerIP[ip] <= 0 {
-			delete(s.startupsPerIP, ip)
-		}
+	if s.startupsPerIP[ip]--; s.startupsPerIP[ip] <= 0 {
+		delete(s.startupsPerIP, ip)
 	}
 }
 

@@ -110,7 +110,9 @@ func TestRefusedRequests(t *testing.T) {
 	})
 	t.Run("unknown commands", func(t *testing.T) {
 		for _, cmd := range []string{"ls /", "sh -c id", "git-upload-pack '../../etc/passwd'", "git-upload-pack '--upload-pack=id'",
-			"git-upload-pack 'PROJ/repo'; id", "git-upload-pack '$(id)'", "git config -l", "scp -f /etc/passwd"} {
+			"git-upload-pack 'PROJ/repo'; id", "git-upload-pack '$(id)'", "git config -l", "scp -f /etc/passwd",
+			"git-upload-pack '/PROJ/../x'", "git-upload-pack 'PROJ/re\x00po'", "git-upload-pack 'PROJ/repo'\nid",
+			"git-upload-pack '" + strings.Repeat("a", 10000) + "'", `git-upload-pack 'PROJ/a'\''b'`, "git-upload-pack --upload-pack=id 'PROJ/repo'"} {
 			s := newSession(t)
 			var stderr, stdout bytes.Buffer
 			s.Stderr, s.Stdout = &stderr, &stdout
@@ -121,6 +123,18 @@ func TestRefusedRequests(t *testing.T) {
 			}
 			if n := strings.Count(stderr.String(), "\n"); n != 1 || !strings.HasPrefix(stderr.String(), "gitfleet: ") || stdout.Len() != 0 {
 				t.Fatalf("%q: stderr %q stdout %q", cmd, stderr.String(), stdout.String())
+			}
+		}
+	})
+	t.Run("absolute path names a repository, never a file", func(t *testing.T) {
+		for _, cmd := range []string{"git-upload-pack '/etc/passwd'", "git-upload-archive '/etc/shadow'"} {
+			s := newSession(t)
+			var stderr bytes.Buffer
+			s.Stderr = &stderr
+			err := s.Run(cmd)
+			var ee *ssh.ExitError
+			if !errors.As(err, &ee) || ee.ExitStatus() != 1 || stderr.String() != sshserve.NotFoundMessage {
+				t.Fatalf("%q: %v, stderr %q", cmd, err, stderr.String())
 			}
 		}
 	})

@@ -73,7 +73,10 @@ type Server struct {
 	MaxAuthTries int
 	// MaxStartups bounds connections that have not yet authenticated, like
 	// OpenSSH's MaxStartups (without random early drop); further connections are
-	// closed at once. Zero means 100, negative means no limit.
+	// closed at once. A connection counts from the moment its client address is
+	// known (after any PROXY header, which ProxyHeaderTimeout bounds) and after
+	// the per-address limits have admitted it. Zero means 100, negative means no
+	// limit.
 	MaxStartups int
 	// MaxStartupsPerIP bounds unauthenticated connections from one client address,
 	// so that one source cannot take all of MaxStartups. Zero means 50, negative
@@ -234,7 +237,6 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.inShutdown.Load() {
-		s.startups--
 		cancel()
 		return nil
 	}

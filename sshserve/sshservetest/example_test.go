@@ -48,7 +48,7 @@ func ExampleNewServer() {
 
 	srv := sshservetest.NewServer(t)
 	srv.SeedRepo("PROJ", "repo")
-	reader := srv.AddUser("reader", "PROJ/*", sshserve.AccessRead)
+	reader := srv.AddUser("reader", sshservetest.Read("PROJ/*"))
 
 	cmd := exec.Command("git", "ls-remote", srv.URL("PROJ", "repo"), "refs/heads/main")
 	cmd.Env = append(os.Environ(), reader.Env()...)
@@ -67,7 +67,7 @@ func ExampleNewServer() {
 func TestCloneWithFixture(t *testing.T) {
 	srv := sshservetest.NewServer(t)
 	head := srv.SeedRepo("PROJ", "repo")
-	reader := srv.AddUser("reader", "PROJ/*", sshserve.AccessRead)
+	reader := srv.AddUser("reader", sshservetest.Read("PROJ/*"))
 
 	dst := filepath.Join(t.TempDir(), "clone")
 	cmd := exec.Command("git", "clone", "-q", srv.URL("PROJ", "repo"), dst)

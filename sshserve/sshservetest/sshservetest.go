@@ -159,7 +159,7 @@ func NewServer(t TB, opts ...Option) *Server {
 		<-served
 		store.Close()
 	})
-	s.User = s.AddUser(DefaultUser, "*", sshserve.AccessWrite)
+	s.User = s.AddUser(DefaultUser, Write("*"))
 	return s
 }
 
@@ -184,10 +184,22 @@ func (u *User) Env() []string {
 	return []string{"GIT_SSH_COMMAND=" + u.GitSSHCommand, "GIT_SSH_VARIANT=ssh"}
 }
 
-// AddUser creates a user with a new Ed25519 key and the given grants, given as
-// pairs of a repository pattern ("PROJ/slug", "PROJ/*" or "*") and an access
-// (write implies read): AddUser("alice", "PROJ/repo", sshserve.AccessRead).
-func (s *Server) AddUser(name string, grants ...any) *User {
+// Grant is access to the repositories matching Pattern: "PROJ/slug", "PROJ/*" or
+// "*". Write access implies read.
+type Grant struct {
+	Pattern string
+	Access  sshserve.Access
+}
+
+// Read grants read access to the repositories matching pattern.
+func Read(pattern string) Grant { return Grant{pattern, sshserve.AccessRead} }
+
+// Write grants write (and read) access to the repositories matching pattern.
+func Write(pattern string) Grant { return Grant{pattern, sshserve.AccessWrite} }
+
+// AddUser creates a user with a new Ed25519 key and the given grants:
+// AddUser("alice", sshservetest.Read("PROJ/repo")).
+func (s *Server) AddUser(name string, grants ...Grant) *User {
 	s.t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -211,20 +223,9 @@ func (s *Server) AddUser(name string, grants ...any) *User {
 	}
 	u := &User{Name: name, Signer: signer, KeyPath: path, GitSSHCommand: testutil.SSHCommand(path, s.KnownHosts),
 		grants: map[string]sshserve.Access{}}
-	s.mu.Lock()
-	s.users[string(signer.PublicKey().Marshal())] = u
-	s.mu.Unlock()
 	s.AddKey(u, signer.PublicKey())
-	for i := 0; i+1 < len(grants); i += 2 {
-		pattern, ok1 := grants[i].(string)
-		access, ok2 := grants[i+1].(sshserve.Access)
-		if !ok1 || !ok2 {
-			s.t.Fatalf("sshservetest: AddUser grants must be (string, sshserve.Access) pairs, got %T, %T", grants[i], grants[i+1])
-		}
-		s.Grant(u, pattern, access)
-	}
-	if len(grants)%2 != 0 {
-		s.t.Fatal("sshservetest: AddUser grants must be (pattern, access) pairs")
+	for _, g := range grants {
+		s.Grant(u, g)
 	}
 	return u
 }
@@ -237,11 +238,12 @@ func (s *Server) AddKey(u *User, key ssh.PublicKey) {
 	s.users[string(key.Marshal())] = u
 }
 
-// Grant gives u access to the repositories matching pattern ("PROJ/slug",
-// "PROJ/*" or "*"). A later grant for the same pattern replaces the earlier.
-func (s *Server) Grant(u *User, pattern string, access sshserve.Access) {
+// Grant gives u the access g describes. A later grant for the same pattern
+// replaces the earlier.
+func (s *Server) Grant(u *User, g Grant) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	pattern := g.Pattern
 	if pattern != "*" {
 		proj, slug, _ := strings.Cut(pattern, "/")
 		pattern = strings.ToUpper(proj) + "/" + strings.ToLower(slug)
@@ -249,7 +251,7 @@ func (s *Server) Grant(u *User, pattern string, access sshserve.Access) {
 			pattern = strings.ToUpper(proj) + "/*"
 		}
 	}
-	u.grants[pattern] = access
+	u.grants[pattern] = g.Access
 }
 
 func (s *Server) lookupKey(_ context.Context, _ sshserve.ConnInfo, key ssh.PublicKey) (sshserve.Principal, error) {
