@@ -21,10 +21,11 @@
 //	// In sshserve's authentication callback, recognise mirror keys:
 //	if g, ok := up.MirrorKey(key); ok { /* read-only principal; g.CanRead(project) */ }
 //
-// On the mirror, from bitbucket.properties (application.mode=mirror):
+// On the mirror, from bitbucket.properties (application.mode=mirror; see
+// SetupFromProps):
 //
 //	m, err := mirror.Open(ctx, mirror.Config{
-//		Home: home, DB: db, Repos: store,
+//		Home: home, DB: db, Repos: store, // the mirror's own mesh.Repos
 //		Setup: mirror.SetupConfig{
 //			DisplayName:  "Sydney",                          // setup.displayName
 //			BaseURL:      "https://mirror-syd.example.com",  // setup.baseUrl
@@ -33,6 +34,9 @@
 //		},
 //	})
 //	if err != nil { return err } // e.g. *SetupChangedError, *CertError
+//	srv := &sshserve.Server{HostKeys: hostKeys}
+//	m.ConfigureServer(srv) // read-only, access asked of the upstream and cached
+//	go srv.Serve(sshListener)
 //	go m.Run(ctx)
 //	defer m.Close()
 //	fmt.Println(m.Status().State) // PENDING until an administrator accepts it

@@ -1,9 +1,7 @@
 package mirror_test
 
 import (
-	"context"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -98,7 +96,7 @@ func TestEndToEnd(t *testing.T) {
 	p.WaitSynced(t, sel, "OTHER/lib")
 }
 
-// sshAs runs git ls-remote against url with the private key at keyPath.
+// lsRemote runs git ls-remote against url with the private key at keyPath.
 func lsRemote(t *testing.T, keyPath, knownHosts, url string) error {
 	t.Helper()
 	g := testutil.NewGit(t)
@@ -162,6 +160,3 @@ func TestMirrorKeyAccessOverSSH(t *testing.T) {
 	}
 	mirrortest.WaitState(t, accepted.Mirror, mirror.StateRemoved)
 }
-
-var _ = context.Background
-var _ = exec.Command

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gitfleet/gitfleet/internal/testutil"
-	"github.com/gitfleet/gitfleet/mesh"
 )
 
 // Git returns a git client acting as u, trusting the host keys of the primary
@@ -114,5 +113,3 @@ func (p *Primary) WaitSyncedFor(t testing.TB, n *Node, d time.Duration, repos ..
 func RepoDir(root, project, slug string) string {
 	return filepath.Join(root, project, slug+".git")
 }
-
-var _ mesh.Repos = (*mesh.Store)(nil)
