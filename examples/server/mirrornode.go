@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gitfleet/gitfleet/internal/gitexec"
 	"github.com/gitfleet/gitfleet/mirror"
 	"github.com/gitfleet/gitfleet/props"
 	"github.com/gitfleet/gitfleet/sshserve"
@@ -34,43 +33,17 @@ func mirrorSetup(cfg *props.Config) mirror.SetupConfig {
 // checked with the upstream.
 func runMirrorNode(ctx context.Context, o options, l layout, cfg *props.Config, logger *slog.Logger, stdout io.Writer) error {
 	logger.Info("starting mirror", "home", o.home, "version", version, "upstream", cfg.Mirroring.UpstreamURL, "baseUrl", cfg.Setup.BaseURL)
-	a := &app{log: logger, now: time.Now, status: newNodeStatus("database", "mesh", "ssh")}
-
-	httpSrv, httpDone, err := startHTTP(ctx, cfg, a, logger)
+	a, stopBase, err := startBase(ctx, l, cfg, logger)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
-		defer cancel()
-		httpSrv.Shutdown(sctx)
-		<-httpDone
-	}()
-	if _, err := gitexec.CheckVersion(ctx); err != nil {
-		return err
-	}
-	db, err := openDB(l.DB)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	a.db = db
-	a.status.ready("database")
-
-	m, err := startMesh(ctx, l, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer m.stop()
-	a.repos = m.repos
-	a.meshState = m.state
-	a.status.ready("mesh")
+	defer stopBase()
 
 	mcfg := mirror.Config{
 		Home:         o.home,
-		DB:           db,
+		DB:           a.db,
 		Setup:        mirrorSetup(cfg),
-		Repos:        m.repos,
+		Repos:        a.repos,
 		SyncInterval: cfg.Mirroring.SyncInterval,
 		Logger:       logger.With("component", "mirror"),
 	}
@@ -100,7 +73,7 @@ func runMirrorNode(ctx context.Context, o options, l layout, cfg *props.Config, 
 	if err != nil {
 		return err
 	}
-	sshSrv := newSSHServer(cfg, hostKeys, m.repos, logger)
+	sshSrv := newSSHServer(cfg, hostKeys, a.repos, logger)
 	mir.ConfigureServer(sshSrv)
 	sshDone, err := serveSSH(ctx, sshSrv, cfg, logger)
 	if err != nil {

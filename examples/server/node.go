@@ -38,31 +38,12 @@ func runNode(ctx context.Context, o options, logger *slog.Logger, stdout io.Writ
 	}
 	logger.Info("starting primary", "home", o.home, "version", version)
 
-	a := &app{log: logger, now: time.Now, status: newNodeStatus("database", "mesh", "ssh")}
+	a, stopBase, err := startBase(ctx, l, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer stopBase()
 	a.sshBase = cfg.SSHBaseURL()
-
-	// HTTP first, so that /status answers while the rest starts.
-	httpSrv, httpDone, err := startHTTP(ctx, cfg, a, logger)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
-		defer cancel()
-		httpSrv.Shutdown(sctx)
-		<-httpDone
-	}()
-
-	if _, err := gitexec.CheckVersion(ctx); err != nil {
-		return err
-	}
-	db, err := openDB(l.DB)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	a.db = db
-	a.status.ready("database")
 	firstStart, generated, err := a.ensureAdmin(adminSetup{
 		Username: cfg.Setup.Sysadmin.Username, Password: cfg.Setup.Sysadmin.Password,
 	}, l.Config)
@@ -70,14 +51,6 @@ func runNode(ctx context.Context, o options, logger *slog.Logger, stdout io.Writ
 		return err
 	}
 
-	m, err := startMesh(ctx, l, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer m.stop()
-	a.repos = m.repos
-	a.meshState = m.state
-	a.status.ready("mesh")
 	if err := a.removeUnrecorded(ctx); err != nil {
 		return err
 	}
@@ -87,11 +60,11 @@ func runNode(ctx context.Context, o options, logger *slog.Logger, stdout io.Writ
 		return err
 	}
 	up, err := mirror.NewUpstream(mirror.UpstreamConfig{
-		DB:          db,
+		DB:          a.db,
 		Admin:       a.checkAdmin,
 		SSHBaseURL:  a.sshBase,
 		SSHHostKeys: publicKeys(hostKeys),
-		Repos:       m.repos,
+		Repos:       a.repos,
 		ReadAccess:  a.readAccess,
 		Logger:      logger.With("component", "mirroring"),
 	})
@@ -103,7 +76,7 @@ func runNode(ctx context.Context, o options, logger *slog.Logger, stdout io.Writ
 	a.mirrorKeys = up
 	a.setHandler(a.routes())
 
-	sshSrv := newSSHServer(cfg, hostKeys, m.repos, logger)
+	sshSrv := newSSHServer(cfg, hostKeys, a.repos, logger)
 	sshSrv.PublicKeyCallback = a.principalFor
 	sshSrv.Authorizer = a.authorize
 	sshDone, err := serveSSH(ctx, sshSrv, cfg, logger)
@@ -126,6 +99,52 @@ func runNode(ctx context.Context, o options, logger *slog.Logger, stdout io.Writ
 	}
 	<-sshDone
 	return nil
+}
+
+// startBase starts what a primary and a mirror share, in the order /status
+// reports: HTTP (answering /status at once), then the database, then the mesh
+// sidecar. stop undoes it in reverse order.
+func startBase(ctx context.Context, l layout, cfg *props.Config, logger *slog.Logger) (a *app, stop func(), err error) {
+	a = &app{log: logger, now: time.Now, status: newNodeStatus("database", "mesh", "ssh")}
+	var undo []func()
+	stop = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	httpSrv, httpDone, err := startHTTP(ctx, cfg, a, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	undo = append(undo, func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+		defer cancel()
+		httpSrv.Shutdown(sctx)
+		<-httpDone
+	})
+	if _, err := gitexec.CheckVersion(ctx); err != nil {
+		return nil, nil, err
+	}
+	db, err := openDB(l.DB)
+	if err != nil {
+		return nil, nil, err
+	}
+	undo = append(undo, func() { db.Close() })
+	a.db = db
+	a.status.ready("database")
+	m, err := startMesh(ctx, l, cfg, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	undo = append(undo, m.stop)
+	a.repos, a.meshState = m.repos, m.state
+	a.status.ready("mesh")
+	return a, stop, nil
 }
 
 func publicKeys(signers []ssh.Signer) []ssh.PublicKey {
