@@ -101,10 +101,12 @@
 // Refs and RefsHash read under it too. TestConsistentReads rewrites 3,000 refs with
 // atomic pushes while ls-remote (v0 and v2), clones and Refs read: every snapshot
 // through the store is entirely old or new, while for-each-ref run directly on the
-// same repository sees mixed states. The price: a push, or a mirror fetch, delays
-// new clones' ref advertisements of that repository (not running pack transfers)
-// for its whole length, pack upload included, so a stalled pusher holds them up
-// until the SSH layer's idle timeout ends it. Taking the lock only around the ref
+// same repository sees mixed states. Fetch keeps the lock short: it first fetches
+// the remote tips' objects by id without any lock (no ref changes), then runs the
+// real fetch under the lock, which finds the objects present. The price elsewhere:
+// a push delays new clones' ref advertisements of that repository (not running pack
+// transfers) for its whole length, pack upload included, so a stalled pusher holds
+// them up until the SSH layer's idle timeout ends it. Taking the lock only around the ref
 // update (the hook's "prepared" to "committed" phases, which would need the hook to
 // wait for a grant from the store) is the known way to narrow this.
 //

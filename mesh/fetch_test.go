@@ -57,6 +57,10 @@ func TestReposFetch(t *testing.T) {
 			t.Errorf("progress: %d calls, last %+v", calls, last)
 		}
 		mu.Unlock()
+		// Phase 1 brought every object in; the locked phase 2 transferred nothing.
+		if packs, _ := filepath.Glob(filepath.Join(root, "MIRROR", "src.git", "objects", "pack", "*.pack")); len(packs) != 1 {
+			t.Errorf("%d packs after the first fetch, want 1: %v", len(packs), packs)
+		}
 		got, err := r.Refs(ctx, "MIRROR", "src")
 		if err != nil {
 			t.Fatal(err)

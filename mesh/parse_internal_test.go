@@ -277,3 +277,10 @@ func FuzzNormalize(f *testing.F) {
 		}
 	})
 }
+
+func TestTipObjects(t *testing.T) {
+	in := id1 + "\tHEAD\n" + id1 + "\trefs/heads/main\n" + id2 + "\trefs/tags/v1\n" + id3 + "\trefs/tags/v1^{}\nbogus\n"
+	if got, want := tipObjects([]byte(in)), id1+"\n"+id2+"\n"; got != want {
+		t.Fatalf("tipObjects = %q, want %q", got, want)
+	}
+}
