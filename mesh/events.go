@@ -14,19 +14,6 @@ import (
 // may update refs gets a spool file of its own.
 const eventsEnv = "GITFLEET_EVENTS"
 
-// hookScript is every repository's hooks/reference-transaction. In the committed
-// phase git feeds it the transaction's "<old> <new> <ref>" lines; it appends them and
-// a "." terminator line to the spool file of the git process it runs under. Hooks of
-// one git process run one after another, so appends never interleave, and the store
-// reads the spool when the process has exited, while it still holds the repository's
-// write lock. A git process not started by the store has no spool and reports nothing.
-const hookScript = `#!/bin/sh
-# gitfleet: report committed ref transactions to the store.
-test "$1" = committed || exit 0
-test -n "$` + eventsEnv + `" || exit 0
-{ cat && echo .; } >>"$` + eventsEnv + `"
-`
-
 // parseTransactions reads a spool file: transactions of "<old> <new> <ref>" lines,
 // each terminated by a "." line. It keeps refs under refs/ (HEAD's symbolic update is
 // reported by git too) and malformed lines are skipped. complete is false when the

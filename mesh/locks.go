@@ -24,7 +24,8 @@ func (s *Store) gitCommand(ctx context.Context, dir string, env []string, args .
 	return cmd
 }
 
-// clearStaleLocks removes, once per repository per Store, the lock files a git
+// clearStaleLocks installs the current event hook and removes, once per
+// repository per Store, the lock files a git
 // process killed outright (SIGKILL leaves them) would otherwise leave forever,
 // refusing every later update of those refs. It is called with the repository's
 // write lock held, before the store's first ref update in it; since git processes
@@ -42,6 +43,14 @@ func (s *Store) clearStaleLocks(project, slug string) {
 		return
 	}
 	dir := s.repoDir(project, slug)
+	// Repositories made by an older store have an older hook: bring it up to date.
+	hook := filepath.Join(dir, "hooks", "reference-transaction")
+	if cur, err := os.ReadFile(hook); err != nil || string(cur) != hookScript {
+		tmp := hook + ".new"
+		if err := os.WriteFile(tmp, []byte(hookScript), 0o755); err == nil {
+			os.Rename(tmp, hook)
+		}
+	}
 	var stale []string
 	for _, name := range []string{"packed-refs.lock", "HEAD.lock", "config.lock", "shallow.lock"} {
 		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {

@@ -51,11 +51,13 @@ func (s *Store) ServeGit(ctx context.Context, service, repo string, env []string
 		watch = &advWriter{w: stdout, release: lock.RUnlock}
 		defer watch.close()
 	case ServiceReceivePack:
+		// No lock while the pack comes in: the hook takes the write lock around
+		// each ref transaction through a gate (see refGate).
 		if err := lock.Lock(ctx); err != nil {
 			return err
 		}
-		defer lock.Unlock()
 		s.clearStaleLocks(p, sl)
+		lock.Unlock()
 		if spool, err = s.spool(); err != nil {
 			return err
 		}
@@ -72,10 +74,14 @@ func (s *Store) ServeGit(ctx context.Context, service, repo string, env []string
 	}
 	cmd := s.gitCommand(ctx, dir, extra, args...)
 	cmd.Stderr = stderr
-	err = runGit(ctx, cmd, stdin, stdout, watch)
 	if spool != "" {
-		s.collect(p, sl, spool, nil)
+		gate, err := s.openGate(ctx, p, sl, lock, spool, cmd)
+		if err != nil {
+			return fmt.Errorf("mesh: %w", err)
+		}
+		defer gate.close()
 	}
+	err = runGit(ctx, cmd, stdin, stdout, watch)
 	if err != nil {
 		return exitError(ctx, service, err)
 	}

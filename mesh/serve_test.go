@@ -250,3 +250,38 @@ func TestEventOverflowSendsGap(t *testing.T) {
 		t.Errorf("Create after Close: %v", err)
 	}
 }
+
+// TestStalledPushDoesNotBlockClone: a pusher that has connected but sends nothing
+// holds no lock (receive-pack takes the write lock only around its ref
+// transactions), so clones and other pushes go through meanwhile.
+func TestStalledPushDoesNotBlockClone(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, s mesh.Repos, root string) {
+		ctx := ctxT(t)
+		g := newGit(t, startGitServer(t, s))
+		seed(t, g, s, "PROJ", "r")
+		stdinR, stdinW := io.Pipe()
+		outR, outW := io.Pipe()
+		done := make(chan error, 1)
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			done <- s.ServeGit(cctx, mesh.ServiceReceivePack, "PROJ/r", nil, stdinR, outW, io.Discard)
+			outW.Close()
+		}()
+		br := bufio.NewReader(outR)
+		readUntilFlush(t, br) // receive-pack's advertisement: it now waits for commands
+		go io.Copy(io.Discard, br)
+		work := t.TempDir()
+		g.Run(work, "clone", "-q", repoURL("PROJ", "r"), "w")
+		w := filepath.Join(work, "w")
+		id := g.CommitFile(w, "n.txt", "n", "n")
+		g.Run(w, "push", "-q", "origin", "HEAD:refs/heads/meanwhile")
+		if refs, _ := s.Refs(ctx, "PROJ", "r"); refs["refs/heads/meanwhile"] != id {
+			t.Fatalf("push beside a stalled one: %v", refs["refs/heads/meanwhile"])
+		}
+		stdinW.Close() // the stalled pusher gives up
+		<-done
+		g.Fsck(filepath.Join(root, "PROJ", "r.git"))
+	})
+}

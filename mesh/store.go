@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -398,29 +399,50 @@ func (s *Store) spool() (string, error) {
 	return f.Name(), f.Close()
 }
 
-// collect reads and removes a spool file and publishes one EventRefsChanged per
-// committed transaction in it, in order (see resolveTransactions; before may be nil).
-// The caller holds the repository's write lock, which keeps events of one
-// repository in commit order. It returns all the updates.
+// collect reads and removes a spool file and publishes its transactions (see
+// collectFrom). It returns all the updates.
 func (s *Store) collect(project, slug, path string, before map[string]string) []RefUpdate {
+	var all []RefUpdate
+	s.collectUpdates(project, slug, path, 0, before, &all)
+	os.Remove(path)
+	return all
+}
+
+// collectFrom publishes the transactions a spool file holds from offset on, and
+// returns the offset of its end.
+func (s *Store) collectFrom(project, slug, path string, offset int64, before map[string]string) int64 {
+	return s.collectUpdates(project, slug, path, offset, before, nil)
+}
+
+// collectUpdates publishes one EventRefsChanged per committed transaction in a
+// spool file from offset on, in order (see resolveTransactions; before may be nil),
+// appending the updates to all when it is not nil. The caller holds the
+// repository's write lock, which keeps events of one repository in commit order.
+func (s *Store) collectUpdates(project, slug, path string, offset int64, before map[string]string, all *[]RefUpdate) int64 {
 	f, err := os.Open(path)
 	if err != nil {
 		s.log.Error("mesh: reading ref transactions", "err", err)
 		s.bus.publish(Event{Type: EventGap, Project: project, Slug: slug})
-		return nil
+		return offset
 	}
-	raw, complete := parseTransactions(io.LimitReader(f, 1<<30))
-	f.Close()
-	os.Remove(path)
+	defer f.Close()
+	data, err := io.ReadAll(io.NewSectionReader(f, offset, 1<<30))
+	if err != nil {
+		s.log.Error("mesh: reading ref transactions", "err", err)
+		s.bus.publish(Event{Type: EventGap, Project: project, Slug: slug})
+		return offset
+	}
+	raw, complete := parseTransactions(bytes.NewReader(data))
 	txns, unresolved := resolveTransactions(raw, before)
-	var all []RefUpdate
 	for _, u := range txns {
 		s.bus.publish(Event{Type: EventRefsChanged, Project: project, Slug: slug, Updates: u})
-		all = append(all, u...)
+		if all != nil {
+			*all = append(*all, u...)
+		}
 	}
 	if !complete || unresolved {
 		s.log.Warn("mesh: a ref transaction report was incomplete; subscribers must resync", "project", project, "slug", slug)
 		s.bus.publish(Event{Type: EventGap, Project: project, Slug: slug})
 	}
-	return all
+	return offset + int64(len(data))
 }
