@@ -162,6 +162,9 @@ func TestSoak(t *testing.T) {
 		}
 		t.Errorf("an operation that was not cut failed: %s", f)
 	}
+	if len(other) > 0 {
+		t.Logf("what the server said about closing connections:\n%s", strings.Join(closings(node.Stderr.String(), 40), "\n"))
+	}
 	if tally.clones+tally.pushes < clients || tally.cut == 0 {
 		t.Errorf("the soak did not exercise the server: %d operations, %d cut", tally.clones+tally.pushes, tally.cut)
 	}
@@ -213,6 +216,24 @@ func TestSoak(t *testing.T) {
 	if soakedFwd > freshFwd+slack {
 		t.Errorf("portfwd goroutines grew: %d after the soak, %d in a fresh one\n%s", soakedFwd, freshFwd, tail(fwdDump, 8000))
 	}
+}
+
+// closings returns up to n log lines in which the server closes or refuses a
+// connection, or warns.
+func closings(log string, n int) []string {
+	var out []string
+	for _, line := range strings.Split(log, "\n") {
+		if len(out) == n {
+			break
+		}
+		for _, s := range []string{"level=WARN", `msg="connection closed"`, `msg="handshake failed"`, "refused"} {
+			if strings.Contains(line, s) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return out
 }
 
 func tail(s string, n int) string {
