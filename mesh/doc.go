@@ -158,20 +158,24 @@
 //
 //	go test -run '^$' -bench BenchmarkClone -benchtime 10x ./mesh/
 //
-// Figures from the 2-core build machine while four other jobs ran (load average
-// 52 to 55, so one run's ratios move by 20% or more); seconds per clone, then ratios:
+// Figures from the 2-core build machine while four other jobs ran (load average 20
+// to 55, so one run's ratios move by 20% or more); seconds per clone, then ratios:
 //
-//	run  file   servegit  sidecar  servegit/file  sidecar/servegit
-//	1    2.31   2.59      3.69     1.119          1.426
-//	2    2.66   2.51      2.53     0.944          1.007
-//	3    2.05   2.33      2.28     1.136          0.980
+//	run  load  file   servegit  sidecar  servegit/file  sidecar/servegit
+//	1    53    2.31   2.59      3.69     1.119          1.426
+//	2    53    2.66   2.51      2.53     0.944          1.007
+//	3    53    2.05   2.33      2.28     1.136          0.980
+//	4    21    0.80   0.94      1.19     1.177          1.262
+//	5    36    1.55   1.54      1.74     0.991          1.133
 //
-// Medians: ServeGit costs 1.12x the file:// floor (target 1.05x: not shown at this
-// noise level; the 3-run mean is 1.07x), and the sidecar adds 0.7% over in-process
-// ServeGit (target 5%; mean 4.7%, one run of three at 43%). After the ref
-// advertisement, upload-pack's output is spliced from its pipe into the socket on
-// both sides of the sidecar (io.Copy between *os.File, *net.TCPConn and
-// *net.UnixConn), so the remaining cost is the extra process hops and their
-// scheduling, which a loaded machine exaggerates. Re-measure on a quiet machine with
-// -benchtime 30x.
+// Medians of the five runs: ServeGit costs 1.12x the file:// floor (target 1.05x:
+// missed by about 7 points, within this machine's noise but not shown), and the
+// sidecar adds 13% over in-process ServeGit (target 5%: missed by about 8 points).
+// After the ref advertisement, upload-pack's output is copied with io.Copy from its
+// pipe into the socket (which Go turns into splice(2) for *os.File -> *net.TCPConn
+// and *net.TCPConn -> *net.UnixConn), so the bytes are not copied through user
+// space; what remains is one more loopback hop and three more runnable processes or
+// goroutines per clone, which a CPU-starved machine charges heavily. The figures
+// should be re-measured on a quiet machine with -benchtime 30x before drawing
+// conclusions.
 package mesh
