@@ -58,17 +58,23 @@
 //
 // # Events
 //
-// Every repository has a hooks/reference-transaction script. For each git process
-// that may change refs (receive-pack, fetch) the store creates a spool file and
-// passes its path in GITFLEET_EVENTS; in the "committed" phase the POSIX-sh hook
-// appends the transaction's "<old> <new> <ref>" lines and a "." terminator to it.
-// When the process exits, while the store still holds the repository's write lock,
-// the store reads the spool and publishes one EventRefsChanged per committed
-// transaction, in commit order. This needs no helper program and no socket: the
-// hook is four lines of sh using only cat and echo, runs under any test binary, and
-// cannot block or fail a push when nobody listens; hooks of one git process run one
-// after another, so appends never interleave, and transactions are never merged. A
-// spool cut short (a killed process) yields EventGap for that repository.
+// Every repository has a hooks/reference-transaction script (POSIX sh, using only
+// cat, echo and read). For each git process that may change refs (receive-pack,
+// fetch) the store creates a spool file and passes its path in GITFLEET_EVENTS; in
+// the "committed" phase the hook appends the transaction's "<old> <new> <ref>" lines
+// and a "." terminator to it. For receive-pack the hook also takes part in the lock
+// (see Consistent reads): the store hands receive-pack two pipes as descriptors 3
+// and 4, the hook asks for the write lock on 4 in the "prepared" phase and waits
+// for the answer on 3, and reports "committed" or "aborted" on 4; at the outermost
+// commit the store reads the new part of the spool and publishes one
+// EventRefsChanged per transaction before it releases the lock, so events are in
+// commit order. For a fetch, which holds the lock, the spool is read when git exits.
+// Why this way: it needs no helper program, no socket and no copy of the store's
+// binary (the hook runs under any test binary), hooks of one git process run one
+// after another so appends never interleave and transactions are never merged, and
+// because the pipes reach the hook through git from the store itself, a hook can
+// never wait for a store that has died: its read sees end of file, it fails, and
+// git aborts the transaction. A spool cut short yields EventGap for the repository.
 //
 // git 2.39 has two quirks the store corrects, both covered by tests: a deletion of
 // a ref that is also in packed-refs first reports an internal packed-refs
@@ -96,19 +102,15 @@
 // advertisement has been written: the store follows the pkt-line framing of git's
 // output and releases at the first flush-pkt for protocol v0/v1, and, for v2 (first
 // line "version 2"), at the flush-pkt ending the response to the first command,
-// normally ls-refs. receive-pack and Fetch hold it for writing for their whole run,
-// which takes in their own advertisement, so nothing can deadlock against itself;
-// Refs and RefsHash read under it too. TestConsistentReads rewrites 3,000 refs with
-// atomic pushes while ls-remote (v0 and v2), clones and Refs read: every snapshot
-// through the store is entirely old or new, while for-each-ref run directly on the
-// same repository sees mixed states. Fetch keeps the lock short: it first fetches
-// the remote tips' objects by id without any lock (no ref changes), then runs the
-// real fetch under the lock, which finds the objects present. The price elsewhere:
-// a push delays new clones' ref advertisements of that repository (not running pack
-// transfers) for its whole length, pack upload included, so a stalled pusher holds
-// them up until the SSH layer's idle timeout ends it. Taking the lock only around the ref
-// update (the hook's "prepared" to "committed" phases, which would need the hook to
-// wait for a grant from the store) is the known way to narrow this.
+// normally ls-refs. receive-pack takes it for writing only from a transaction's
+// "prepared" phase to its "committed" phase, through the hook, so a slow or stalled
+// pack upload holds up nobody (TestStalledPushDoesNotBlockClone); Fetch first
+// fetches the remote tips' objects by id without any lock (no ref changes), then
+// runs the real fetch under the write lock, which finds the objects present. Refs
+// and RefsHash read under the lock too. TestConsistentReads rewrites 3,000 refs
+// with atomic pushes while ls-remote (v0 and v2), clones and Refs read: every
+// snapshot through the store is entirely old or new, while for-each-ref run
+// directly on the same repository sees mixed states.
 //
 // # Streams
 //
