@@ -199,7 +199,12 @@
 //
 //	go test -run '^$' -bench PushToVisible -benchtime 1x ./mirror/
 //
-//	p50 279 ms, p99 1,135 ms (targets: p50 under 1 s, p99 under 3 s: met)
+//	run 1: p50 279 ms, p99 1,135 ms
+//	run 2: p50 681 ms, p99 1,783 ms
+//
+// Targets p50 under 1 s and p99 under 3 s: met in both runs, with the margin
+// shrinking as the machine's load rises (each visible push is a feed wake-up,
+// a signed long-poll reply, an SSH fetch and an atomic ref update).
 //
 // Initial sync of 20 Preset40k repositories (about 40,000 objects and 16 MB
 // packed each; 4 fetch workers) by a newly accepted mirror, from acceptance to
