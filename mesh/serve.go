@@ -22,8 +22,8 @@ const (
 // GIT_PROTOCOL ("version=0", "version=1" or "version=2") is passed to git; anything
 // else is dropped. upload-pack holds the repository's read lock until its ref
 // advertisement (v0/v1) or first command response (v2, normally ls-refs) has been
-// written; receive-pack holds the write lock throughout, and each ref transaction it
-// commits is published as an event. When ctx ends the git process group is killed.
+// written; receive-pack takes the write lock only around each ref transaction (see
+// refGate), and each transaction it commits is published as an event. When ctx ends the git process group is killed.
 // A non-zero exit is returned as *ExitError.
 func (s *Store) ServeGit(ctx context.Context, service, repo string, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	ctx, done, err := s.begin(ctx)
