@@ -115,8 +115,10 @@
 // (perf shows half its time in memmove, the rest largely in page faults): about
 // 1.4 s of client CPU per 16 MB clone, against 0.1 s to write the same bytes to
 // /dev/null. Pacing the server to keep that buffer small would need the remote
-// window, which x/crypto/ssh does not expose. The server's own share (AES-GCM and
-// the socket writes) is a small fraction of a second per clone.
+// window, which x/crypto/ssh does not expose. The server's own share is small:
+// in one 32-clone run the server process used 1.55 s of CPU out of 75.6 s for
+// everything (git upload-pack and index-pack on both sides, and the 32 ssh
+// clients).
 //
 // Reproduce with (the last takes about ten minutes):
 //
