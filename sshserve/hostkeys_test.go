@@ -2,6 +2,7 @@ package sshserve
 
 import (
 	"bytes"
+	"crypto/rsa"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,8 +20,8 @@ func TestLoadOrCreateHostKeys(t *testing.T) {
 	if len(first) != 2 || first[0].PublicKey().Type() != ssh.KeyAlgoED25519 || first[1].PublicKey().Type() != ssh.KeyAlgoRSA {
 		t.Fatalf("host keys: %v", first)
 	}
-	if bits := first[1].PublicKey().(ssh.CryptoPublicKey); bits == nil {
-		t.Fatal("no RSA key")
+	if rk, ok := first[1].PublicKey().(ssh.CryptoPublicKey).CryptoPublicKey().(*rsa.PublicKey); !ok || rk.N.BitLen() != 3072 {
+		t.Fatalf("RSA host key is not RSA-3072: %T", first[1].PublicKey())
 	}
 	for _, f := range []string{HostKeyEd25519File, HostKeyRSAFile} {
 		st, err := os.Stat(filepath.Join(dir, f))
