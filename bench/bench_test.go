@@ -313,19 +313,3 @@ func timed(f func() error) (float64, error) {
 	err := f()
 	return time.Since(t0).Seconds(), err
 }
-
-// findPID finds the process whose command line contains needle.
-func findPID(needle string) int {
-	entries, _ := os.ReadDir("/proc")
-	for _, ent := range entries {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err == nil && bytes.Contains(b, []byte(needle)) {
-			return pid
-		}
-	}
-	return 0
-}

@@ -19,8 +19,7 @@ type gitSetup struct {
 	ca       *testutil.CA
 	node     *testutil.ServerNode
 	key      *testutil.Key
-	sshd     *testutil.Sshd
-	sshdPID  int
+	sshd     *benchSshd
 	gfEnv    []string                     // git through the OpenSSH client to gitfleet
 	osEnv    []string                     // git through the OpenSSH client to sshd
 	plainEnv []string                     // git with no SSH (file://)
@@ -39,17 +38,16 @@ func (e *env) startGit() *gitSetup {
 	g := &gitSetup{ca: testutil.NewCA(t, "gitfleet bench CA"), urls: map[string]map[string]string{}}
 	g.node = testutil.StartServer(t, testutil.ServerOptions{Bin: e.serverBin, CA: g.ca})
 	g.key = g.node.AddUser(t, "bench", benchProject)
-	g.sshd = testutil.StartSshd(t, []*testutil.Key{g.key})
-	g.sshdPID = findPID(g.sshd.Dir)
-	if g.sshdPID == 0 {
-		t.Fatal("cannot find the sshd process")
-	}
+	g.sshd = e.startSshd(g.key)
+	e.notes = append(e.notes, "OpenSSH's sshd (the peer) runs as "+g.sshd.user+" with a throwaway configuration and SHLVL=1 in its sessions, so that "+
+		"bash, the login shell that runs git-upload-pack, skips ~/.bashrc as a service account's shell would (on the development "+
+		"machine root's ~/.bashrc starts pyenv, about 0.4 s per session).")
 	base := testutil.NewGit(t)
 	g.plainEnv = append([]string(nil), base.Env...)
 	g.gfEnv = append(append([]string(nil), base.Env...),
 		"GIT_SSH_COMMAND="+testutil.SSHCommand(g.key.Path, g.node.KnownHosts(t, 0)), "GIT_SSH_VARIANT=ssh")
 	g.osEnv = append(append([]string(nil), base.Env...),
-		"GIT_SSH_COMMAND="+testutil.SSHCommand(g.key.Path, g.sshd.KnownHosts(t)), "GIT_SSH_VARIANT=ssh")
+		"GIT_SSH_COMMAND="+testutil.SSHCommand(g.key.Path, g.sshd.knownHosts(e)), "GIT_SSH_VARIANT=ssh")
 	for name, src := range map[string]string{"small": e.smallSrc, "medium": e.mediumSrc} {
 		g.node.CreateRepo(t, benchProject, name)
 		url := g.node.SSHURL(benchProject, name)
@@ -60,7 +58,7 @@ func (e *env) startGit() *gitSetup {
 		if err := runGit(g.plainEnv, dir, "repack", "-a", "-d", "-q", "--write-bitmap-index"); err != nil {
 			t.Fatal(err)
 		}
-		g.urls[name] = map[string]string{"gitfleet": url, "OpenSSH": g.sshd.URL(dir), "file://": "file://" + dir}
+		g.urls[name] = map[string]string{"gitfleet": url, "OpenSSH": g.sshd.url(dir), "file://": "file://" + dir}
 	}
 	return g
 }
@@ -77,7 +75,7 @@ func (g *gitSetup) peers() []struct {
 		pid  func() int
 	}{
 		{"gitfleet", g.gfEnv, g.node.PID},
-		{"OpenSSH", g.osEnv, func() int { return g.sshdPID }},
+		{"OpenSSH", g.osEnv, g.sshd.pid},
 		{"file://", g.plainEnv, nil},
 	}
 }
