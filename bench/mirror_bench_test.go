@@ -84,7 +84,7 @@ func (e *env) benchMirror(g *gitSetup) (*Comparison, *Comparison) {
 		Title: "Mirror initial sync vs `git clone --mirror` over OpenSSH",
 		What: "A fresh mirror (examples/server with application.mode=mirror, HTTPS with a test CA) registers with the primary; " +
 			"the clock starts when the primary's administrator accepts it for the project holding the small and medium " +
-			"repositories, and stops when the mirror's status reports its initial sync done (polled every 25 ms; the refs " +
+			"repositories (so it includes the mirror noticing its approval), and stops when the mirror's status reports its initial sync done (polled every 25 ms; the refs " +
 			"are then checked equal to the primary's). The peer clones the same two repositories with `git clone --mirror` " +
 			"over OpenSSH, one after the other. Server CPU and memory are the primary's (the serving side) and sshd's.",
 		Unit: "s", Reference: "OpenSSH clone --mirror", ServerSide: true,
