@@ -40,8 +40,8 @@ func (e *env) startGit() *gitSetup {
 	g.key = g.node.AddUser(t, "bench", benchProject)
 	g.sshd = e.startSshd(g.key)
 	e.notes = append(e.notes, "OpenSSH's sshd (the peer) runs as "+g.sshd.user+" with a throwaway configuration and SHLVL=1 in its sessions, so that "+
-		"bash, the login shell that runs git-upload-pack, skips ~/.bashrc as a service account's shell would (on the development "+
-		"machine root's ~/.bashrc starts pyenv, about 0.4 s per session).")
+		"bash, the login shell that runs git-upload-pack, skips ~/.bashrc as a service account's shell would (a ~/.bashrc that "+
+		"starts tools such as pyenv otherwise adds a fraction of a second to every OpenSSH session).")
 	base := testutil.NewGit(t)
 	g.plainEnv = append([]string(nil), base.Env...)
 	g.gfEnv = append(append([]string(nil), base.Env...),
