@@ -162,7 +162,7 @@ func WriteReport(w io.Writer, m Machine, headline []string, cs []*Comparison) er
 	if len(m.Environment) > 0 {
 		b.WriteString("\n")
 	}
-	b.WriteString("Every comparison runs its peers interleaved (A B C A B C ...) after one unmeasured warm-up run of each, " +
+	b.WriteString("Every comparison runs its peers interleaved (A B C A B C ...) after one unmeasured warm-up run of each (unless its table says otherwise), " +
 		"and reports the median and the range (min – max) over the rounds. A ratio is the peer's median divided by the " +
 		"reference's median: below 1 means less time (or less of the figure), above 1 means more. " +
 		"Server CPU is the user + system time of the server process and every process it started during one run " +
