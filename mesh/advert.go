@@ -2,7 +2,9 @@ package mesh
 
 import (
 	"bytes"
+	"context"
 	"io"
+	"sync"
 )
 
 // advScanner follows the pkt-line framing at the start of an upload-pack response to
@@ -110,36 +112,172 @@ func pktLen(h [4]byte) (int, bool) {
 	return n, true
 }
 
-// advWriter passes an upload-pack response through to w and calls release once, right
-// after the last byte of the ref advertisement has been written to w (or when the
-// response ends without one; see close).
+// maxAdvBuffer bounds the part of an advertisement held in memory so that the read
+// lock is released before the client has to read it. A larger advertisement is
+// written through, and the lock is then held until its last byte is written.
+const maxAdvBuffer = 64 << 20
+
+// advWriter passes an upload-pack response through to w and releases the
+// repository's read lock once, as soon as git has produced the last byte of the ref
+// advertisement (v0/v1) or of the response to the client's first command (v2). The
+// advertisement is collected in memory while the lock is held and written to w only
+// after the lock is released, so a client that is slow to read it, or never does,
+// holds up no push.
+//
+// For protocol v2 the lock is not taken when git starts: the capability
+// advertisement passes straight through, and v2LockReader takes the lock (through
+// hold) only when the client's first command is ls-refs, before git sees it.
 type advWriter struct {
-	w       io.Writer
-	scan    advScanner
-	release func()
+	w    io.Writer
+	scan advScanner
+
+	mu      sync.Mutex
+	release func() // set while the read lock is held
+
+	buf       []byte
+	streaming bool // the advertisement outgrew maxAdvBuffer and is written through
+	done      bool // the advertisement ended: plain pass-through from now on
+}
+
+// hold records that the read lock is held, to be released with release.
+func (a *advWriter) hold(release func()) {
+	a.mu.Lock()
+	a.release = release
+	a.mu.Unlock()
+}
+
+func (a *advWriter) holding() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.release != nil
 }
 
 func (a *advWriter) Write(p []byte) (int, error) {
-	if a.release == nil {
+	if a.done {
 		return a.w.Write(p)
 	}
 	n, ended := a.scan.feed(p)
-	if !ended {
+	if !a.holding() {
+		// Not (yet) locked: a v2 capability advertisement, or a first command other
+		// than ls-refs.
+		a.done = ended
 		return a.w.Write(p)
 	}
-	m, err := a.w.Write(p[:n])
+	if !ended {
+		if !a.streaming && len(a.buf)+len(p) <= maxAdvBuffer {
+			a.buf = append(a.buf, p...)
+			return len(p), nil
+		}
+		if err := a.flush(); err != nil {
+			return 0, err
+		}
+		a.streaming = true
+		return a.w.Write(p)
+	}
+	a.done = true
+	a.buf = append(a.buf, p[:n]...)
 	a.close()
-	if err != nil || n == len(p) {
-		return m, err
+	if err := a.flush(); err != nil {
+		return 0, err
+	}
+	if n == len(p) {
+		return len(p), nil
 	}
 	k, err := a.w.Write(p[n:])
-	return m + k, err
+	return n + k, err
 }
 
-// close releases the lock if the advertisement never ended.
-func (a *advWriter) close() {
-	if a.release != nil {
-		a.release()
-		a.release = nil
+// flush writes what is buffered.
+func (a *advWriter) flush() error {
+	if len(a.buf) == 0 {
+		return nil
 	}
+	_, err := a.w.Write(a.buf)
+	a.buf = nil
+	return err
+}
+
+// finish ends the watch when git's output ended before the advertisement did:
+// it releases the lock and writes what is buffered.
+func (a *advWriter) finish() error {
+	a.done = true
+	a.close()
+	return a.flush()
+}
+
+// close releases the lock if it is still held. It is safe to call more than once
+// and from another goroutine than the writer's.
+func (a *advWriter) close() {
+	a.mu.Lock()
+	release := a.release
+	a.release = nil
+	a.mu.Unlock()
+	if release != nil {
+		release()
+	}
+}
+
+// v2LockReader passes a protocol v2 client's requests to git, and when the first
+// one is an ls-refs command takes the repository's read lock before git can see
+// it, for advWriter to release at the end of the reply. Other first commands
+// (fetch with known object ids) need no consistent view of the refs.
+type v2LockReader struct {
+	ctx     context.Context
+	r       io.Reader
+	lock    *rwLock
+	watch   *advWriter
+	first   []byte // the client's bytes read while the first pkt-line is incomplete
+	decided bool
+}
+
+// lsRefsCommand is how a v2 ls-refs request starts.
+var lsRefsCommand = []byte("command=ls-refs")
+
+func (v *v2LockReader) Read(p []byte) (int, error) {
+	if v.decided {
+		if len(v.first) > 0 {
+			n := copy(p, v.first)
+			v.first = v.first[n:]
+			return n, nil
+		}
+		return v.r.Read(p)
+	}
+	tmp := make([]byte, 512)
+	for {
+		if end, ok := firstPktEnd(v.first); ok {
+			v.decided = true
+			if end >= 4 && bytes.HasPrefix(v.first[4:end], lsRefsCommand) {
+				if err := v.lock.RLock(v.ctx); err != nil {
+					return 0, err
+				}
+				v.watch.hold(v.lock.RUnlock)
+			}
+			return v.Read(p)
+		}
+		n, err := v.r.Read(tmp)
+		v.first = append(v.first, tmp[:n]...)
+		if err != nil {
+			v.decided = true
+			if len(v.first) > 0 {
+				return v.Read(p)
+			}
+			return 0, err
+		}
+	}
+}
+
+// firstPktEnd reports where the first pkt-line of b ends, once b holds all of it.
+// Input that is not pkt-line framing counts as complete at once.
+func firstPktEnd(b []byte) (int, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	size, ok := pktLen([4]byte(b[:4]))
+	if !ok || size < 4 {
+		return 4, true
+	}
+	if len(b) < size {
+		return 0, false
+	}
+	return size, true
 }

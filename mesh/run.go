@@ -60,14 +60,16 @@ func runGit(ctx context.Context, cmd *exec.Cmd, stdin io.Reader, stdout io.Write
 		defer opr.Close()
 		if watch != nil {
 			buf := make([]byte, 32<<10)
-			for watch.release != nil {
+			for !watch.done {
 				n, err := opr.Read(buf)
 				if n > 0 {
 					if _, err := watch.Write(buf[:n]); err != nil {
+						watch.close()
 						return
 					}
 				}
 				if err != nil {
+					watch.finish()
 					return
 				}
 			}

@@ -20,9 +20,10 @@ const (
 // ServeGit runs a git service for repo ("PROJECT/slug", optionally "/PROJECT/slug.git")
 // wired to the caller's streams, with no framing on the bytes. Of env only a valid
 // GIT_PROTOCOL ("version=0", "version=1" or "version=2") is passed to git; anything
-// else is dropped. upload-pack holds the repository's read lock until its ref
-// advertisement (v0/v1) or first command response (v2, normally ls-refs) has been
-// written; receive-pack takes the write lock only around each ref transaction (see
+// else is dropped. upload-pack holds the repository's read lock while git writes
+// its ref advertisement (v0/v1) or its reply to a v2 ls-refs command, which is
+// collected in memory and sent to the client only after the lock is released, so a
+// slow or silent client never holds up a push; receive-pack takes the write lock only around each ref transaction (see
 // refGate), and each transaction it commits is published as an event. When ctx ends the git process group is killed.
 // A non-zero exit is returned as *ExitError.
 func (s *Store) ServeGit(ctx context.Context, service, repo string, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -45,11 +46,19 @@ func (s *Store) ServeGit(ctx context.Context, service, repo string, env []string
 	var watch *advWriter
 	switch service {
 	case ServiceUploadPack:
-		if err := lock.RLock(ctx); err != nil {
-			return err
-		}
-		watch = &advWriter{w: stdout, release: lock.RUnlock}
+		watch = &advWriter{w: stdout}
 		defer watch.close()
+		if len(extra) == 1 && extra[0] == "GIT_PROTOCOL=version=2" {
+			// v2 reads refs only for ls-refs: lock when the client asks for it.
+			if stdin != nil {
+				stdin = &v2LockReader{ctx: ctx, r: stdin, lock: lock, watch: watch}
+			}
+		} else {
+			if err := lock.RLock(ctx); err != nil {
+				return err
+			}
+			watch.hold(lock.RUnlock)
+		}
 	case ServiceReceivePack:
 		// No lock while the pack comes in: the hook takes the write lock around
 		// each ref transaction through a gate (see refGate).

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
@@ -284,4 +285,59 @@ func TestStalledPushDoesNotBlockClone(t *testing.T) {
 		<-done
 		g.Fsck(filepath.Join(root, "PROJ", "r.git"))
 	})
+}
+
+// TestSilentClientDoesNotBlockPush: an upload-pack client that never reads its ref
+// advertisement (v0), never sends a command (v2), or sends ls-refs and never reads
+// the reply (v2) holds no lock, so pushes go through meanwhile.
+func TestSilentClientDoesNotBlockPush(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	ctx := ctxT(t)
+	g := newGit(t, startGitServer(t, s))
+	seed(t, g, s, "PROJ", "r")
+	cases := []struct {
+		name    string
+		env     []string
+		request string // what the client sends before falling silent
+	}{
+		{"v0 never reads", nil, ""},
+		{"v2 sends nothing", []string{"GIT_PROTOCOL=version=2"}, ""},
+		{"v2 never reads the ls-refs reply", []string{"GIT_PROTOCOL=version=2"}, "0014command=ls-refs\n0000"},
+	}
+	for i, c := range cases {
+		stdinR, stdinW := io.Pipe()
+		_, outW := io.Pipe() // nobody reads the client's side
+		done := make(chan error, 1)
+		cctx, cancel := context.WithCancel(ctx)
+		go func() {
+			done <- s.ServeGit(cctx, mesh.ServiceUploadPack, "PROJ/r", c.env, stdinR, outW, io.Discard)
+		}()
+		if c.request != "" {
+			go io.WriteString(stdinW, c.request)
+		}
+		pushed := make(chan error, 1)
+		go func() {
+			w := filepath.Join(t.TempDir(), "w")
+			if _, err := g.TryRun("", "clone", "-q", repoURL("PROJ", "r"), w); err != nil {
+				pushed <- err
+				return
+			}
+			g.CommitFile(w, "n.txt", c.name, c.name)
+			_, err := g.TryRun(w, "push", "-q", "origin", fmt.Sprintf("HEAD:refs/heads/silent-%d", i))
+			pushed <- err
+		}()
+		select {
+		case err := <-pushed:
+			if err != nil {
+				t.Fatalf("%s: push failed: %v", c.name, err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("%s: a push waited for a silent upload-pack client", c.name)
+		}
+		cancel()
+		stdinW.Close()
+		outW.Close()
+		<-done
+	}
 }
