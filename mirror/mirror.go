@@ -38,9 +38,10 @@ type Config struct {
 	// SetupTimeout bounds the first start's HTTPS check of the upstream. Zero
 	// means 30 seconds.
 	SetupTimeout time.Duration
-	// PollInterval is the first delay between registration state polls; it
-	// doubles up to MaxPollInterval while the mirror is pending or the upstream
-	// fails. Zero means 2 seconds.
+	// PollInterval is the delay between registration state polls while the
+	// mirror is pending (so that an approval takes effect within it), and the
+	// first delay after a failure, which doubles up to MaxPollInterval while the
+	// upstream fails. Zero means 2 seconds.
 	PollInterval time.Duration
 	// MaxPollInterval caps the poll delay, and is how often an accepted mirror
 	// re-reads its state. Zero means 1 minute.

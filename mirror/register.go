@@ -112,7 +112,9 @@ func (m *Mirror) registrationLoop(ctx context.Context) error {
 		case reg.State == StateAccepted:
 			delay = maxDelay
 		case reg.State == StatePending:
-			delay = min(delay*2, maxDelay)
+			// An administrator who approves a mirror expects it to start at once:
+			// keep polling at the shortest interval while the upstream answers.
+			delay = minDelay
 		default:
 			delay = minDelay
 		}
