@@ -177,8 +177,10 @@ func TestShellQuote(t *testing.T) {
 
 func TestGoroutinesSeesAndForgets(t *testing.T) {
 	stop := make(chan struct{})
+	started := make(chan struct{})
 	done := make(chan struct{})
-	go func() { leakProbe(stop); close(done) }()
+	go func() { leakProbe(started, stop); close(done) }()
+	<-started
 	count := func() int {
 		n := 0
 		for _, g := range goroutines() {
@@ -198,4 +200,7 @@ func TestGoroutinesSeesAndForgets(t *testing.T) {
 	}
 }
 
-func leakProbe(stop chan struct{}) { <-stop }
+func leakProbe(started, stop chan struct{}) {
+	close(started)
+	<-stop
+}
