@@ -3,6 +3,8 @@ package portfwd
 import (
 	"errors"
 	"strings"
+
+	"github.com/gitfleet/gitfleet/internal/textdist"
 )
 
 // ErrConfig is matched by every error ParseConfig returns for a bad
@@ -50,30 +52,9 @@ func suggest(word string, candidates []string) string {
 		bestDist = 2
 	}
 	for _, c := range candidates {
-		if d := editDistance(word, c); d < bestDist {
+		if d := textdist.Distance(word, c); d < bestDist {
 			best, bestDist = c, d
 		}
 	}
 	return best
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
