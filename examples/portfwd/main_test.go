@@ -170,8 +170,16 @@ func TestRunReloadStatsDrain(t *testing.T) {
 		t.Fatalf("established connection after reload: %q, %v", line, err)
 	}
 
+	// The greeting connections close asynchronously: wait until only the held one
+	// is current.
 	var st portfwd.Stats
-	getJSON(t, "http://"+statsAddr+"/", &st)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st = portfwd.Stats{}
+		getJSON(t, "http://"+statsAddr+"/", &st)
+		if len(st.Frontends) == 1 && st.Frontends[0].Current == 1 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if len(st.Frontends) != 1 || st.Frontends[0].Name != "fe" || st.Frontends[0].Current != 1 ||
 		len(st.Backends) != 1 || st.Backends[0].Servers[0].Addr != newBE {
 		t.Fatalf("stats JSON: %+v", st)
