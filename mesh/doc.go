@@ -115,8 +115,9 @@
 // # Streams
 //
 // ServeGit passes only a valid GIT_PROTOCOL (version=0|1|2) to git, runs it through
-// internal/gitexec (sanitised environment, own process group killed when the context
-// ends) and copies bytes without framing. After the advertisement, upload-pack's
+// internal/gitexec (sanitised environment, own process group sent SIGTERM when the
+// context ends, so git removes its ref locks as it does when an OpenSSH client hangs
+// up, and SIGKILL two seconds later) and copies bytes without framing. After the advertisement, upload-pack's
 // output is copied with io.Copy from an os.Pipe, which Go splices into a socket.
 //
 // # Sidecar

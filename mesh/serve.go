@@ -23,8 +23,11 @@ const (
 // else is dropped. upload-pack holds the repository's read lock while git writes
 // its ref advertisement (v0/v1) or its reply to a v2 ls-refs command, which is
 // collected in memory and sent to the client only after the lock is released, so a
-// slow or silent client never holds up a push; receive-pack takes the write lock only around each ref transaction (see
-// refGate), and each transaction it commits is published as an event. When ctx ends the git process group is killed.
+// slow or silent client never holds up a push; receive-pack takes the write lock only
+// around each ref transaction (see refGate), and each transaction it commits is
+// published as an event. When ctx ends (the client hung up) the git process group
+// gets SIGTERM, on which git removes the lock files of a transaction it had begun,
+// and SIGKILL gitexec.TermGrace later.
 // A non-zero exit is returned as *ExitError.
 func (s *Store) ServeGit(ctx context.Context, service, repo string, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	ctx, done, err := s.begin(ctx)

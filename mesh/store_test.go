@@ -3,10 +3,12 @@ package mesh_test
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -170,4 +172,97 @@ func TestStaleLockFilesAreCleared(t *testing.T) {
 		t.Fatalf("main = %s, want %s", refs["refs/heads/main"], id)
 	}
 	g2.Fsck(dir)
+}
+
+// cutBackend serves through a Store until cut is closed, which cancels every
+// running service as a client disconnect does in the SSH server. onInput runs once,
+// when the client's first bytes after the advertisement arrive.
+type cutBackend struct {
+	s       *mesh.Store
+	cut     chan struct{}
+	onInput func()
+}
+
+// firstRead calls f before the first read returns data.
+type firstRead struct {
+	r    io.Reader
+	once sync.Once
+	f    func()
+}
+
+func (r *firstRead) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.once.Do(r.f)
+	}
+	return n, err
+}
+
+func (b cutBackend) ServeGit(ctx context.Context, service, repo string, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	stdin = &firstRead{r: stdin, f: b.onInput}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-b.cut:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return b.s.ServeGit(ctx, service, repo, env, stdin, stdout, stderr)
+}
+
+// TestCutPushLeavesNoLock cuts a push while git holds the lock of the ref it
+// updates (the test takes the store's write lock once the client has read the
+// advertisement, so git waits in its reference-transaction hook): the lock file
+// goes with the push, and the next push of the same ref succeeds at once, without
+// waiting for a store restart.
+func TestCutPushLeavesNoLock(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	ctx := ctxT(t)
+	g := newGit(t, startGitServer(t, s))
+	seed(t, g, s, "PROJ", "r")
+	w := filepath.Join(t.TempDir(), "w")
+	g.Run("", "clone", "-q", repoURL("PROJ", "r"), w)
+	id := g.CommitFile(w, "x", "x", "x")
+
+	held := make(chan func(), 1)
+	b := cutBackend{s, make(chan struct{}), func() {
+		release, err := mesh.HoldWriteLock(ctx, s, "PROJ", "r")
+		if err != nil {
+			panic(err)
+		}
+		held <- release
+	}}
+	gc := newGit(t, startGitServer(t, b))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := gc.TryRun(w, "push", "-q", "origin", "HEAD:main")
+		errc <- err
+	}()
+	lock := filepath.Join(s.Root(), "PROJ", "r.git", "refs", "heads", "main.lock")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(lock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the push never took the lock of refs/heads/main")
+		}
+	}
+	close(b.cut)
+	if err := <-errc; err == nil {
+		t.Fatal("the cut push succeeded")
+	}
+	(<-held)()
+	if _, err := os.Stat(lock); !os.IsNotExist(err) {
+		t.Fatalf("refs/heads/main.lock after the cut push: %v (want it gone)", err)
+	}
+	if out, err := g.TryRun(w, "push", "-q", "origin", "HEAD:main"); err != nil {
+		t.Fatalf("push after a cut push: %v\n%s", err, out)
+	}
+	if refs, _ := s.Refs(ctx, "PROJ", "r"); refs["refs/heads/main"] != id {
+		t.Fatalf("main = %s, want %s", refs["refs/heads/main"], id)
+	}
+	g.Fsck(filepath.Join(s.Root(), "PROJ", "r.git"))
 }

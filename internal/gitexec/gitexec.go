@@ -30,6 +30,12 @@ const (
 // group has been killed before Wait gives up on them.
 const WaitDelay = 5 * time.Second
 
+// TermGrace is how long a cancelled command's process group has between SIGTERM and
+// SIGKILL. Git removes its lock files when it dies of SIGTERM (SIGKILL leaves them,
+// and a stale ref lock refuses every later update of that ref), so a push cut short
+// by its client ends as it would under OpenSSH, where git sees the pipe close.
+const TermGrace = 2 * time.Second
+
 // ErrTooOld is returned (wrapped) by CheckVersion when git is older than MinMajor.MinMinor.
 var ErrTooOld = errors.New("gitexec: git is too old")
 
@@ -85,16 +91,36 @@ func Env(extra ...string) []string {
 
 // Command returns an *exec.Cmd that runs git with args in dir (the current
 // directory when empty) under the sanitised environment of Env(extraEnv...). The
-// process gets a process group of its own; when ctx ends the whole group is killed,
-// so hooks and helpers such as ssh do not outlive it.
+// process gets a process group of its own; when ctx ends the whole group gets
+// SIGTERM, and SIGKILL TermGrace later if git is still running, so hooks and helpers
+// such as ssh do not outlive it and git can remove its lock files.
 func Command(ctx context.Context, dir string, extraEnv []string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
 	cmd.Env = Env(extraEnv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return KillGroup(cmd) }
+	cmd.Cancel = func() error { return TerminateGroup(cmd, TermGrace) }
 	cmd.WaitDelay = WaitDelay
 	return cmd
+}
+
+// TerminateGroup sends SIGTERM to the process group of a command started by Command
+// and, grace later, SIGKILL to whatever is left of the group (members that ignore
+// SIGTERM, or git itself when it is stuck). Process ids are allocated cyclically up to
+// pid_max, so the group id cannot name another group within the grace.
+func TerminateGroup(cmd *exec.Cmd, grace time.Duration) error {
+	if cmd.Process == nil {
+		return nil
+	}
+	err := syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	if errors.Is(err, syscall.ESRCH) {
+		return os.ErrProcessDone
+	}
+	if err != nil {
+		return err
+	}
+	time.AfterFunc(grace, func() { KillGroup(cmd) })
+	return nil
 }
 
 // KillGroup sends SIGKILL to the process group of a command started by Command.
