@@ -79,13 +79,12 @@
 // git 2.39 has two quirks the store corrects, both covered by tests: a deletion of
 // a ref that is also in packed-refs first reports an internal packed-refs
 // transaction of zero->zero lines (dropped), and a deletion without an expected old
-// value, as fetch --prune makes, is reported as zero->zero (its old id is taken from
-// the refs read when the fetch started, advanced through earlier transactions; exact,
-// since every ref writer holds the write lock). Automatic gc is disabled in each
-// repository because pack-refs' internal transactions would otherwise be reported
-// as deletions and re-creations. Note that git 2.39 prunes ref by ref outside the
-// --atomic transaction, so a mirror fetch yields one event per pruned ref and one for
-// the atomic update.
+// value is reported as zero->zero (its old id is taken from the refs read when the
+// writer started, advanced through earlier transactions; exact, since every ref
+// writer holds the write lock). Automatic gc is disabled in each repository because
+// pack-refs' internal transactions would otherwise be reported as deletions and
+// re-creations. A mirror fetch applies its updates and deletions in one
+// `update-ref --stdin` transaction, so it yields one event.
 //
 // git runs the hook for every phase of every transaction, so a push of N refs
 // without --atomic (git 2.39 commits each ref on its own) starts about 2N short sh
@@ -104,9 +103,10 @@
 // line "version 2"), at the flush-pkt ending the response to the first command,
 // normally ls-refs. receive-pack takes it for writing only from a transaction's
 // "prepared" phase to its "committed" phase, through the hook, so a slow or stalled
-// pack upload holds up nobody (TestStalledPushDoesNotBlockClone); Fetch first
-// fetches the remote tips' objects by id without any lock (no ref changes), then
-// runs the real fetch under the write lock, which finds the objects present. Refs
+// pack upload holds up nobody (TestStalledPushDoesNotBlockClone); Fetch transfers
+// without any lock, into a staging repository that borrows the repository's objects,
+// moves the new objects in, and takes the write lock only for its one ref
+// transaction. Refs
 // and RefsHash read under the lock too. TestConsistentReads rewrites 3,000 refs
 // with atomic pushes while ls-remote (v0 and v2), clones and Refs read: every
 // snapshot through the store is entirely old or new, while for-each-ref run

@@ -19,12 +19,18 @@ const DefaultFetchTimeout = 10 * time.Minute
 // Fetch mirrors a remote repository into project/slug, creating it when missing,
 // over ssh with only opts.PrivateKey and strict checking against opts.KnownHosts
 // (written to a private temporary directory and removed afterwards). It works in
-// two phases: without any lock it lists the remote's refs and fetches the objects
-// of their tips by id (no ref changes, so clones are not held up by the transfer);
-// then, under the repository's write lock, `git fetch --atomic --prune
-// +refs/*:refs/*` updates the refs, transferring only what changed meanwhile.
-// Progress is parsed from git's --progress output. The result lists exactly the ref
-// updates committed, which are also published as events.
+// two phases. Without any lock, one `git fetch +refs/*:refs/*` brings the remote's
+// refs into a staging repository that borrows the repository's objects
+// (objects/info/alternates), so only what the repository lacks crosses the network
+// and git checks the new objects' connectivity; the new objects then move into the
+// repository (a pack's index last, so no reader sees an index without its pack) —
+// clones are not held up by the transfer, and nothing they read changes. Then,
+// under the repository's write lock, one `git update-ref --stdin` transaction sets
+// every ref to the staged value and deletes the refs the remote no longer has,
+// each checked against its value read under the lock. Fetches of one repository
+// run one at a time, so a slower fetch never commits an older state over a newer
+// one. Progress is parsed from git's --progress output. The result lists exactly
+// the ref updates committed, which are also published as events.
 func (s *Store) Fetch(ctx context.Context, project, slug string, opts FetchOptions) (FetchResult, error) {
 	ctx, done, err := s.begin(ctx)
 	if err != nil {
@@ -44,6 +50,12 @@ func (s *Store) Fetch(ctx context.Context, project, slug string, opts FetchOptio
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+
+	one := s.fetching.get(repoKey(p, sl))
+	if err := one.Lock(ctx); err != nil {
+		return FetchResult{}, err
+	}
+	defer one.Unlock()
 
 	secrets, err := os.MkdirTemp(s.tmp, "fetch-")
 	if err != nil {
@@ -78,28 +90,28 @@ func (s *Store) Fetch(ctx context.Context, project, slug string, opts FetchOptio
 	dir := s.repoDir(p, sl)
 	prog := &progressParser{report: opts.Progress}
 
-	// Phase 1, without the lock: bring in the objects of the remote's ref tips, so
-	// clones are not held up for the length of the transfer. No ref changes.
-	ls := []string{"ls-remote", "--", opts.URL}
-	cmd := s.gitCommand(ctx, dir, netEnv, ls...)
-	cmd.Stderr = prog
-	out, err := cmd.Output()
+	// Phase 1, without the lock: the remote's refs into the staging repository,
+	// then its new objects into the repository. No ref of the repository changes.
+	stage, err := makeStage(secrets, dir)
 	if err != nil {
-		return res, fetchError(ctx, opts.URL, ls, err, prog)
+		return res, fmt.Errorf("mesh: fetch: %w", err)
 	}
-	if tips := tipObjects(out); tips != "" {
-		get := []string{"-c", "fetch.writeCommitGraph=false", "fetch", "--progress", "--no-write-fetch-head",
-			"--no-auto-gc", "--no-tags", "--stdin", "--", opts.URL}
-		cmd = s.gitCommand(ctx, dir, netEnv, get...)
-		cmd.Stdin = strings.NewReader(tips)
-		cmd.Stderr = prog
-		if err := cmd.Run(); err != nil {
-			return res, fetchError(ctx, opts.URL, get, err, prog)
-		}
+	get := []string{"-c", "fetch.writeCommitGraph=false", "fetch", "--progress", "--no-write-fetch-head",
+		"--no-auto-gc", "--", opts.URL, "+refs/*:refs/*"}
+	cmd := s.gitCommand(ctx, stage, netEnv, get...)
+	cmd.Stderr = prog
+	if err := cmd.Run(); err != nil {
+		return res, fetchError(ctx, opts.URL, get, err, prog)
+	}
+	remote, err := readRefs(stage)
+	if err != nil {
+		return res, fmt.Errorf("mesh: fetch: staged refs: %w", err)
+	}
+	if err := moveObjects(filepath.Join(stage, "objects"), filepath.Join(dir, "objects")); err != nil {
+		return res, fmt.Errorf("mesh: fetch: %w", err)
 	}
 
-	// Phase 2, under the write lock: the real fetch, which finds the objects present
-	// (or fetches what changed meanwhile) and updates the refs in one transaction.
+	// Phase 2, under the write lock: one transaction for every ref that differs.
 	if err := lock.Lock(ctx); err != nil {
 		return res, err
 	}
@@ -112,23 +124,170 @@ func (s *Store) Fetch(ctx context.Context, project, slug string, opts FetchOptio
 	if err != nil {
 		return res, fmt.Errorf("mesh: fetch: %w", err)
 	}
-	spool, err := s.spool()
-	if err != nil {
-		return res, err
-	}
-	defer os.Remove(spool)
-	args := []string{"-c", "fetch.writeCommitGraph=false", "fetch", "--progress", "--atomic", "--prune",
-		"--no-write-fetch-head", "--no-auto-gc", "--", opts.URL, "+refs/*:refs/*"}
-	cmd = s.gitCommand(ctx, dir, append(netEnv, eventsEnv+"="+spool), args...)
-	cmd.Stderr = prog
-	runErr := cmd.Run()
-	res.Updates = s.collect(p, sl, spool, before)
-	sort.Slice(res.Updates, func(i, j int) bool { return res.Updates[i].Ref < res.Updates[j].Ref })
-	if runErr != nil {
-		return res, fetchError(ctx, opts.URL, args, runErr, prog)
+	script := refTransaction(before, remote)
+	if script != "" {
+		spool, err := s.spool()
+		if err != nil {
+			return res, err
+		}
+		defer os.Remove(spool)
+		args := []string{"update-ref", "--stdin"}
+		cmd = s.gitCommand(ctx, dir, []string{eventsEnv + "=" + spool}, args...)
+		cmd.Stdin = strings.NewReader(script)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		runErr := cmd.Run()
+		res.Updates = s.collect(p, sl, spool, before)
+		sort.Slice(res.Updates, func(i, j int) bool { return res.Updates[i].Ref < res.Updates[j].Ref })
+		if runErr != nil {
+			return res, fmt.Errorf("%w: %s: %w", ErrFetch, opts.URL, gitexec.Wrap(args, runErr, stderr.String()))
+		}
 	}
 	s.log.Info("mesh: fetched", "project", p, "slug", sl, "url", opts.URL, "updates", len(res.Updates))
 	return res, nil
+}
+
+// makeStage makes an empty bare repository "stage.git" in parent whose object store
+// falls back on the repository at dir's (objects/info/alternates): a fetch into it
+// negotiates with dir's refs as haves and stores only the objects dir lacks.
+func makeStage(parent, dir string) (string, error) {
+	stage := filepath.Join(parent, "stage.git")
+	for _, d := range []string{"refs/heads", "refs/tags", "objects/info", "objects/pack"} {
+		if err := os.MkdirAll(filepath.Join(stage, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	objects, err := filepath.Abs(filepath.Join(dir, "objects"))
+	if err != nil {
+		return "", err
+	}
+	files := map[string]string{
+		"HEAD":                    "ref: refs/heads/main\n",
+		"config":                  "[core]\n\trepositoryformatversion = 0\n\tbare = true\n\tlogallrefupdates = false\n[gc]\n\tauto = 0\n",
+		"objects/info/alternates": objects + "\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(stage, name), []byte(content), 0o644); err != nil {
+			return "", err
+		}
+	}
+	return stage, nil
+}
+
+// moveObjects moves the objects a fetch stored in from (loose objects and packs)
+// into the object directory to, on the same file system. Of a pack, the index moves
+// last: git uses a pack only through its index, so a reader finds either nothing
+// or the whole pack. Objects to already has are left in place (and removed with from).
+func moveObjects(from, to string) error {
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() || len(name) != 2 || !isHex(name) {
+			continue
+		}
+		objs, err := os.ReadDir(filepath.Join(from, name))
+		if err != nil {
+			return err
+		}
+		if len(objs) == 0 {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Join(to, name), 0o755); err != nil {
+			return err
+		}
+		for _, o := range objs {
+			if strings.HasPrefix(o.Name(), "tmp_") {
+				continue
+			}
+			dst := filepath.Join(to, name, o.Name())
+			if _, err := os.Lstat(dst); err == nil {
+				continue
+			}
+			if err := os.Rename(filepath.Join(from, name, o.Name()), dst); err != nil {
+				return err
+			}
+		}
+	}
+	packs, err := os.ReadDir(filepath.Join(from, "pack"))
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, e := range packs {
+		if n := e.Name(); strings.HasPrefix(n, "pack-") && packFileRank(n) >= 0 {
+			names = append(names, n)
+		}
+	}
+	sort.SliceStable(names, func(i, j int) bool { return packFileRank(names[i]) < packFileRank(names[j]) })
+	for _, n := range names {
+		dst := filepath.Join(to, "pack", n)
+		if _, err := os.Lstat(dst); err == nil {
+			continue // the same pack (same name, same content) is already there
+		}
+		if err := os.Rename(filepath.Join(from, "pack", n), dst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// packFileRank orders the files of a pack for moving, the index last; -1 for
+// files that stay behind (.keep marks a pack being written, tmp_ files are partial).
+func packFileRank(name string) int {
+	switch filepath.Ext(name) {
+	case ".pack":
+		return 0
+	case ".rev", ".bitmap", ".promisor", ".mtimes":
+		return 1
+	case ".idx":
+		return 2
+	}
+	return -1
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// refTransaction returns the `git update-ref --stdin` input that turns the refs
+// before into the refs after, each update checked against its old value (a zero id
+// for a ref that must not exist yet), sorted by ref name; "" when they are equal.
+func refTransaction(before, after map[string]string) string {
+	var lines []string
+	for ref, id := range after {
+		old, ok := before[ref]
+		switch {
+		case !ok:
+			lines = append(lines, "update "+ref+" "+id+" "+strings.Repeat("0", len(id)))
+		case old != id:
+			lines = append(lines, "update "+ref+" "+id+" "+old)
+		}
+	}
+	for ref, old := range before {
+		if _, ok := after[ref]; !ok {
+			lines = append(lines, "delete "+ref+" "+old)
+		}
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	sort.Slice(lines, func(i, j int) bool { return refOf(lines[i]) < refOf(lines[j]) })
+	return strings.Join(lines, "\n") + "\n"
+}
+
+func refOf(line string) string {
+	_, rest, _ := strings.Cut(line, " ")
+	ref, _, _ := strings.Cut(rest, " ")
+	return ref
 }
 
 // fetchError classifies a failed git command of a Fetch.
@@ -141,22 +300,6 @@ func fetchError(ctx context.Context, url string, args []string, err error, prog 
 		return fmt.Errorf("%w: %w: %s: %w", ErrFetch, ErrHostKey, url, gitexec.Wrap(args, err, tail))
 	}
 	return fmt.Errorf("%w: %s: %w", ErrFetch, url, gitexec.Wrap(args, err, tail))
-}
-
-// tipObjects returns the distinct object ids of `git ls-remote` output, one per
-// line, leaving out peeled tag entries (not ref tips, so not fetchable by id).
-func tipObjects(lsRemote []byte) string {
-	seen := map[string]bool{}
-	var b strings.Builder
-	for _, line := range strings.Split(string(lsRemote), "\n") {
-		id, ref, ok := strings.Cut(line, "\t")
-		if !ok || !isObjectID(id) || strings.HasSuffix(ref, "^{}") || seen[id] {
-			continue
-		}
-		seen[id] = true
-		b.WriteString(id + "\n")
-	}
-	return b.String()
 }
 
 // checkFetchURL refuses URLs git would read as an option or that use a transport

@@ -57,7 +57,7 @@ func TestReposFetch(t *testing.T) {
 			t.Errorf("progress: %d calls, last %+v", calls, last)
 		}
 		mu.Unlock()
-		// Phase 1 brought every object in; the locked phase 2 transferred nothing.
+		// One pack: the staging fetch's, moved into the repository.
 		if packs, _ := filepath.Glob(filepath.Join(root, "MIRROR", "src.git", "objects", "pack", "*.pack")); len(packs) != 1 {
 			t.Errorf("%d packs after the first fetch, want 1: %v", len(packs), packs)
 		}
@@ -91,6 +91,14 @@ func TestReposFetch(t *testing.T) {
 		}
 		if ev := nextEvent(t, events); updatesString(ev.Updates) != wantUpdates {
 			t.Fatalf("event %s, want %s", updatesString(ev.Updates), wantUpdates)
+		}
+		// The staging repository negotiated with the repository's refs as haves: only
+		// the new commit, its tree and its blob came over (git unpacks so few objects
+		// as loose ones), moved in beside the first pack.
+		loose, _ := filepath.Glob(filepath.Join(root, "MIRROR", "src.git", "objects", "[0-9a-f][0-9a-f]", "*"))
+		packs, _ := filepath.Glob(filepath.Join(root, "MIRROR", "src.git", "objects", "pack", "*.pack"))
+		if len(loose) != 3 || len(packs) != 1 {
+			t.Errorf("after the second fetch: %d loose objects and %d packs, want 3 and 1: %v", len(loose), len(packs), loose)
 		}
 		// Nothing changed: no updates, no event.
 		if res, err = r.Fetch(ctx, "MIRROR", "src", opts); err != nil || len(res.Updates) != 0 {

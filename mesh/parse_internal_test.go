@@ -3,6 +3,7 @@ package mesh
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -278,9 +279,31 @@ func FuzzNormalize(f *testing.F) {
 	})
 }
 
-func TestTipObjects(t *testing.T) {
-	in := id1 + "\tHEAD\n" + id1 + "\trefs/heads/main\n" + id2 + "\trefs/tags/v1\n" + id3 + "\trefs/tags/v1^{}\nbogus\n"
-	if got, want := tipObjects([]byte(in)), id1+"\n"+id2+"\n"; got != want {
-		t.Fatalf("tipObjects = %q, want %q", got, want)
+func TestRefTransaction(t *testing.T) {
+	zero := strings.Repeat("0", 40)
+	before := map[string]string{"refs/heads/main": id1, "refs/heads/gone": id2, "refs/tags/v1": id3}
+	after := map[string]string{"refs/heads/main": id2, "refs/heads/new": id1, "refs/tags/v1": id3}
+	want := "delete refs/heads/gone " + id2 + "\n" +
+		"update refs/heads/main " + id2 + " " + id1 + "\n" +
+		"update refs/heads/new " + id1 + " " + zero + "\n"
+	if got := refTransaction(before, after); got != want {
+		t.Fatalf("refTransaction =\n%s\nwant\n%s", got, want)
+	}
+	if got := refTransaction(after, after); got != "" {
+		t.Fatalf("refTransaction of equal refs = %q, want nothing", got)
+	}
+}
+
+func TestPackFilesMoveIndexLast(t *testing.T) {
+	names := []string{"pack-a.idx", "pack-a.keep", "pack-a.pack", "pack-a.rev", "tmp_pack_x"}
+	var moved []string
+	for _, n := range names {
+		if packFileRank(n) >= 0 {
+			moved = append(moved, n)
+		}
+	}
+	slices.SortStableFunc(moved, func(a, b string) int { return packFileRank(a) - packFileRank(b) })
+	if want := []string{"pack-a.pack", "pack-a.rev", "pack-a.idx"}; !slices.Equal(moved, want) {
+		t.Fatalf("move order %v, want %v", moved, want)
 	}
 }

@@ -34,13 +34,15 @@ type StoreConfig struct {
 // Repos and, through ServeGit, sshserve.GitBackend. A Store is safe for concurrent
 // use; at most one Store should own a root at a time.
 type Store struct {
-	root   string
-	tmp    string // <root>/.mesh/tmp: repositories being created, event spools, fetch keys
-	trash  string // <root>/.mesh/trash: repositories being deleted
-	log    *slog.Logger
-	locks  lockTable
-	bus    *bus
-	projMu sync.Mutex // serialises creating and removing project directories
+	root  string
+	tmp   string // <root>/.mesh/tmp: repositories being created, event spools, fetch keys
+	trash string // <root>/.mesh/trash: repositories being deleted
+	log   *slog.Logger
+	locks lockTable
+	// fetching serialises the Fetches of each repository (used as exclusive locks).
+	fetching lockTable
+	bus      *bus
+	projMu   sync.Mutex // serialises creating and removing project directories
 
 	ctx    context.Context // ends at Close; every git process is started under it
 	cancel context.CancelFunc

@@ -171,7 +171,10 @@ func StartSshd(t testing.TB, clientKeys []*Key, extraConfig ...string) *Sshd {
 		"UseDNS no",
 		"X11Forwarding no",
 		"AcceptEnv GIT_PROTOCOL",
-		"SetEnv PATH=" + os.Getenv("PATH"),
+		// sshd runs each command through the user's shell; bash started by sshd
+		// reads ~/.bashrc unless SHLVL says it is not top-level, and a developer's
+		// .bashrc (version managers, prompts) would then be timed as OpenSSH's cost.
+		"SetEnv PATH=" + os.Getenv("PATH") + " SHLVL=1",
 	}
 	cfg = append(cfg, extraConfig...)
 	cfgPath := filepath.Join(dir, "sshd_config")
