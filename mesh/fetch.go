@@ -19,10 +19,11 @@ const DefaultFetchTimeout = 10 * time.Minute
 // Fetch mirrors a remote repository into project/slug, creating it when missing,
 // over ssh with only opts.PrivateKey and strict checking against opts.KnownHosts
 // (written to a private temporary directory and removed afterwards). It works in
-// two phases. Without any lock, one `git fetch +refs/*:refs/*` brings the remote's
-// refs into a staging repository that borrows the repository's objects
-// (objects/info/alternates), so only what the repository lacks crosses the network
-// and git checks the new objects' connectivity; the new objects then move into the
+// two phases. Without any lock, one `git fetch +refs/*:refs/*` (or, for a first
+// sync, `git clone --mirror`) brings the remote's refs into a staging repository
+// that borrows the repository's objects (objects/info/alternates), so only what the
+// repository lacks crosses the network and git checks the new objects'
+// connectivity; the new objects then move into the
 // repository (a pack's index last, so no reader sees an index without its pack) —
 // clones are not held up by the transfer, and nothing they read changes. Then,
 // under the repository's write lock, one `git update-ref --stdin` transaction sets
@@ -92,13 +93,11 @@ func (s *Store) Fetch(ctx context.Context, project, slug string, opts FetchOptio
 
 	// Phase 1, without the lock: the remote's refs into the staging repository,
 	// then its new objects into the repository. No ref of the repository changes.
-	stage, err := makeStage(secrets, dir)
+	stage, get, err := stageCommand(secrets, dir, opts.URL)
 	if err != nil {
 		return res, fmt.Errorf("mesh: fetch: %w", err)
 	}
-	get := []string{"-c", "fetch.writeCommitGraph=false", "fetch", "--progress", "--no-write-fetch-head",
-		"--no-auto-gc", "--", opts.URL, "+refs/*:refs/*"}
-	cmd := s.gitCommand(ctx, stage, netEnv, get...)
+	cmd := s.gitCommand(ctx, secrets, netEnv, get...)
 	cmd.Stderr = prog
 	if err := cmd.Run(); err != nil {
 		return res, fetchError(ctx, opts.URL, get, err, prog)
@@ -147,31 +146,43 @@ func (s *Store) Fetch(ctx context.Context, project, slug string, opts FetchOptio
 	return res, nil
 }
 
-// makeStage makes an empty bare repository "stage.git" in parent whose object store
-// falls back on the repository at dir's (objects/info/alternates): a fetch into it
-// negotiates with dir's refs as haves and stores only the objects dir lacks.
-func makeStage(parent, dir string) (string, error) {
-	stage := filepath.Join(parent, "stage.git")
+// stageCommand returns the staging repository "stage.git" in parent, whose object
+// store falls back on the repository at dir's (objects/info/alternates), and the git
+// arguments (run in parent) that bring the remote's refs into it: a fetch into it
+// negotiates with dir's refs as haves and stores only the objects dir lacks. While
+// dir has no refs (a first sync), the staging repository is made by
+// `git clone --mirror --reference` instead: clone's index-pack verifies that the pack
+// is self-contained and connected as it indexes it, which spares the separate
+// connectivity walk a fetch makes over every object (a seventh of a first sync's
+// local work for 40,000 objects). Later fetches leave few objects loose, as git
+// does, instead of a pack per fetch.
+func stageCommand(parent, dir, url string) (stage string, args []string, err error) {
+	stage = filepath.Join(parent, "stage.git")
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return "", nil, err
+	}
+	if have, err := readRefs(dir); err == nil && len(have) == 0 {
+		return stage, []string{"-c", "fetch.writeCommitGraph=false", "clone", "--mirror", "--no-local", "--template=",
+			"--progress", "--reference", dir, "--", url, stage}, nil
+	}
 	for _, d := range []string{"refs/heads", "refs/tags", "objects/info", "objects/pack"} {
 		if err := os.MkdirAll(filepath.Join(stage, d), 0o755); err != nil {
-			return "", err
+			return "", nil, err
 		}
-	}
-	objects, err := filepath.Abs(filepath.Join(dir, "objects"))
-	if err != nil {
-		return "", err
 	}
 	files := map[string]string{
 		"HEAD":                    "ref: refs/heads/main\n",
 		"config":                  "[core]\n\trepositoryformatversion = 0\n\tbare = true\n\tlogallrefupdates = false\n[gc]\n\tauto = 0\n",
-		"objects/info/alternates": objects + "\n",
+		"objects/info/alternates": filepath.Join(dir, "objects") + "\n",
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(stage, name), []byte(content), 0o644); err != nil {
-			return "", err
+			return "", nil, err
 		}
 	}
-	return stage, nil
+	return stage, []string{"--git-dir=" + stage, "-c", "fetch.writeCommitGraph=false", "fetch", "--progress",
+		"--no-write-fetch-head", "--no-auto-gc", "--", url, "+refs/*:refs/*"}, nil
 }
 
 // moveObjects moves the objects a fetch stored in from (loose objects and packs)

@@ -95,6 +95,10 @@
 //	        "sshBaseUrl":"ssh://git.example.com:7999","sshHostKeys":["ssh-ed25519 AAAA..."]}
 //	-> 200 {"state":"PENDING"}  (host keys only once accepted)
 //	-> 404 for an unknown or removed id
+//	GET /mirrorServers/{id}/state?state=PENDING&wait=25s
+//	-> the same, as soon as the state differs from the one given, or after wait
+//	   (bounded by UpstreamConfig.MaxWait): a pending mirror learns of its
+//	   approval at once
 //	GET /repos?start=0&limit=25
 //	-> 200 {"values":[{"project":"PROJ","slug":"repo","sshUrl":"ssh://git.example.com:7999/PROJ/repo.git",
 //	        "refsHash":"9f86d0..."}],"size":1,"isLastPage":true,"start":0,"limit":25}

@@ -130,6 +130,13 @@ func (f *feed) signal() {
 	}
 }
 
+// changes returns a channel closed at the next change (or wake).
+func (f *feed) changes() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.changed
+}
+
 // wake wakes every waiter without adding an event.
 func (f *feed) wake() {
 	f.mu.Lock()

@@ -38,10 +38,11 @@ type Config struct {
 	// SetupTimeout bounds the first start's HTTPS check of the upstream. Zero
 	// means 30 seconds.
 	SetupTimeout time.Duration
-	// PollInterval is the delay between registration state polls while the
-	// mirror is pending (so that an approval takes effect within it), and the
-	// first delay after a failure, which doubles up to MaxPollInterval while the
-	// upstream fails. Zero means 2 seconds.
+	// PollInterval is the shortest interval between registration state polls
+	// while the mirror is pending (each such poll waits at the upstream, up to
+	// EventWait, for an administrator's decision, so an approval takes effect at
+	// once), and the first delay after a failure, which doubles up to
+	// MaxPollInterval while the upstream fails. Zero means 2 seconds.
 	PollInterval time.Duration
 	// MaxPollInterval caps the poll delay, and is how often an accepted mirror
 	// re-reads its state. Zero means 1 minute.
@@ -53,8 +54,8 @@ type Config struct {
 	Workers int
 	// FetchTimeout bounds one repository fetch. Zero means 10 minutes.
 	FetchTimeout time.Duration
-	// EventWait is the long-poll wait asked of the upstream's change feed. Zero
-	// means 30 seconds.
+	// EventWait is the long-poll wait asked of the upstream's change feed and,
+	// while pending, of its state. Zero means 30 seconds.
 	EventWait time.Duration
 	// CheckTimeout bounds each check of Diagnose. Zero means 10 seconds.
 	CheckTimeout time.Duration

@@ -89,6 +89,7 @@ func (m *Mirror) registrationLoop(ctx context.Context) error {
 	for {
 		reg := m.registration()
 		wasRegistered := reg.Registered
+		pollStart := time.Now()
 		var err error
 		switch {
 		case reg.State == StateRemoved || reg.State == StateRejected:
@@ -100,6 +101,7 @@ func (m *Mirror) registrationLoop(ctx context.Context) error {
 		default:
 			err = m.pollState(ctx)
 		}
+		polled := time.Since(pollStart)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -113,8 +115,10 @@ func (m *Mirror) registrationLoop(ctx context.Context) error {
 			delay = maxDelay
 		case reg.State == StatePending:
 			// An administrator who approves a mirror expects it to start at once:
-			// keep polling at the shortest interval while the upstream answers.
-			delay = minDelay
+			// the poll waits at the upstream for the decision, so poll again at
+			// once, but no more often than minDelay (an upstream that does not
+			// wait answers at once).
+			delay = max(minDelay-polled, 0)
 		default:
 			delay = minDelay
 		}
@@ -166,7 +170,20 @@ func (m *Mirror) markContact() {
 // first acceptance.
 func (m *Mirror) pollState(ctx context.Context) error {
 	var st StateReply
-	_, err := m.api.call(ctx, http.MethodGet, "/mirrorServers/"+m.ident.ID+"/state", nil, &st)
+	path := "/mirrorServers/" + m.ident.ID + "/state"
+	timeout := time.Minute
+	if known := m.registration().State; known == StatePending {
+		// A long poll: the upstream answers as soon as an administrator decides.
+		wait := m.cfg.EventWait
+		if wait <= 0 {
+			wait = 30 * time.Second
+		}
+		path += "?state=" + string(known) + "&wait=" + wait.String()
+		timeout += wait
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err := m.api.call(ctx, http.MethodGet, path, nil, &st)
 	var ae *APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
 		m.log.Error("the upstream removed this mirror; remove the mirror's home to register it again")

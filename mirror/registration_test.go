@@ -330,3 +330,34 @@ func TestSetupAppliesOnce(t *testing.T) {
 		t.Fatalf("world-readable key: %v", err)
 	}
 }
+
+// TestPendingMirrorLearnsDecisionAtOnce: a pending mirror's state poll waits at the
+// upstream for the administrator's decision, so approval, rejection and removal
+// reach mirrors whose poll interval is ten minutes without waiting for it.
+func TestPendingMirrorLearnsDecisionAtOnce(t *testing.T) {
+	p := mirrortest.StartPrimary(t, mirrortest.PrimaryOptions{})
+	slow := func(c *mirror.Config) {
+		c.PollInterval, c.MaxPollInterval, c.EventWait = 10*time.Minute, 10*time.Minute, 10*time.Minute
+	}
+	var ms []*mirror.Mirror
+	for _, name := range []string{"accepted", "rejected", "removed"} {
+		m := p.NewMirror(t, mirrortest.MirrorOptions{Name: name, Configure: slow})
+		mirrortest.Run(t, m)
+		mirrortest.WaitState(t, m, mirror.StatePending)
+		ms = append(ms, m)
+	}
+	// Each mirror is now inside its first long poll (it polls at once after
+	// registering); the next poll by interval would be ten minutes away.
+	p.Accept(t, ms[0].ID(), mirror.ModeAllProjects)
+	if st := mirrortest.WaitState(t, ms[0], mirror.StateAccepted); len(st.PinnedHostKeys) == 0 {
+		t.Fatalf("accepted without pinned host keys: %+v", st)
+	}
+	if status, body := p.Do(t, true, http.MethodPost, "/mirrorServers/"+ms[1].ID()+"/reject", nil, nil); status != http.StatusOK {
+		t.Fatalf("reject: %d %s", status, body)
+	}
+	mirrortest.WaitState(t, ms[1], mirror.StateRejected)
+	if status, body := p.Do(t, true, http.MethodDelete, "/mirrorServers/"+ms[2].ID(), nil, nil); status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", status, body)
+	}
+	mirrortest.WaitState(t, ms[2], mirror.StateRemoved)
+}

@@ -46,7 +46,8 @@ type UpstreamConfig struct {
 	// FeedSize is how many events the change feed holds; older cursors are told
 	// to resync. Zero means 10,000.
 	FeedSize int
-	// MaxWait bounds a change-feed long poll. Zero means 60 seconds.
+	// MaxWait bounds a long poll (change feed or a pending mirror's state). Zero
+	// means 60 seconds.
 	MaxWait time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
@@ -246,6 +247,41 @@ func (u *Upstream) signed(h signedHandler) http.HandlerFunc {
 }
 
 // handleState answers GET /mirrorServers/{id}/state for the signed mirror id.
+// awaitState waits, up to wait (bounded by MaxWait), for the state of mirror id to
+// differ from known, and returns its record then or at the deadline; nil and
+// removed when the mirror was removed meanwhile, nil alone on a read error.
+func (u *Upstream) awaitState(ctx context.Context, id string, known State, wait time.Duration) (rec *serverRecord, removed bool) {
+	maxWait := u.cfg.MaxWait
+	if maxWait <= 0 {
+		maxWait = time.Minute
+	}
+	timer := time.NewTimer(min(wait, maxWait))
+	defer timer.Stop()
+	for {
+		// Take the change channel before reading, so a change in between wakes us.
+		changed := u.feed.changes()
+		cur, err := u.liveRecord(id)
+		if errors.Is(err, errNoRecord) {
+			return nil, true
+		}
+		if err != nil {
+			return nil, false
+		}
+		if cur.State != known {
+			return cur, false
+		}
+		select {
+		case <-changed:
+			if u.ctx.Err() == nil {
+				continue
+			}
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		return cur, false
+	}
+}
+
 func (u *Upstream) handleState(w http.ResponseWriter, r *http.Request) {
 	body, err := readBody(r)
 	if err != nil {
@@ -267,6 +303,24 @@ func (u *Upstream) handleState(w http.ResponseWriter, r *http.Request) {
 	case removed:
 		writeError(w, http.StatusNotFound, "removed", "mirror was removed")
 		return
+	}
+	// A long poll: ?state=PENDING&wait=25s answers as soon as the state differs
+	// from the mirror's, so an approval reaches the mirror at once.
+	q := r.URL.Query()
+	if known := q.Get("state"); known != "" && !removed && rec.State == State(known) {
+		wait, err := time.ParseDuration(q.Get("wait"))
+		if err != nil || wait < 0 {
+			writeError(w, http.StatusBadRequest, "bad_request", "wait must be a duration such as 25s when state is given")
+			return
+		}
+		if rec, removed = u.awaitState(r.Context(), rec.ID, State(known), wait); rec == nil {
+			if removed {
+				writeError(w, http.StatusNotFound, "removed", "mirror was removed")
+			} else {
+				u.internal(w, r, errors.New("mirror record unreadable during a state poll"))
+			}
+			return
+		}
 	}
 	reply := StateReply{State: rec.State}
 	if rec.State == StateAccepted {

@@ -340,6 +340,7 @@ func (u *Upstream) handleReject(w http.ResponseWriter, r *http.Request) {
 	})
 	if ok {
 		u.log.Info("mirror rejected", "mirror", rec.ID)
+		u.feed.wake()
 	}
 }
 
