@@ -285,7 +285,14 @@ func Run(t testing.TB, m *mirror.Mirror) {
 // that status; it fails the test with the last status otherwise.
 func WaitStatus(t testing.TB, m *mirror.Mirror, what string, cond func(mirror.Status) bool) mirror.Status {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	return WaitStatusFor(t, m, what, 20*time.Second, cond)
+}
+
+// WaitStatusFor is WaitStatus with a deadline of d. Status is read from memory, so
+// polling it costs next to nothing.
+func WaitStatusFor(t testing.TB, m *mirror.Mirror, what string, d time.Duration, cond func(mirror.Status) bool) mirror.Status {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		s := m.Status()
 		if cond(s) {
