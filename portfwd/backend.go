@@ -32,6 +32,7 @@ type serverState struct {
 	lastChange time.Time
 	cur        int
 	swrr       int // smooth weighted round-robin credit
+	queued     int // connections waiting for this server in particular
 
 	total, connErrs, checkFails atomic.Int64
 	bytesIn, bytesOut           atomic.Int64
@@ -41,12 +42,13 @@ type serverState struct {
 type backend struct {
 	name string
 
-	mu       sync.Mutex
-	cfg      *Backend
-	servers  []*serverState
-	queue    list.List // of *waiter
-	queueMax int       // -1: unbounded
-	rotate   int
+	mu        sync.Mutex
+	cfg       *Backend
+	servers   []*serverState
+	queue     list.List // of *waiter, for any server or (srv set) one server
+	queueMax  int       // bound of the waiters for any server; -1: unbounded
+	anyQueued int       // waiters for any server
+	rotate    int
 
 	*counters // shared with the same-named backend before and after reloads
 }
@@ -62,6 +64,7 @@ type counters struct {
 type waiter struct {
 	ready chan struct{}
 	elem  *list.Element
+	srv   *serverState // the server it waits for; nil: any server
 }
 
 // newBackend returns the live state for cfg. The same-named backend of the
@@ -72,7 +75,7 @@ func newBackend(cfg *Backend, old *backend, now time.Time) *backend {
 		old.mu.Lock()
 		defer old.mu.Unlock()
 		old.setConfig(cfg, now)
-		old.wakeLocked(-1) // limits may have changed: let the queue look again
+		old.wakeLocked() // limits may have changed: let the queue look again
 		return old
 	}
 	b := &backend{name: cfg.Name, counters: &counters{}}
@@ -117,7 +120,7 @@ func (b *backend) acquire(ctx context.Context, ip net.IP, tried map[*serverState
 	var timer <-chan time.Time
 	for {
 		b.mu.Lock()
-		s, full := b.pickLocked(ip, tried)
+		s, full, pinned := b.pickLocked(ip, tried)
 		if s != nil {
 			s.cur++
 			b.mu.Unlock()
@@ -127,7 +130,8 @@ func (b *backend) acquire(ctx context.Context, ip net.IP, tried map[*serverState
 			b.mu.Unlock()
 			return nil, ErrNoServer
 		}
-		if b.queueMax >= 0 && b.queue.Len() >= b.queueMax {
+		if pinned != nil && pinned.cfg.MaxQueue > 0 && pinned.queued >= pinned.cfg.MaxQueue ||
+			pinned == nil && b.queueMax >= 0 && b.anyQueued >= b.queueMax {
 			b.mu.Unlock()
 			return nil, ErrQueueFull
 		}
@@ -138,8 +142,8 @@ func (b *backend) acquire(ctx context.Context, ip net.IP, tried map[*serverState
 				timer = t.C
 			}
 		}
-		w := &waiter{ready: make(chan struct{})}
-		w.elem = b.queue.PushBack(w)
+		w := &waiter{ready: make(chan struct{}), srv: pinned}
+		b.enqueueLocked(w)
 		b.mu.Unlock()
 		select {
 		case <-w.ready:
@@ -153,16 +157,36 @@ func (b *backend) acquire(ctx context.Context, ip net.IP, tried map[*serverState
 	}
 }
 
+// enqueueLocked puts w at the back of the queue.
+func (b *backend) enqueueLocked(w *waiter) {
+	w.elem = b.queue.PushBack(w)
+	if w.srv != nil {
+		w.srv.queued++
+	} else {
+		b.anyQueued++
+	}
+}
+
+// dequeueLocked takes w out of the queue.
+func (b *backend) dequeueLocked(w *waiter) {
+	b.queue.Remove(w.elem)
+	if w.srv != nil {
+		w.srv.queued--
+	} else {
+		b.anyQueued--
+	}
+}
+
 // leave removes w from the queue; if w had been woken already, the wake-up
-// passes to the next waiter.
+// passes to the next waiter that the freed slot can serve.
 func (b *backend) leave(w *waiter) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	select {
 	case <-w.ready:
-		b.wakeLocked(1)
+		b.wakeForLocked(w.srv)
 	default:
-		b.queue.Remove(w.elem)
+		b.dequeueLocked(w)
 	}
 }
 
@@ -170,14 +194,30 @@ func (b *backend) leave(w *waiter) {
 func (b *backend) release(s *serverState) {
 	b.mu.Lock()
 	s.cur--
-	b.wakeLocked(1)
+	b.wakeForLocked(s)
 	b.mu.Unlock()
 }
 
-// wakeLocked wakes up to n queued connections (all for n < 0).
-func (b *backend) wakeLocked(n int) {
-	for ; n != 0 && b.queue.Len() > 0; n-- {
-		w := b.queue.Remove(b.queue.Front()).(*waiter)
+// wakeForLocked wakes the first queued connection that a free slot on s can
+// serve: one waiting for any server, or for s itself. A nil s (a slot of
+// unknown server) wakes the first waiter.
+func (b *backend) wakeForLocked(s *serverState) {
+	for e := b.queue.Front(); e != nil; e = e.Next() {
+		w := e.Value.(*waiter)
+		if s == nil || w.srv == nil || w.srv == s {
+			b.dequeueLocked(w)
+			close(w.ready)
+			return
+		}
+	}
+}
+
+// wakeLocked wakes every queued connection, to look again after a change of
+// health or configuration.
+func (b *backend) wakeLocked() {
+	for b.queue.Len() > 0 {
+		w := b.queue.Front().Value.(*waiter)
+		b.dequeueLocked(w)
 		close(w.ready)
 	}
 }
@@ -190,8 +230,12 @@ func (b *backend) queueLen() int {
 }
 
 // pickLocked chooses a server. It returns nil and full=true when servers are
-// up but all at maxconn, nil and full=false when none is up.
-func (b *backend) pickLocked(ip net.IP, tried map[*serverState]bool) (s *serverState, full bool) {
+// up but all at maxconn, nil and full=false when none is up. With balance
+// source a client belongs to the server its address hashes to among the
+// servers that are up, as in HAProxy: when that server is at maxconn, pinned
+// is it, and the connection waits for it rather than going elsewhere (a retry
+// after a failed connect goes to a server not yet tried).
+func (b *backend) pickLocked(ip net.IP, tried map[*serverState]bool) (s *serverState, full bool, pinned *serverState) {
 	var buf1, buf2, buf3 [16]*serverState // no allocation for small backends
 	active := buf1[:0]
 	anyUp := false
@@ -210,7 +254,14 @@ func (b *backend) pickLocked(ip net.IP, tried map[*serverState]bool) (s *serverS
 		}
 	}
 	if len(active) == 0 {
-		return nil, false
+		return nil, false, nil
+	}
+	if b.cfg.Balance == Source && len(tried) == 0 {
+		st := hashPick(active, ip)
+		if st.cfg.MaxConn == 0 || st.cur < st.cfg.MaxConn {
+			return st, false, nil
+		}
+		return nil, true, st
 	}
 	free, fresh := buf2[:0], buf3[:0]
 	for _, st := range active {
@@ -222,14 +273,14 @@ func (b *backend) pickLocked(ip net.IP, tried map[*serverState]bool) (s *serverS
 		}
 	}
 	if len(free) == 0 {
-		return nil, true
+		return nil, true, nil
 	}
 	if len(fresh) > 0 {
 		free = fresh
 	}
 	switch b.cfg.Balance {
 	case First:
-		return free[0], false
+		return free[0], false, nil
 	case LeastConn:
 		best := -1
 		for i := range free {
@@ -239,21 +290,9 @@ func (b *backend) pickLocked(ip net.IP, tried map[*serverState]bool) (s *serverS
 			}
 		}
 		b.rotate++
-		return free[best], false
+		return free[best], false, nil
 	case Source:
-		total := 0
-		for _, st := range free {
-			total += st.cfg.weight()
-		}
-		h := fnv.New32a()
-		h.Write(ip)
-		n := int(h.Sum32() % uint32(total))
-		for _, st := range free {
-			if n -= st.cfg.weight(); n < 0 {
-				return st, false
-			}
-		}
-		return free[len(free)-1], false
+		return hashPick(free, ip), false, nil
 	default: // RoundRobin: smooth weighted round-robin
 		total := 0
 		var best *serverState
@@ -266,8 +305,25 @@ func (b *backend) pickLocked(ip net.IP, tried map[*serverState]bool) (s *serverS
 			}
 		}
 		best.swrr -= total
-		return best, false
+		return best, false, nil
 	}
+}
+
+// hashPick chooses among servers by a hash of the client address, weighted.
+func hashPick(servers []*serverState, ip net.IP) *serverState {
+	total := 0
+	for _, st := range servers {
+		total += st.cfg.weight()
+	}
+	h := fnv.New32a()
+	h.Write(ip)
+	n := int(h.Sum32() % uint32(total))
+	for _, st := range servers {
+		if n -= st.cfg.weight(); n < 0 {
+			return st
+		}
+	}
+	return servers[len(servers)-1]
 }
 
 // setUp records a health state change and lets queued connections retry.
@@ -279,6 +335,6 @@ func (b *backend) setUp(s *serverState, up bool, now time.Time) bool {
 	}
 	s.up = up
 	s.lastChange = now
-	b.wakeLocked(-1)
+	b.wakeLocked()
 	return true
 }

@@ -161,11 +161,12 @@ type Server struct {
 	// Health checks send a LOCAL header of the same version.
 	SendProxy ProxyVersion
 	// MaxConn bounds the connections to this server; further connections
-	// wait in the backend queue. Zero means no bound.
+	// wait in the backend queue, or, with balance source, in this server's
+	// own queue. Zero means no bound.
 	MaxConn int
-	// MaxQueue bounds the connections waiting for this server. The backend
-	// queue holds at most the sum of its servers' MaxQueue; zero on any
-	// server means the queue is unbounded.
+	// MaxQueue bounds the connections waiting for this server in its own
+	// queue; the backend queue holds at most the sum of its servers'
+	// MaxQueue. Zero (on any server, for the backend queue) means unbounded.
 	MaxQueue int
 	// Backup servers are used only when no other server is up; the first
 	// backup that is up takes the traffic, as in HAProxy.

@@ -43,7 +43,10 @@
 // LOCAL PROXY header for send-proxy servers); fall failures in a row take a
 // server down, rise passes bring it back. Backup servers take traffic only
 // when no other server is up. Server maxconn puts further connections in a
-// backend queue bounded by maxqueue and "timeout queue"; frontend and global
+// backend queue bounded by maxqueue and "timeout queue"; with "balance source"
+// a client belongs to the server its address hashes to (among those up), so
+// when that server is full the connection waits in the server's own queue, as
+// in HAProxy (Stats reports both queues); frontend and global
 // maxconn stop accepting, leaving clients in the kernel's backlog. When no
 // server is up, or every attempt failed, the client connection is closed.
 //

@@ -1,9 +1,11 @@
 package portfwd
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -135,4 +137,72 @@ backend be
 	if _, err := io.ReadFull(second, make([]byte, 1)); err != nil {
 		t.Fatalf("second connection after the first left: %v", err)
 	}
+}
+
+// TestSourceQueuesForItsServer: with balance source a client's address assigns it
+// a server, as in HAProxy; when that server is at maxconn the connection waits in
+// the server's own queue (ServerStats.Queue) although another server is free, and
+// gets the server once its slot frees. The backend queue (for any server) stays
+// empty.
+func TestSourceQueuesForItsServer(t *testing.T) {
+	a := serve(t, named("a"))
+	b := serve(t, named("b"))
+	fw := start(t, fmt.Sprintf(`
+listen l
+    bind 127.0.0.1:0
+    balance source
+    server a %s maxconn 1 maxqueue 1
+    server b %s maxconn 1 maxqueue 1
+`, a.addr(), b.addr()))
+	front := addr(t, fw, "l")
+	first, err := net.Dial("tcp", front)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	r1 := bufio.NewReader(first)
+	io.WriteString(first, "hi\n")
+	owner, err := r1.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner = strings.TrimSpace(owner)
+	other := map[string]string{"a": "b", "b": "a"}[owner]
+
+	// Same address, so the same server: it waits although the other is free.
+	answer := make(chan string, 1)
+	go func() {
+		got, err := ask(front)
+		if err != nil {
+			got = "error: " + err.Error()
+		}
+		answer <- got
+	}()
+	eventually(t, "a connection queued for "+owner, func() bool { return serverStats(fw, "l", owner).Queue == 1 })
+	if q := backendStats(fw, "l").Queue; q != 0 {
+		t.Fatalf("backend queue %d, want 0 (the waiting connection belongs to %s)", q, owner)
+	}
+	if s := serverStats(fw, "l", other); s.Total != 0 || s.Queue != 0 {
+		t.Fatalf("server %s got traffic meant for %s: %+v", other, owner, s)
+	}
+	// The server's maxqueue of 1 is reached: a third connection is refused.
+	third, err := net.Dial("tcp", front)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	third.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := third.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatalf("read %d, %v past the server's maxqueue; want the connection closed", n, err)
+	}
+	first.Close()
+	select {
+	case got := <-answer:
+		if got != owner {
+			t.Fatalf("queued connection answered by %q, want %q", got, owner)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the queued connection never got its server")
+	}
+	eventually(t, "an empty queue", func() bool { return serverStats(fw, "l", owner).Queue == 0 })
 }

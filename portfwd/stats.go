@@ -21,9 +21,10 @@ type FrontendStats struct {
 
 // BackendStats are the counters of one backend.
 type BackendStats struct {
-	Name          string        `json:"name"`
-	Current       int64         `json:"current"`
-	Total         int64         `json:"total"`
+	Name    string `json:"name"`
+	Current int64  `json:"current"`
+	Total   int64  `json:"total"`
+	// Queue counts the connections waiting for any server of the backend.
 	Queue         int           `json:"queue"`
 	BytesIn       int64         `json:"bytes_in"`
 	BytesOut      int64         `json:"bytes_out"`
@@ -41,13 +42,17 @@ type ServerStats struct {
 	// always up.
 	Checked bool `json:"checked"`
 	// LastChange is when Up last changed (or the server was configured).
-	LastChange    time.Time `json:"last_change"`
-	Current       int64     `json:"current"`
-	Total         int64     `json:"total"`
-	BytesIn       int64     `json:"bytes_in"`
-	BytesOut      int64     `json:"bytes_out"`
-	ConnectErrors int64     `json:"connect_errors"`
-	CheckFailures int64     `json:"check_failures"`
+	LastChange time.Time `json:"last_change"`
+	Current    int64     `json:"current"`
+	// Queue counts the connections waiting for this server in particular:
+	// with balance source a client's address assigns it to a server, and
+	// when that server is at maxconn the connection waits for it.
+	Queue         int   `json:"queue"`
+	Total         int64 `json:"total"`
+	BytesIn       int64 `json:"bytes_in"`
+	BytesOut      int64 `json:"bytes_out"`
+	ConnectErrors int64 `json:"connect_errors"`
+	CheckFailures int64 `json:"check_failures"`
 }
 
 // Stats returns the current counters, frontends and backends in
@@ -99,12 +104,12 @@ func (f *Forwarder) Stats() Stats {
 		bs.BytesIn += m.in
 		bs.BytesOut += m.out
 		b.mu.Lock()
-		bs.Queue = b.queue.Len()
+		bs.Queue = b.anyQueued
 		for _, s := range b.servers {
 			m := open[s]
 			bs.Servers = append(bs.Servers, ServerStats{
 				Name: s.cfg.Name, Addr: s.cfg.Addr, Up: s.up, Checked: s.cfg.Check,
-				LastChange: s.lastChange, Current: int64(s.cur), Total: s.total.Load(),
+				LastChange: s.lastChange, Current: int64(s.cur), Queue: s.queued, Total: s.total.Load(),
 				BytesIn: s.bytesIn.Load() + m.in, BytesOut: s.bytesOut.Load() + m.out,
 				ConnectErrors: s.connErrs.Load(), CheckFailures: s.checkFails.Load(),
 			})
