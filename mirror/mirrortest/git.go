@@ -31,7 +31,9 @@ func (p *Primary) Git(t testing.TB, u *User, nodes ...*Node) *testutil.Git {
 }
 
 // Seed creates project/slug on the primary and pushes a repository built from
-// spec into it over SSH, as a user who may write everything.
+// spec into it over SSH, as a user who may write everything, in one atomic push:
+// the repository goes from no refs to all of them, so any state a mirror copies
+// is one or the other.
 func (p *Primary) Seed(t testing.TB, project, slug string, spec testutil.RepoSpec) {
 	t.Helper()
 	if err := p.Store.Create(context.Background(), project, slug); err != nil {
@@ -41,7 +43,7 @@ func (p *Primary) Seed(t testing.TB, project, slug string, spec testutil.RepoSpe
 		p.seeder = p.AddUser(t, "seeder", []string{"*"}, []string{"*"})
 	}
 	src := testutil.CachedRepo(t, spec)
-	p.Git(t, p.seeder).Run(src, "push", "-q", "--mirror", p.SSHURL(project, slug))
+	p.Git(t, p.seeder).Run(src, "push", "-q", "--atomic", "--mirror", p.SSHURL(project, slug))
 }
 
 // Seeder returns the user who may write everything.
