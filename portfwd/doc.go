@@ -32,9 +32,13 @@
 // A Forwarder accepts on every bind, reads a PROXY header (v1 or v2) on
 // accept-proxy binds, picks a server, retries other servers when a connect
 // fails, sends a PROXY header to send-proxy and send-proxy-v2 servers, and
-// then copies bytes both ways with io.Copy between the two *net.TCPConn,
-// which Go performs with splice(2): the payload never enters user space. No
-// wrapper sits on that path. Inactivity timeouts are enforced beside it, by
+// then copies bytes both ways. Short exchanges go through a pooled 16 KiB
+// buffer that a direction borrows only once its socket has data (an idle
+// connection holds none); the first read that fills it marks a bulk transfer,
+// and the rest goes with io.Copy between the two *net.TCPConn, which Go
+// performs with splice(2): the bulk never enters user space. (For a kilobyte,
+// read and write cost less than two splices and a pipe; for megabytes, far
+// more.) No wrapper sits on the bulk path. Inactivity timeouts are enforced beside it, by
 // reading each socket's TCP_INFO (the kernel's time since data was last sent
 // and received). When one side shuts down its output, the other side's
 // output is shut down too (half-close).
@@ -56,47 +60,44 @@
 //
 // # Performance
 //
-// Measured side by side with HAProxy 2.6.12 (its default threads, and for
-// bulk also with "option splice-auto") on loopback, both running the same
-// configuration file as separate processes, with the same Go client and
-// server, on a 2-core virtual machine shared with other heavy jobs (load
-// average 10 to 67 during the runs, so the spread between repetitions is
-// wide). Reproduce with:
+// Measured side by side with HAProxy 2.6.12 (its default threads) on
+// loopback, both running the same configuration file as separate processes,
+// with the same Go client and echo server, on a 2-core virtual machine that
+// was otherwise quiet (2026-11-22). Medians of 5 interleaved rounds;
+// reproduce with
 //
-//	PORTFWD_BENCH_BULK=1073741824 go test -run '^$' -bench . -benchtime 2s -count 3 ./portfwd
+//	bench/run -only 5 -rounds 5
 //
-// Medians of 3 repetitions, in three runs (A at load average ~30, B at
-// ~60, C at ~10 to 48); ratios are portfwd / HAProxy:
+// (or, in-process client and a forwarder subprocess:
+// PORTFWD_BENCH_BULK=1073741824 go test -run '^$' -bench . -benchtime 2s -count 3 ./portfwd):
 //
 //	bulk, 1 GiB each way at once through one connection (MB/s both ways)
-//	    A  portfwd 730   HAProxy 381 (1.9x)   HAProxy splice-auto 510 (1.4x)
-//	    B  portfwd 660   HAProxy 463 (1.4x)   HAProxy splice-auto 456 (1.4x)
-//	    C  portfwd 1029  HAProxy 575 (1.8x)   HAProxy splice-auto 385 (2.7x)
-//	new connections/s (64 clients; connect, 1 KiB echo, close)
-//	    A  portfwd 2,625  HAProxy 2,498 (1.05x)
-//	    B  portfwd   216  HAProxy   453 (0.48x)
-//	    C  portfwd 2,949  HAProxy 2,191 (1.35x)
-//	    The 0.9x target is met in A and C and missed in B, when the CPUs
-//	    were oversubscribed about 30 times: there the cost is the kernel's
-//	    (connect, accept, close: about 70% of portfwd's CPU profile is
-//	    system calls) plus the Go scheduler's hand-offs between goroutines.
-//	1 KiB request/response on a held connection, added to the direct path
-//	    p50  A  portfwd +45 µs   HAProxy +44 µs    (direct 17 µs)
-//	         C  portfwd +51 µs   HAProxy +56 µs    (direct 17 µs)
-//	    p99  A  portfwd +93 µs   HAProxy +3.1 ms   (direct 108 µs)
-//	         C  portfwd +137 µs  HAProxy +3.0 ms   (direct 92 µs)
-//	    (B's p99s, direct included, were dominated by scheduling noise.)
+//	    portfwd 1,104   HAProxy 650 (1.70x; direct, no proxy: 1,247)
+//	new connections/s (64 clients; connect, 1 KiB echo, close; 6,400 in all)
+//	    portfwd 5,846   HAProxy 7,005 (0.83x; target 0.9x: missed)
+//	    CPU per run: portfwd 0.96 s, HAProxy 0.71 s. portfwd makes about 24
+//	    system calls per connection where HAProxy makes 17 (Go's net package
+//	    reads the addresses of every socket, a read that finds no data yet
+//	    costs one more call per direction, and a half-close is passed on with
+//	    shutdown), and its user time is twice HAProxy's (goroutine hand-offs
+//	    through the network poller: ~4,400 voluntary context switches per
+//	    6,400 connections against HAProxy's ~300). Dialing a pre-parsed
+//	    address without the dial's context goroutine measured no difference.
+//	p99 round trip of 1 KiB on 8 held connections
+//	    portfwd 2,397 µs   HAProxy 2,265 µs (1.06x)
 //	memory per idle established connection pair (resident set growth over
 //	2,000 pairs, fresh process per measurement)
-//	    portfwd 17.3 to 18.5 KiB (target: at most 20 KiB), HAProxy 3.3 KiB
-//	    HAProxy releases the buffers of idle connections; portfwd's cost is
-//	    the stacks of its two goroutines per pair and the Go heap.
+//	    portfwd 14.4 KiB (target: at most 20 KiB), HAProxy 3.3 KiB
+//	    HAProxy releases the buffers of idle connections; portfwd holds no
+//	    buffer while idle either, and its cost is the stacks of the two
+//	    goroutines per pair and the Go heap.
 //
 // TestDataPathUsesSplice runs a forwarder process under strace while 8 MiB
 // pass each way, once plain and once with accept-proxy and send-proxy-v2:
-// splice(2) moves 4 x 8 MiB (socket to pipe to socket, both ways) and the
-// read/write family a few kilobytes, none of it payload (the PROXY header is
-// peeked at, then exactly its bytes are read).
+// splice(2) moves 4 x 8 MiB less the first 16 KiB of each direction (socket
+// to pipe to socket, both ways) and the read/write family those 16 KiB and a
+// few bytes more (the PROXY header is peeked at, then exactly its bytes are
+// read).
 //
 // # Typical usage
 //

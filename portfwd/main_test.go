@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -42,11 +43,26 @@ func helperMain(path string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	if path := os.Getenv(helperProfileEnv); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		pprof.StartCPUProfile(f)
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	fmt.Println("ready")
 	io.Copy(io.Discard, os.Stdin)
 	fw.Close()
 	return 0
 }
+
+// helperProfileEnv, when set in the benchmark's environment, makes the helper
+// forwarder write a CPU profile to that path, for finding its per-connection cost:
+//
+//	PORTFWD_TEST_HELPER_CPUPROFILE=/tmp/fw.prof go test -run '^$' -bench ConnRate/portfwd ./portfwd
+const helperProfileEnv = "PORTFWD_TEST_HELPER_CPUPROFILE"
 
 // parse parses a configuration given as text, failing the test on error.
 func parse(t testing.TB, text string) *Config {
