@@ -23,10 +23,11 @@ const DefaultFetchTimeout = 10 * time.Minute
 // sync, `git clone --mirror`) brings the remote's refs into a staging repository
 // that borrows the repository's objects (objects/info/alternates), so only what the
 // repository lacks crosses the network and git checks the new objects'
-// connectivity; the new objects then move into the
-// repository (a pack's index last, so no reader sees an index without its pack) —
-// clones are not held up by the transfer, and nothing they read changes. Then,
-// under the repository's write lock, one `git update-ref --stdin` transaction sets
+// connectivity; clones are not held up by the transfer, and nothing they read
+// changes. Then, under the repository's write lock, the repository is created if
+// it is new (so a failed first fetch leaves none behind), the new objects move in
+// (a pack's index last, so no reader sees an index without its pack), and one
+// `git update-ref --stdin` transaction sets
 // every ref to the staged value and deletes the refs the remote no longer has,
 // each checked against its value read under the lock. Fetches of one repository
 // run one at a time, so a slower fetch never commits an older state over a newer
@@ -75,25 +76,22 @@ func (s *Store) Fetch(ctx context.Context, project, slug string, opts FetchOptio
 	}
 	var res FetchResult
 	lock := s.locks.get(repoKey(p, sl))
-	if err := lock.Lock(ctx); err != nil {
+	if err := lock.RLock(ctx); err != nil {
 		return res, err
 	}
-	ok, err := s.present(p, sl)
-	if err == nil && !ok {
-		if err = s.createLocked(p, sl); err == nil {
-			res.Created = true
-		}
-	}
-	lock.Unlock()
+	existed, err := s.present(p, sl)
+	lock.RUnlock()
 	if err != nil {
 		return res, err
 	}
 	dir := s.repoDir(p, sl)
 	prog := &progressParser{report: opts.Progress}
 
-	// Phase 1, without the lock: the remote's refs into the staging repository,
-	// then its new objects into the repository. No ref of the repository changes.
-	stage, get, err := stageCommand(secrets, dir, opts.URL)
+	// Phase 1, without the lock: the remote's refs into the staging repository.
+	// Nothing in the repository changes, and a repository that did not exist is
+	// created only once this has succeeded: a failed first fetch leaves no empty
+	// repository behind for clients to clone.
+	stage, get, err := stageCommand(secrets, dir, opts.URL, existed)
 	if err != nil {
 		return res, fmt.Errorf("mesh: fetch: %w", err)
 	}
@@ -106,17 +104,28 @@ func (s *Store) Fetch(ctx context.Context, project, slug string, opts FetchOptio
 	if err != nil {
 		return res, fmt.Errorf("mesh: fetch: staged refs: %w", err)
 	}
-	if err := moveObjects(filepath.Join(stage, "objects"), filepath.Join(dir, "objects")); err != nil {
-		return res, fmt.Errorf("mesh: fetch: %w", err)
-	}
 
-	// Phase 2, under the write lock: one transaction for every ref that differs.
+	// Phase 2, under the write lock: create the repository if it is new, move the
+	// new objects in (renames; a pack's index last, so a reader finds the whole
+	// pack or none of it), then one transaction for every ref that differs.
 	if err := lock.Lock(ctx); err != nil {
 		return res, err
 	}
 	defer lock.Unlock()
-	if ok, err := s.present(p, sl); err != nil || !ok {
+	ok, err := s.present(p, sl)
+	switch {
+	case err != nil:
+		return res, err
+	case !ok && existed:
 		return res, fmt.Errorf("%w: %s/%s was deleted during the fetch", ErrNotFound, p, sl)
+	case !ok:
+		if err := s.createLocked(p, sl); err != nil {
+			return res, err
+		}
+		res.Created = true
+	}
+	if err := moveObjects(filepath.Join(stage, "objects"), filepath.Join(dir, "objects")); err != nil {
+		return res, fmt.Errorf("mesh: fetch: %w", err)
 	}
 	s.clearStaleLocks(p, sl)
 	before, err := readRefs(dir)
@@ -150,21 +159,24 @@ func (s *Store) Fetch(ctx context.Context, project, slug string, opts FetchOptio
 // store falls back on the repository at dir's (objects/info/alternates), and the git
 // arguments (run in parent) that bring the remote's refs into it: a fetch into it
 // negotiates with dir's refs as haves and stores only the objects dir lacks. While
-// dir has no refs (a first sync), the staging repository is made by
-// `git clone --mirror --reference` instead: clone's index-pack verifies that the pack
+// dir has no refs (a first sync) or does not exist yet, the staging repository is
+// made by `git clone --mirror` (with --reference dir when dir exists) instead: clone's index-pack verifies that the pack
 // is self-contained and connected as it indexes it, which spares the separate
 // connectivity walk a fetch makes over every object (a seventh of a first sync's
 // local work for 40,000 objects). Later fetches leave few objects loose, as git
 // does, instead of a pack per fetch.
-func stageCommand(parent, dir, url string) (stage string, args []string, err error) {
+func stageCommand(parent, dir, url string, exists bool) (stage string, args []string, err error) {
 	stage = filepath.Join(parent, "stage.git")
 	dir, err = filepath.Abs(dir)
 	if err != nil {
 		return "", nil, err
 	}
+	clone := []string{"-c", "fetch.writeCommitGraph=false", "clone", "--mirror", "--no-local", "--template=", "--progress"}
+	if !exists {
+		return stage, append(clone, "--", url, stage), nil
+	}
 	if have, err := readRefs(dir); err == nil && len(have) == 0 {
-		return stage, []string{"-c", "fetch.writeCommitGraph=false", "clone", "--mirror", "--no-local", "--template=",
-			"--progress", "--reference", dir, "--", url, stage}, nil
+		return stage, append(clone, "--reference", dir, "--", url, stage), nil
 	}
 	for _, d := range []string{"refs/heads", "refs/tags", "objects/info", "objects/pack"} {
 		if err := os.MkdirAll(filepath.Join(stage, d), 0o755); err != nil {

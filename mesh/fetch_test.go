@@ -132,6 +132,10 @@ func TestReposFetch(t *testing.T) {
 				t.Errorf("URL %q: %v, want ErrFetch", u, err)
 			}
 		}
+		// None of the failed first fetches left an empty repository behind.
+		if _, err := r.Refs(ctx, "MIRROR", "src2"); !errors.Is(err, mesh.ErrNotFound) {
+			t.Errorf("after failed first fetches, MIRROR/src2: %v, want ErrNotFound", err)
+		}
 		if events, _ := r.Refs(ctx, "MIRROR", "src"); len(events) == 0 {
 			t.Error("mirror lost its refs")
 		}
