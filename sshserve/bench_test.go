@@ -46,6 +46,11 @@ func benchSetupT(b testing.TB) (*sshservetest.Server, *testutil.Sshd, *testutil.
 	key := testutil.GenerateKey(b, testutil.Ed25519)
 	srv.AddKey(srv.User, key.Public)
 	sshd := testutil.StartSshd(b, []*testutil.Key{key})
+	// OpenSSH as installed: each command runs through the user's login shell,
+	// start-up files included (the issue's baseline: "~0.6 s per connection
+	// before git starts" on this machine). "openssh" above skips the shell's
+	// start-up files: the leanest OpenSSH, the stricter peer.
+	sshdLogin := testutil.StartSshd(b, []*testutil.Key{key}, testutil.LoginShellEnv())
 
 	ours := testutil.NewGit(b)
 	ours.SetEnv("GIT_SSH_COMMAND", testutil.SSHCommand(key.Path, srv.KnownHosts))
@@ -53,6 +58,9 @@ func benchSetupT(b testing.TB) (*sshservetest.Server, *testutil.Sshd, *testutil.
 	theirs := testutil.NewGit(b)
 	theirs.SetEnv("GIT_SSH_COMMAND", testutil.SSHCommand(key.Path, sshd.KnownHosts(b)))
 	theirs.SetEnv("GIT_SSH_VARIANT", "ssh")
+	login := testutil.NewGit(b)
+	login.SetEnv("GIT_SSH_COMMAND", testutil.SSHCommand(key.Path, sshdLogin.KnownHosts(b)))
+	login.SetEnv("GIT_SSH_VARIANT", "ssh")
 
 	// The floor: "ssh" is a script that runs the last argument (the remote
 	// command) with sh, as sshd would, minus SSH.
@@ -66,6 +74,7 @@ func benchSetupT(b testing.TB) (*sshservetest.Server, *testutil.Sshd, *testutil.
 	return srv, sshd, key, []target{
 		{"gitfleet", srv.URL("PROJ", "big"), ours},
 		{"openssh", sshd.URL(dir), theirs},
+		{"openssh-login", sshdLogin.URL(dir), login},
 		{"floor", "ssh://localhost" + dir, floor},
 	}
 }

@@ -123,6 +123,11 @@ type Sshd struct {
 	stderr         *bytes.Buffer
 }
 
+// LoginShellEnv is an extraConfig line for StartSshd that leaves the user's shell
+// to start as it does for any OpenSSH login (reading ~/.bashrc and the like): the
+// cost OpenSSH has as installed, where each command runs through that shell.
+func LoginShellEnv() string { return "SetEnv PATH=" + os.Getenv("PATH") }
+
 // StartSshd starts OpenSSH's sshd on a free loopback port, trusting the given client
 // keys, with extraConfig lines appended to its configuration. It is stopped at test
 // end. It skips (fails under GITFLEET_INTEROP=require) when sshd is missing.
@@ -171,10 +176,20 @@ func StartSshd(t testing.TB, clientKeys []*Key, extraConfig ...string) *Sshd {
 		"UseDNS no",
 		"X11Forwarding no",
 		"AcceptEnv GIT_PROTOCOL",
-		// sshd runs each command through the user's shell; bash started by sshd
-		// reads ~/.bashrc unless SHLVL says it is not top-level, and a developer's
-		// .bashrc (version managers, prompts) would then be timed as OpenSSH's cost.
-		"SetEnv PATH=" + os.Getenv("PATH") + " SHLVL=1",
+	}
+	// sshd runs each command through the user's shell; bash started by sshd
+	// reads ~/.bashrc unless SHLVL says it is not top-level, and a developer's
+	// .bashrc (version managers, prompts) would then be timed as OpenSSH's cost.
+	// A caller that gives its own SetEnv line (LoginShellEnv: OpenSSH as
+	// installed, the shell's start-up included) replaces this one.
+	setEnv := "SetEnv PATH=" + os.Getenv("PATH") + " SHLVL=1"
+	for _, l := range extraConfig {
+		if strings.HasPrefix(l, "SetEnv ") {
+			setEnv = ""
+		}
+	}
+	if setEnv != "" {
+		cfg = append(cfg, setEnv)
 	}
 	cfg = append(cfg, extraConfig...)
 	cfgPath := filepath.Join(dir, "sshd_config")
