@@ -17,7 +17,7 @@ import (
 // readmeMirrorProperties returns the mirror properties the README's "Run a mirror"
 // section shows, pointed at this test's primary and mirror ports (the test's
 // environment overrides the ports and certificate paths).
-func readmeMirrorProperties(t testing.TB, primary *node, mirrorHTTPPort int) string {
+func readmeMirrorProperties(t testing.TB, primary *testutil.ServerNode, mirrorHTTPPort int) string {
 	t.Helper()
 	doc, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -35,17 +35,17 @@ func readmeMirrorProperties(t testing.TB, primary *node, mirrorHTTPPort int) str
 	}
 	props := strings.Join(lines, "\n")
 	props = strings.ReplaceAll(props, "https://localhost:8990", fmt.Sprintf("https://127.0.0.1:%d", mirrorHTTPPort))
-	props = strings.ReplaceAll(props, "https://localhost:7990", primary.url(""))
-	if !strings.Contains(props, "application.mode=mirror") || !strings.Contains(props, primary.url("")) {
+	props = strings.ReplaceAll(props, "https://localhost:7990", primary.URL(""))
+	if !strings.Contains(props, "application.mode=mirror") || !strings.Contains(props, primary.URL("")) {
 		t.Fatalf("unexpected README mirror properties:\n%s", props)
 	}
 	return props
 }
 
 // mirrorStatus reads the mirror's unauthenticated status page.
-func mirrorStatus(t testing.TB, m *node) mirrorStatusJSON {
+func mirrorStatus(t testing.TB, m *testutil.ServerNode) mirrorStatusJSON {
 	t.Helper()
-	resp, err := m.client.Get(m.url("/rest/mirroring/1.0/status"))
+	resp, err := m.Client.Get(m.URL("/rest/mirroring/1.0/status"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,12 +65,12 @@ func mirrorStatus(t testing.TB, m *node) mirrorStatusJSON {
 // with a changed base URL.
 func TestMirrorNode(t *testing.T) {
 	ca := testutil.NewCA(t, "gitfleet test CA")
-	primary := startNode(t, nodeOptions{ca: ca})
+	primary := startNode(t, testutil.ServerOptions{CA: ca})
 	g, key := setupUserRepo(t, primary)
-	primary.mustAPI(201, "POST", "/rest/api/1.0/projects", map[string]string{"key": "OTHER"})
-	primary.mustAPI(201, "POST", "/rest/api/1.0/projects/OTHER/repos", map[string]string{"name": "hidden"})
+	primary.MustAPI(201, "POST", "/rest/api/1.0/projects", map[string]string{"key": "OTHER"})
+	primary.MustAPI(201, "POST", "/rest/api/1.0/projects/OTHER/repos", map[string]string{"name": "hidden"})
 	work := t.TempDir()
-	g.Run(work, "clone", "-q", primary.sshURL("PROJ", "repo"), "w")
+	g.Run(work, "clone", "-q", primary.SSHURL("PROJ", "repo"), "w")
 	wt := filepath.Join(work, "w")
 	first := g.CommitFile(wt, "a.txt", "a\n", "first")
 	g.Run(wt, "push", "-q", "origin", "HEAD:main")
@@ -79,26 +79,26 @@ func TestMirrorNode(t *testing.T) {
 	mhome := t.TempDir()
 	os.MkdirAll(filepath.Join(mhome, "shared"), 0o755)
 	testutil.LayoutHome(mhome).WriteProperties(t, readmeMirrorProperties(t, primary, mport))
-	mirrorOpts := nodeOptions{ca: ca, home: mhome}
-	m := startNodeAt(t, mirrorOpts, mport)
+	mirrorOpts := testutil.ServerOptions{CA: ca, Home: mhome, HTTPPort: mport}
+	m := startNode(t, mirrorOpts)
 	waitFor(t, func() bool { return mirrorStatus(t, m).State == "PENDING" })
-	waitFor(t, func() bool { return strings.Contains(m.stderr.String(), "/rest/mirroring/1.0/mirrorServers/") })
+	waitFor(t, func() bool { return strings.Contains(m.Stderr.String(), "/rest/mirroring/1.0/mirrorServers/") })
 	// The primary's administrator finds the request and approves it for PROJ.
 	var list struct {
 		Values []struct{ ID, Name, State string }
 	}
-	json.Unmarshal(primary.mustAPI(200, "GET", "/rest/mirroring/1.0/mirrorServers", nil), &list)
+	json.Unmarshal(primary.MustAPI(200, "GET", "/rest/mirroring/1.0/mirrorServers", nil), &list)
 	if len(list.Values) != 1 || list.Values[0].Name != "mirror-one" || list.Values[0].State != "PENDING" {
 		t.Fatalf("mirror requests: %+v", list)
 	}
 	id := list.Values[0].ID
-	primary.mustAPI(200, "POST", "/rest/mirroring/1.0/mirrorServers/"+id+"/accept",
+	primary.MustAPI(200, "POST", "/rest/mirroring/1.0/mirrorServers/"+id+"/accept",
 		map[string]any{"mirroringMode": "SELECTED_PROJECTS", "projects": []string{"PROJ"}})
 
 	// The mirror syncs PROJ/repo and serves it to alice, who may read it upstream.
 	mg := testutil.NewGit(t)
-	mg.SetSSH(key, m.knownHosts(t))
-	murl := m.sshURL("PROJ", "repo")
+	mg.SetSSH(key, m.KnownHosts(t, 0))
+	murl := m.SSHURL("PROJ", "repo")
 	waitFor(t, func() bool {
 		out, err := mg.TryRun(work, "ls-remote", murl, "refs/heads/main")
 		return err == nil && strings.HasPrefix(out, first)
@@ -108,14 +108,14 @@ func TestMirrorNode(t *testing.T) {
 		t.Fatalf("mirror clone HEAD %s, want %s", got, first)
 	}
 	// OTHER is not mirrored.
-	if _, err := mg.TryRun(work, "ls-remote", m.sshURL("OTHER", "hidden")); err == nil {
+	if _, err := mg.TryRun(work, "ls-remote", m.SSHURL("OTHER", "hidden")); err == nil {
 		t.Fatal("the mirror served a project it was not given")
 	}
 	// A user without read permission on the primary is refused by the mirror.
 	bob := testutil.GenerateKey(t, testutil.Ed25519)
-	primary.mustAPI(201, "POST", "/rest/ssh/1.0/keys?user=bob", map[string]string{"text": bob.AuthorizedKey})
+	primary.MustAPI(201, "POST", "/rest/ssh/1.0/keys?user=bob", map[string]string{"text": bob.AuthorizedKey})
 	bg := testutil.NewGit(t)
-	bg.SetSSH(bob, m.knownHosts(t))
+	bg.SetSSH(bob, m.KnownHosts(t, 0))
 	if _, err := bg.TryRun(work, "ls-remote", murl); err == nil {
 		t.Fatal("the mirror served a user the primary does not let read")
 	}
@@ -131,11 +131,11 @@ func TestMirrorNode(t *testing.T) {
 	mg.Run(mc, "pull", "-q", "--ff-only", "origin", "main")
 	mg.CommitFile(mc, "c.txt", "c\n", "third")
 	_, err := mg.TryRun(mc, "push", "origin", "HEAD:main")
-	if err == nil || !strings.Contains(strings.ToLower(err.Error()), primary.sshURL("PROJ", "repo")) {
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), primary.SSHURL("PROJ", "repo")) {
 		t.Fatalf("push to the mirror: %v", err)
 	}
 	// The log showed the initial sync's progress.
-	waitFor(t, func() bool { return strings.Contains(m.stderr.String(), `msg="initial sync" repositories=1/1`) })
+	waitFor(t, func() bool { return strings.Contains(m.Stderr.String(), `msg="initial sync" repositories=1/1`) })
 	// The status page shows the repository in sync.
 	st := mirrorStatus(t, m)
 	if st.State != "ACCEPTED" || st.Mode != "SELECTED_PROJECTS" || len(st.Repos) != 1 || st.Repos[0].Slug != "repo" {
@@ -148,21 +148,20 @@ func TestMirrorNode(t *testing.T) {
 	}
 
 	// Restarted, the mirror serves at once.
-	if err := m.stop(syscall.SIGTERM); err != nil {
-		t.Fatalf("mirror exit: %v\n%s", err, m.stderr)
+	if err := m.Stop(syscall.SIGTERM); err != nil {
+		t.Fatalf("mirror exit: %v\n%s", err, m.Stderr)
 	}
-	m2 := startNode(t, nodeOptions{ca: ca, home: mhome, ports: m})
+	m2 := startNode(t, testutil.ServerOptions{CA: ca, Home: mhome, Ports: m})
 	if out, err := mg.TryRun(work, "ls-remote", murl, "refs/heads/main"); err != nil || !strings.HasPrefix(out, second) {
-		t.Fatalf("after restart: %q %v\n%s", out, err, m2.stderr)
+		t.Fatalf("after restart: %q %v\n%s", out, err, m2.Stderr)
 	}
-	if err := m2.stop(syscall.SIGTERM); err != nil {
+	if err := m2.Stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("mirror exit: %v", err)
 	}
 
 	// With the primary gone, the doctor (reading the stopped mirror's database)
 	// names the unreachable port and what to do.
-	syscall.Kill(-primary.cmd.Process.Pid, syscall.SIGKILL)
-	<-primary.done
+	primary.Kill()
 	code, out := runDiagnose(t, m2)
 	if code != 1 || !regexp.MustCompile(`(?m)^\d+\s+upstream-https-port\s+FAIL`).MatchString(out) {
 		t.Fatalf("-diagnose with the primary down: exit %d\n%s", code, out)
@@ -170,10 +169,10 @@ func TestMirrorNode(t *testing.T) {
 
 	// A changed base URL is refused with the set-once message.
 	env := []string{"SETUP_BASEURL=https://localhost:1/"}
-	m3 := startNode(t, nodeOptions{ca: ca, home: mhome, env: env, ports: m, noWait: true})
-	m3.wait()
-	if !strings.Contains(m3.stderr.String(), "can only be set once; remove the mirror's home to set it up again") {
-		t.Fatalf("changed base URL: exit %v\n%s", m3.exitErr, m3.stderr)
+	m3 := startNode(t, testutil.ServerOptions{CA: ca, Home: mhome, Env: env, Ports: m, NoWait: true})
+	err = m3.Wait()
+	if !strings.Contains(m3.Stderr.String(), "can only be set once; remove the mirror's home to set it up again") {
+		t.Fatalf("changed base URL: exit %v\n%s", err, m3.Stderr)
 	}
 }
 
@@ -182,14 +181,14 @@ func TestMirrorNode(t *testing.T) {
 func TestMirrorRefusesHTTPUpstream(t *testing.T) {
 	ca := testutil.NewCA(t, "gitfleet test CA")
 	env := []string{"APPLICATION_MODE=mirror", "SETUP_BASEURL=https://127.0.0.1:1", "PLUGIN_MIRRORING_UPSTREAM_URL=http://127.0.0.1:2"}
-	n := startNode(t, nodeOptions{ca: ca, env: env, noWait: true})
-	err := n.wait()
+	n := startNode(t, testutil.ServerOptions{CA: ca, Env: env, NoWait: true})
+	err := n.Wait()
 	var ee *exec.ExitError
 	if !errorAs(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("exit %v, want 1", err)
 	}
-	if !strings.Contains(n.stderr.String(), "the primary server URL must include the https:// prefix") {
-		t.Fatalf("no https message:\n%s", n.stderr)
+	if !strings.Contains(n.Stderr.String(), "the primary server URL must include the https:// prefix") {
+		t.Fatalf("no https message:\n%s", n.Stderr)
 	}
 	// The doctor says the same, naming the property.
 	code, out := runDiagnose(t, n)
@@ -199,10 +198,10 @@ func TestMirrorRefusesHTTPUpstream(t *testing.T) {
 }
 
 // runDiagnose runs `server -diagnose` with a node's environment.
-func runDiagnose(t *testing.T, n *node) (int, string) {
+func runDiagnose(t *testing.T, n *testutil.ServerNode) (int, string) {
 	t.Helper()
-	cmd := exec.Command(serverBin, "-home", n.home, "-diagnose")
-	cmd.Env = n.env
+	cmd := exec.Command(serverBin, "-home", n.Home, "-diagnose")
+	cmd.Env = n.Env
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if errorAs(err, &ee) {
@@ -214,33 +213,24 @@ func runDiagnose(t *testing.T, n *node) (int, string) {
 	return 0, string(out)
 }
 
-// startNodeAt is startNode with the HTTP port chosen in advance (a mirror's base
-// URL names it).
-func startNodeAt(t testing.TB, o nodeOptions, httpPort int) *node {
-	t.Helper()
-	ports := &node{httpPort: httpPort, sshPort: testutil.FreePort(t), meshPort: testutil.FreePort(t)}
-	o.ports = ports
-	return startNode(t, o)
-}
-
 // TestMirrorRefusesUntrustedUpstream: an upstream whose certificate the mirror
 // does not trust stops the first start, with the doctor's advice on the
 // certificate.
 func TestMirrorRefusesUntrustedUpstream(t *testing.T) {
 	ca := testutil.NewCA(t, "gitfleet test CA")
-	primary := startNode(t, nodeOptions{ca: ca})
+	primary := startNode(t, testutil.ServerOptions{CA: ca})
 	other := testutil.NewCA(t, "some other CA")
 	mport := testutil.FreePort(t)
 	mhome := t.TempDir()
 	os.MkdirAll(filepath.Join(mhome, "shared"), 0o755)
 	testutil.LayoutHome(mhome).WriteProperties(t, readmeMirrorProperties(t, primary, mport))
-	n := startNodeAt(t, nodeOptions{ca: ca, home: mhome, noWait: true, env: []string{"SSL_CERT_FILE=" + other.File}}, mport)
-	err := n.wait()
+	n := startNode(t, testutil.ServerOptions{CA: ca, Home: mhome, HTTPPort: mport, NoWait: true, Env: []string{"SSL_CERT_FILE=" + other.File}})
+	err := n.Wait()
 	var ee *exec.ExitError
 	if !errorAs(err, &ee) || ee.ExitCode() != 1 {
-		t.Fatalf("exit %v, want 1\n%s", err, n.stderr)
+		t.Fatalf("exit %v, want 1\n%s", err, n.Stderr)
 	}
-	logs := n.stderr.String()
+	logs := n.Stderr.String()
 	if !strings.Contains(logs, "the doctor says") || !strings.Contains(logs, "certificate") {
 		t.Fatalf("no doctor's advice on the certificate:\n%s", logs)
 	}

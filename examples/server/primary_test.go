@@ -22,20 +22,20 @@ import (
 func TestFirstStartSequenceVerbatim(t *testing.T) {
 	testutil.Require(t, "curl")
 	testutil.Require(t, "ssh-keyscan")
-	n := startNode(t, nodeOptions{})
-	out := n.stdout.String()
+	n := startNode(t, testutil.ServerOptions{})
+	out := n.Stdout.String()
 	start := strings.Index(out, "ADMIN=")
 	end := strings.Index(out, "my-repo-copy\n")
 	if start < 0 || end < 0 {
 		t.Fatalf("first start did not print the next steps:\n%s", out)
 	}
 	script := out[start : end+len("my-repo-copy\n")]
-	if st, err := os.Stat(filepath.Join(n.home, "shared", "config", "admin-password")); err != nil || st.Mode().Perm() != 0o600 {
+	if st, err := os.Stat(filepath.Join(n.Home, "shared", "config", "admin-password")); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("admin password file: %v %v", st, err)
 	}
-	if u, p := n.adminCreds(); !strings.Contains(out, p) || u != "admin" {
+	if u, p := n.AdminCreds(); !strings.Contains(out, p) || u != "admin" {
 		t.Fatal("the generated password was not printed")
-	} else if db, err := os.ReadFile(filepath.Join(n.home, "shared", "data", "gitfleet.db")); err != nil || strings.Contains(string(db), p) {
+	} else if db, err := os.ReadFile(filepath.Join(n.Home, "shared", "data", "gitfleet.db")); err != nil || strings.Contains(string(db), p) {
 		t.Fatalf("the database holds the password in clear (or cannot be read: %v)", err)
 	}
 
@@ -60,7 +60,7 @@ func TestFirstStartSequenceVerbatim(t *testing.T) {
 		"GIT_COMMITTER_NAME=Alice", "GIT_COMMITTER_EMAIL=alice@example.com",
 	}
 	if outb, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("the printed sequence failed: %v\n%s\nscript:\n%s\nserver log:\n%s", err, outb, script, n.stderr)
+		t.Fatalf("the printed sequence failed: %v\n%s\nscript:\n%s\nserver log:\n%s", err, outb, script, n.Stderr)
 	}
 	readme, err := os.ReadFile(filepath.Join(work, "my-repo-copy", "README.md"))
 	if err != nil || string(readme) != "hello\n" {
@@ -73,14 +73,14 @@ func TestFirstStartSequenceVerbatim(t *testing.T) {
 	}
 	want := regexp.MustCompile(`1\d{4}|[2-6]\d{4}`).ReplaceAllStringFunc(script, func(p string) string {
 		switch p {
-		case fmt.Sprint(n.httpPort):
+		case fmt.Sprint(n.HTTPPort):
 			return "7990"
-		case fmt.Sprint(n.sshPort):
+		case fmt.Sprint(n.SSHPort):
 			return "7999"
 		}
 		return p
 	})
-	want = strings.ReplaceAll(want, filepath.Join(n.home, "shared", "config", "admin-password"), "gitfleet-home/shared/config/admin-password")
+	want = strings.ReplaceAll(want, filepath.Join(n.Home, "shared", "config", "admin-password"), "gitfleet-home/shared/config/admin-password")
 	want = strings.ReplaceAll(want, "127.0.0.1", "localhost") // the test binds loopback; the default binds all addresses
 	if !strings.Contains(string(doc), want) {
 		t.Errorf("README.md does not quote the first-start sequence; it should contain:\n%s", want)
@@ -92,7 +92,7 @@ func TestVersionCheckConfigAndDump(t *testing.T) {
 	run := func(env []string, args ...string) (int, string, string) {
 		cmd := exec.Command(serverBin, append([]string{"-home", home}, args...)...)
 		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
-		var so, se syncBuffer
+		var so, se testutil.LockedBuffer
 		cmd.Stdout, cmd.Stderr = &so, &se
 		err := cmd.Run()
 		code := 0
@@ -156,13 +156,13 @@ func TestVersionCheckConfigAndDump(t *testing.T) {
 }
 
 func TestRESTAPI(t *testing.T) {
-	n := startNode(t, nodeOptions{})
+	n := startNode(t, testutil.ServerOptions{})
 	// Authentication.
 	req := func(user, pass string) int {
-		r, _ := httpNewRequest("GET", n.url("/rest/api/1.0/projects"), user, pass)
+		r, _ := httpNewRequest("GET", n.URL("/rest/api/1.0/projects"), user, pass)
 		return r
 	}
-	u, p := n.adminCreds()
+	u, p := n.AdminCreds()
 	if got := req(u, p+"x"); got != 401 {
 		t.Fatalf("wrong password: %d", got)
 	}
@@ -196,7 +196,7 @@ func TestRESTAPI(t *testing.T) {
 		{"GET", "/rest/api/1.0/nothing-here", nil, 404, ""},
 	}
 	for _, c := range cases {
-		status, body := n.api(c.method, c.path, c.body)
+		status, body := restCall(t, n, c.method, c.path, c.body)
 		if status != c.status {
 			t.Errorf("%s %s: status %d, want %d: %s", c.method, c.path, status, c.status, body)
 			continue
@@ -212,15 +212,15 @@ func TestRESTAPI(t *testing.T) {
 	}
 	// The repository's clone link, and a page of repositories.
 	var repo repoJSON
-	json.Unmarshal(n.mustAPI(200, "GET", "/rest/api/1.0/projects/PROJ/repos/my-repo", nil), &repo)
-	if want := fmt.Sprintf("ssh://git@127.0.0.1:%d/proj/my-repo.git", n.sshPort); len(repo.Links["clone"]) != 1 || repo.Links["clone"][0].Href != want {
+	json.Unmarshal(n.MustAPI(200, "GET", "/rest/api/1.0/projects/PROJ/repos/my-repo", nil), &repo)
+	if want := fmt.Sprintf("ssh://git@127.0.0.1:%d/proj/my-repo.git", n.SSHPort); len(repo.Links["clone"]) != 1 || repo.Links["clone"][0].Href != want {
 		t.Fatalf("clone links %v, want %s", repo.Links, want)
 	}
 	for i := 0; i < 4; i++ {
-		n.mustAPI(201, "POST", "/rest/api/1.0/projects/PROJ/repos", map[string]string{"name": fmt.Sprintf("r%d", i)})
+		n.MustAPI(201, "POST", "/rest/api/1.0/projects/PROJ/repos", map[string]string{"name": fmt.Sprintf("r%d", i)})
 	}
 	var pg page[repoJSON]
-	json.Unmarshal(n.mustAPI(200, "GET", "/rest/api/1.0/projects/PROJ/repos?start=1&limit=2", nil), &pg)
+	json.Unmarshal(n.MustAPI(200, "GET", "/rest/api/1.0/projects/PROJ/repos?start=1&limit=2", nil), &pg)
 	if pg.Size != 2 || pg.IsLastPage || pg.Start != 1 || pg.Limit != 2 || pg.Values[0].Slug != "r0" || *pg.NextPageStart != 3 {
 		t.Fatalf("page = %+v", pg)
 	}
@@ -228,39 +228,39 @@ func TestRESTAPI(t *testing.T) {
 	// also as an access key.
 	key := testutil.GenerateKey(t, testutil.Ed25519)
 	var k sshKey
-	json.Unmarshal(n.mustAPI(201, "POST", "/rest/ssh/1.0/keys?user=bob", map[string]string{"text": key.AuthorizedKey}), &k)
+	json.Unmarshal(n.MustAPI(201, "POST", "/rest/ssh/1.0/keys?user=bob", map[string]string{"text": key.AuthorizedKey}), &k)
 	if k.ID == 0 || k.Fingerprint != key.Fingerprint() || k.User != "bob" {
 		t.Fatalf("key reply %+v", k)
 	}
-	n.mustAPI(409, "POST", "/rest/ssh/1.0/keys?user=carol", map[string]string{"text": key.AuthorizedKey})
-	n.mustAPI(409, "POST", "/rest/keys/1.0/projects/PROJ/repos/my-repo/ssh", map[string]any{"key": map[string]string{"text": key.AuthorizedKey}, "permission": "REPO_READ"})
+	n.MustAPI(409, "POST", "/rest/ssh/1.0/keys?user=carol", map[string]string{"text": key.AuthorizedKey})
+	n.MustAPI(409, "POST", "/rest/keys/1.0/projects/PROJ/repos/my-repo/ssh", map[string]any{"key": map[string]string{"text": key.AuthorizedKey}, "permission": "REPO_READ"})
 	var keys page[sshKey]
-	json.Unmarshal(n.mustAPI(200, "GET", "/rest/ssh/1.0/keys?user=bob", nil), &keys)
+	json.Unmarshal(n.MustAPI(200, "GET", "/rest/ssh/1.0/keys?user=bob", nil), &keys)
 	if keys.Size != 1 || keys.Values[0].ID != k.ID {
 		t.Fatalf("keys of bob: %+v", keys)
 	}
-	n.mustAPI(204, "DELETE", fmt.Sprintf("/rest/ssh/1.0/keys/%d", k.ID), nil)
-	json.Unmarshal(n.mustAPI(200, "GET", "/rest/ssh/1.0/keys?user=bob", nil), &keys)
+	n.MustAPI(204, "DELETE", fmt.Sprintf("/rest/ssh/1.0/keys/%d", k.ID), nil)
+	json.Unmarshal(n.MustAPI(200, "GET", "/rest/ssh/1.0/keys?user=bob", nil), &keys)
 	if keys.Size != 0 {
 		t.Fatalf("deleted key still listed: %+v", keys)
 	}
 	// Delete a repository: gone from the API and from the store.
-	n.mustAPI(204, "DELETE", "/rest/api/1.0/projects/PROJ/repos/r0", nil)
-	n.mustAPI(404, "GET", "/rest/api/1.0/projects/PROJ/repos/r0", nil)
-	if _, err := os.Stat(filepath.Join(n.home, "shared", "data", "repositories", "PROJ", "r0.git")); !os.IsNotExist(err) {
+	n.MustAPI(204, "DELETE", "/rest/api/1.0/projects/PROJ/repos/r0", nil)
+	n.MustAPI(404, "GET", "/rest/api/1.0/projects/PROJ/repos/r0", nil)
+	if _, err := os.Stat(filepath.Join(n.Home, "shared", "data", "repositories", "PROJ", "r0.git")); !os.IsNotExist(err) {
 		t.Fatalf("deleted repository still on disk: %v", err)
 	}
 	var mesh map[string]any
-	json.Unmarshal(n.mustAPI(200, "GET", "/rest/api/1.0/admin/mesh", nil), &mesh)
+	json.Unmarshal(n.MustAPI(200, "GET", "/rest/api/1.0/admin/mesh", nil), &mesh)
 	if mesh["state"] == nil {
 		t.Fatalf("mesh state: %v", mesh)
 	}
 }
 
 func TestSSHPermissions(t *testing.T) {
-	n := startNode(t, nodeOptions{})
+	n := startNode(t, testutil.ServerOptions{})
 	g, _ := setupUserRepo(t, n)
-	url := n.sshURL("PROJ", "repo")
+	url := n.SSHURL("PROJ", "repo")
 	work := t.TempDir()
 	g.Run(work, "clone", "-q", url, "w")
 	g.CommitFile(filepath.Join(work, "w"), "a.txt", "a\n", "first")
@@ -268,10 +268,10 @@ func TestSSHPermissions(t *testing.T) {
 
 	// A read-only user can clone and cannot push.
 	reader := testutil.GenerateKey(t, testutil.ECDSA256)
-	n.mustAPI(201, "POST", "/rest/ssh/1.0/keys?user=rita", map[string]string{"text": reader.AuthorizedKey})
-	n.mustAPI(204, "PUT", "/rest/api/1.0/projects/PROJ/permissions/users?name=rita&permission=PROJECT_READ", nil)
+	n.MustAPI(201, "POST", "/rest/ssh/1.0/keys?user=rita", map[string]string{"text": reader.AuthorizedKey})
+	n.MustAPI(204, "PUT", "/rest/api/1.0/projects/PROJ/permissions/users?name=rita&permission=PROJECT_READ", nil)
 	gr := testutil.NewGit(t)
-	gr.SetSSH(reader, n.knownHosts(t))
+	gr.SetSSH(reader, n.KnownHosts(t, 0))
 	gr.Run(work, "clone", "-q", url, "r")
 	gr.CommitFile(filepath.Join(work, "r"), "b.txt", "b\n", "second")
 	if out, err := gr.TryRun(filepath.Join(work, "r"), "push", "origin", "HEAD:main"); err == nil || !strings.Contains(err.Error(), "Repository not found") {
@@ -279,10 +279,10 @@ func TestSSHPermissions(t *testing.T) {
 	}
 	// A user without permission sees "not found", like a missing repository.
 	stranger := testutil.GenerateKey(t, testutil.Ed25519)
-	n.mustAPI(201, "POST", "/rest/ssh/1.0/keys?user=sam", map[string]string{"text": stranger.AuthorizedKey})
+	n.MustAPI(201, "POST", "/rest/ssh/1.0/keys?user=sam", map[string]string{"text": stranger.AuthorizedKey})
 	gs := testutil.NewGit(t)
-	gs.SetSSH(stranger, n.knownHosts(t))
-	for _, u := range []string{url, n.sshURL("PROJ", "missing")} {
+	gs.SetSSH(stranger, n.KnownHosts(t, 0))
+	for _, u := range []string{url, n.SSHURL("PROJ", "missing")} {
 		if _, err := gs.TryRun(work, "ls-remote", u); err == nil || !strings.Contains(err.Error(), "Repository not found") {
 			t.Fatalf("ls-remote %s without permission: %v", u, err)
 		}
@@ -290,24 +290,24 @@ func TestSSHPermissions(t *testing.T) {
 	// An unknown key is refused at authentication.
 	unknown := testutil.GenerateKey(t, testutil.Ed25519)
 	gu := testutil.NewGit(t)
-	gu.SetSSH(unknown, n.knownHosts(t))
+	gu.SetSSH(unknown, n.KnownHosts(t, 0))
 	if _, err := gu.TryRun(work, "ls-remote", url); err == nil || !strings.Contains(err.Error(), "Permission denied") {
 		t.Fatalf("unknown key: %v", err)
 	}
 	// A repository access key with REPO_READ reads that repository only.
 	ak := testutil.GenerateKey(t, testutil.Ed25519)
-	n.mustAPI(201, "POST", "/rest/keys/1.0/projects/PROJ/repos/repo/ssh", map[string]any{"key": map[string]string{"text": ak.AuthorizedKey, "label": "ci"}, "permission": "REPO_READ"})
+	n.MustAPI(201, "POST", "/rest/keys/1.0/projects/PROJ/repos/repo/ssh", map[string]any{"key": map[string]string{"text": ak.AuthorizedKey, "label": "ci"}, "permission": "REPO_READ"})
 	ga := testutil.NewGit(t)
-	ga.SetSSH(ak, n.knownHosts(t))
+	ga.SetSSH(ak, n.KnownHosts(t, 0))
 	if out := ga.Run(work, "ls-remote", url); !strings.Contains(out, "refs/heads/main") {
 		t.Fatalf("access key ls-remote: %q", out)
 	}
-	n.mustAPI(201, "POST", "/rest/api/1.0/projects/PROJ/repos", map[string]string{"name": "other"})
-	if _, err := ga.TryRun(work, "ls-remote", n.sshURL("PROJ", "other")); err == nil {
+	n.MustAPI(201, "POST", "/rest/api/1.0/projects/PROJ/repos", map[string]string{"name": "other"})
+	if _, err := ga.TryRun(work, "ls-remote", n.SSHURL("PROJ", "other")); err == nil {
 		t.Fatal("access key read another repository")
 	}
 	// whoami names the principal.
-	c := testutil.NewSSH(t, "git", "127.0.0.1", n.sshPort, reader, n.knownHosts(t))
+	c := testutil.NewSSH(t, "git", "127.0.0.1", n.SSHPort, reader, n.KnownHosts(t, 0))
 	if out, _, err := c.Run("whoami"); err != nil || strings.TrimSpace(out) != "rita" {
 		t.Fatalf("whoami = %q, %v", out, err)
 	}
@@ -317,21 +317,21 @@ func TestSSHPermissions(t *testing.T) {
 // and permissions as they were; then kills it with SIGKILL during a burst of REST
 // writes and finds a consistent database after the next start.
 func TestRestartKeepsState(t *testing.T) {
-	n := startNode(t, nodeOptions{})
+	n := startNode(t, testutil.ServerOptions{})
 	g, _ := setupUserRepo(t, n)
 	work := t.TempDir()
-	g.Run(work, "clone", "-q", n.sshURL("PROJ", "repo"), "w")
+	g.Run(work, "clone", "-q", n.SSHURL("PROJ", "repo"), "w")
 	head := g.CommitFile(filepath.Join(work, "w"), "a.txt", "a\n", "first")
 	g.Run(filepath.Join(work, "w"), "push", "-q", "origin", "HEAD:main")
-	if err := n.stop(syscall.SIGTERM); err != nil {
-		t.Fatalf("SIGTERM exit: %v\n%s", err, n.stderr)
+	if err := n.Stop(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM exit: %v\n%s", err, n.Stderr)
 	}
 
-	n2 := startNode(t, nodeOptions{home: n.home, ports: n})
-	if out := g.Run(work, "ls-remote", n2.sshURL("PROJ", "repo"), "refs/heads/main"); !strings.HasPrefix(out, head) {
+	n2 := startNode(t, testutil.ServerOptions{Home: n.Home, Ports: n})
+	if out := g.Run(work, "ls-remote", n2.SSHURL("PROJ", "repo"), "refs/heads/main"); !strings.HasPrefix(out, head) {
 		t.Fatalf("after restart ls-remote = %q, want %s", out, head)
 	}
-	if strings.Contains(n2.stdout.String(), "ADMIN=") {
+	if strings.Contains(n2.Stdout.String(), "ADMIN=") {
 		t.Fatal("second start printed first-start steps again")
 	}
 
@@ -341,7 +341,7 @@ func TestRestartKeepsState(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := 0; i < 200; i++ {
-			status, _ := n2.apiQuiet("POST", "/rest/api/1.0/projects/PROJ/repos", map[string]string{"name": fmt.Sprintf("burst-%03d", i)})
+			status, _ := n2.API("POST", "/rest/api/1.0/projects/PROJ/repos", map[string]string{"name": fmt.Sprintf("burst-%03d", i)})
 			if status == 0 {
 				return
 			}
@@ -351,13 +351,12 @@ func TestRestartKeepsState(t *testing.T) {
 		}
 	}()
 	waitFor(t, func() bool { return created.Load() >= 10 })
-	syscall.Kill(-n2.cmd.Process.Pid, syscall.SIGKILL)
-	<-n2.done
+	n2.Kill()
 	<-done
 
-	n3 := startNode(t, nodeOptions{home: n.home, ports: n})
+	n3 := startNode(t, testutil.ServerOptions{Home: n.Home, Ports: n})
 	var pg page[repoJSON]
-	json.Unmarshal(n3.mustAPI(200, "GET", "/rest/api/1.0/projects/PROJ/repos?limit=1000", nil), &pg)
+	json.Unmarshal(n3.MustAPI(200, "GET", "/rest/api/1.0/projects/PROJ/repos?limit=1000", nil), &pg)
 	if pg.Size < 1+int(created.Load()) {
 		t.Fatalf("repositories after kill -9: %d, but %d creations were acknowledged", pg.Size, 1+created.Load())
 	}
@@ -366,11 +365,11 @@ func TestRestartKeepsState(t *testing.T) {
 	recorded := map[string]bool{}
 	for _, r := range pg.Values {
 		recorded[r.Slug] = true
-		if _, err := g.TryRun(work, "ls-remote", n3.sshURL("PROJ", r.Slug)); err != nil {
+		if _, err := g.TryRun(work, "ls-remote", n3.SSHURL("PROJ", r.Slug)); err != nil {
 			t.Fatalf("recorded repository %s unusable after kill -9: %v", r.Slug, err)
 		}
 	}
-	entries, _ := os.ReadDir(filepath.Join(n.home, "shared", "data", "repositories", "PROJ"))
+	entries, _ := os.ReadDir(filepath.Join(n.Home, "shared", "data", "repositories", "PROJ"))
 	for _, e := range entries {
 		if slug := strings.TrimSuffix(e.Name(), ".git"); strings.HasSuffix(e.Name(), ".git") && !recorded[slug] {
 			t.Errorf("unrecorded repository %s left on disk", e.Name())

@@ -35,7 +35,7 @@ func proxyConfig(t *testing.T, listen, sshPort int) string {
 func startProxy(t *testing.T, port int, name string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
-	var out syncBuffer
+	var out testutil.LockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -69,7 +69,7 @@ func startProxy(t *testing.T, port int, name string, args ...string) {
 // without a header is refused.
 func TestBehindProxies(t *testing.T) {
 	haproxy := testutil.Require(t, "haproxy")
-	n := startNode(t, nodeOptions{env: []string{
+	n := startNode(t, testutil.ServerOptions{Env: []string{
 		"PLUGIN_SSH_PROXYPROTOCOL=required",
 		"PLUGIN_SSH_PROXYPROTOCOL_TRUSTED=127.0.0.1/32",
 	}})
@@ -90,23 +90,23 @@ func TestBehindProxies(t *testing.T) {
 	for _, p := range proxies {
 		t.Run(p.name, func(t *testing.T) {
 			port := testutil.FreePort(t)
-			p.run(t, proxyConfig(t, port, n.sshPort), port)
+			p.run(t, proxyConfig(t, port, n.SSHPort), port)
 			// The client connects from 127.0.0.2 so that its address differs from
 			// the proxy's (127.0.0.1).
-			kh := knownHostsFor(t, n.home, "127.0.0.1", port)
+			kh := n.KnownHosts(t, port)
 			g.SetEnv("GIT_SSH_COMMAND", testutil.SSHCommand(key.Path, kh)+" -b 127.0.0.2")
 			url := fmt.Sprintf("ssh://git@127.0.0.1:%d/proj/repo.git", port)
 			dir := filepath.Join(work, p.name)
 			g.Run(work, "clone", "-q", url, dir)
 			g.CommitFile(dir, p.name+".txt", p.name+"\n", "via "+p.name)
-			pushes := strings.Count(n.stderr.String(), "service=git-receive-pack")
+			pushes := strings.Count(n.Stderr.String(), "service=git-receive-pack")
 			g.Run(dir, "push", "-q", "origin", "HEAD:main")
-			waitFor(t, func() bool { return strings.Count(n.stderr.String(), "service=git-receive-pack") > pushes })
+			waitFor(t, func() bool { return strings.Count(n.Stderr.String(), "service=git-receive-pack") > pushes })
 		})
 	}
 	// Every session the server logged came from 127.0.0.2, never from the proxy.
 	sessions := 0
-	for _, line := range strings.Split(n.stderr.String(), "\n") {
+	for _, line := range strings.Split(n.Stderr.String(), "\n") {
 		if strings.Contains(line, "msg=session") {
 			sessions++
 			if !strings.Contains(line, "remote=127.0.0.2:") {
@@ -118,8 +118,8 @@ func TestBehindProxies(t *testing.T) {
 		t.Fatalf("%d sessions logged, want a clone and a push through each proxy", sessions)
 	}
 	// A direct connection without a PROXY header is refused.
-	g.SetEnv("GIT_SSH_COMMAND", testutil.SSHCommand(key.Path, n.knownHosts(t)))
-	if _, err := g.TryRun(work, "ls-remote", n.sshURL("PROJ", "repo")); err == nil {
+	g.SetEnv("GIT_SSH_COMMAND", testutil.SSHCommand(key.Path, n.KnownHosts(t, 0)))
+	if _, err := g.TryRun(work, "ls-remote", n.SSHURL("PROJ", "repo")); err == nil {
 		t.Fatal("a direct connection without a PROXY header was served")
 	}
 }

@@ -19,17 +19,17 @@ import (
 func TestSidecarPortTakenAndKilled(t *testing.T) {
 	hold := testutil.Listen(t) // the port another process has
 	heldPort := hold.Addr().(*net.TCPAddr).Port
-	n := startNodeAt(t, nodeOptions{}, testutil.FreePort(t))
-	n.stop(syscall.SIGTERM) // restart it with the held port configured
-	n = startNode(t, nodeOptions{home: n.home, ports: &node{httpPort: n.httpPort, sshPort: n.sshPort, meshPort: heldPort}})
+	n := startNode(t, testutil.ServerOptions{})
+	n.Stop(syscall.SIGTERM) // restart it with the held port configured
+	n = startNode(t, testutil.ServerOptions{Home: n.Home, Ports: &testutil.ServerNode{HTTPPort: n.HTTPPort, SSHPort: n.SSHPort, MeshPort: heldPort}})
 
 	var st meshStateJSON
-	json.Unmarshal(n.mustAPI(200, "GET", "/rest/api/1.0/admin/mesh", nil), &st)
+	json.Unmarshal(n.MustAPI(200, "GET", "/rest/api/1.0/admin/mesh", nil), &st)
 	if st.State != "READY" || st.PID == 0 || st.Address == fmt.Sprintf("127.0.0.1:%d", heldPort) || !strings.HasPrefix(st.Address, "127.0.0.1:") {
 		t.Fatalf("mesh state %+v with port %d held", st, heldPort)
 	}
 	_, fallback, _ := strings.Cut(st.Address, ":")
-	logs := n.stderr.String()
+	logs := n.Stderr.String()
 	if !strings.Contains(logs, fmt.Sprint(heldPort)) || !strings.Contains(logs, fallback) {
 		t.Fatalf("the log does not name the configured port %d and the fallback %s:\n%s", heldPort, fallback, logs)
 	}
@@ -37,8 +37,8 @@ func TestSidecarPortTakenAndKilled(t *testing.T) {
 	work := t.TempDir()
 	src := filepath.Join(t.TempDir(), "src.git")
 	testutil.GenerateRepo(t, src, testutil.SmallRepo)
-	g.Run(src, "push", "-q", n.sshURL("PROJ", "repo"), "refs/heads/*:refs/heads/*")
-	g.Run(work, "clone", "-q", n.sshURL("PROJ", "repo"), "one")
+	g.Run(src, "push", "-q", n.SSHURL("PROJ", "repo"), "refs/heads/*:refs/heads/*")
+	g.Run(work, "clone", "-q", n.SSHURL("PROJ", "repo"), "one")
 
 	// kill -9 of the sidecar child.
 	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
@@ -47,7 +47,7 @@ func TestSidecarPortTakenAndKilled(t *testing.T) {
 	var sawRestart bool
 	var after meshStateJSON
 	waitFor(t, func() bool {
-		json.Unmarshal(n.mustAPI(200, "GET", "/rest/api/1.0/admin/mesh", nil), &after)
+		json.Unmarshal(n.MustAPI(200, "GET", "/rest/api/1.0/admin/mesh", nil), &after)
 		if after.State != "READY" {
 			sawRestart = true
 		}
@@ -57,13 +57,13 @@ func TestSidecarPortTakenAndKilled(t *testing.T) {
 		t.Fatalf("after the kill: %+v", after)
 	}
 	t.Logf("saw a non-ready state: %v; now %+v", sawRestart, after)
-	g.Run(work, "clone", "-q", n.sshURL("PROJ", "repo"), "two")
+	g.Run(work, "clone", "-q", n.SSHURL("PROJ", "repo"), "two")
 	g.Fsck(filepath.Join(work, "two"))
 	if a, b := g.Refs(filepath.Join(work, "one")), g.Refs(filepath.Join(work, "two")); a["refs/heads/main"] != b["refs/heads/main"] {
 		t.Fatalf("clones differ: %v %v", a, b)
 	}
 	// Shutdown leaves no sidecar behind.
-	if err := n.stop(syscall.SIGTERM); err != nil {
+	if err := n.Stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
 	if err := syscall.Kill(after.PID, 0); err == nil {
