@@ -120,6 +120,19 @@
 // up, and SIGKILL two seconds later) and copies bytes without framing. After the advertisement, upload-pack's
 // output is copied with io.Copy from an os.Pipe, which Go splices into a socket.
 //
+// # Maintenance
+//
+// With automatic gc off, pushes and mirror fetches leave loose objects and small
+// packs behind. Every StoreConfig.MaintenanceInterval (an hour by default) the store
+// counts each repository's loose objects and packs and repacks those over git's own
+// limits for automatic gc (6,700 loose objects, 50 packs) into one pack with a
+// reachability bitmap; Store.Maintain does the same on demand. It holds no
+// repository lock, so clones and pushes go on meanwhile, and it never deletes what a
+// ref might still need: `git repack -A -d` turns unreachable packed objects into
+// loose ones instead of dropping them (a fetch moves its objects in before it sets
+// its refs), and `git prune-packed` removes only loose objects that are now packed
+// (TestMaintain). Refs are left unpacked.
+//
 // # Sidecar
 //
 // Listen binds 127.0.0.1:<port> (Bitbucket's default 7777) and, on EADDRINUSE only,

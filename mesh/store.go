@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gitfleet/gitfleet/internal/gitexec"
 )
@@ -27,6 +28,14 @@ type StoreConfig struct {
 	// EventBuffer is how many events a subscriber may fall behind before it is sent
 	// EventGap and the backlog is dropped. Zero means 1024; negative is invalid.
 	EventBuffer int
+	// MaintenanceInterval is how often the store checks every repository and
+	// repacks those over MaintainLoose loose objects or MaintainPacks packs (see
+	// Maintain). Zero means DefaultMaintenanceInterval; negative turns the
+	// background check off (Maintain can still be called).
+	MaintenanceInterval time.Duration
+	// MaintainLoose and MaintainPacks are the limits above which a repository is
+	// repacked. Zero means DefaultMaintainLoose and DefaultMaintainPacks.
+	MaintainLoose, MaintainPacks int
 }
 
 // Store is the in-process repository store: bare repositories under a root directory,
@@ -39,10 +48,12 @@ type Store struct {
 	trash string // <root>/.mesh/trash: repositories being deleted
 	log   *slog.Logger
 	locks lockTable
-	// fetching serialises the Fetches of each repository (used as exclusive locks).
-	fetching lockTable
-	bus      *bus
-	projMu   sync.Mutex // serialises creating and removing project directories
+	// fetching and maintaining serialise the Fetches and the maintenance of each
+	// repository (used as exclusive locks).
+	fetching, maintaining        lockTable
+	maintainLoose, maintainPacks int
+	bus                          *bus
+	projMu                       sync.Mutex // serialises creating and removing project directories
 
 	ctx    context.Context // ends at Close; every git process is started under it
 	cancel context.CancelFunc
@@ -102,7 +113,21 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (*Store, error) {
 			return nil, fmt.Errorf("mesh: %w", err)
 		}
 	}
+	s.maintainLoose, s.maintainPacks = cfg.MaintainLoose, cfg.MaintainPacks
+	if s.maintainLoose <= 0 {
+		s.maintainLoose = DefaultMaintainLoose
+	}
+	if s.maintainPacks <= 0 {
+		s.maintainPacks = DefaultMaintainPacks
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if interval := cfg.MaintenanceInterval; interval >= 0 {
+		if interval == 0 {
+			interval = DefaultMaintenanceInterval
+		}
+		s.wg.Add(1)
+		go s.maintainLoop(interval)
+	}
 	return s, nil
 }
 
@@ -246,7 +271,8 @@ func (s *Store) createLocked(project, slug string) error {
 
 // repoConfig is the configuration of every repository. Automatic gc is off because
 // git 2.39 runs the reference-transaction hook for pack-refs' internal transactions,
-// which would report refs as deleted and re-created; maintenance is the store's job.
+// which would report refs as deleted and re-created; maintenance is the store's job
+// (see Maintain).
 const repoConfig = `[core]
 	repositoryformatversion = 0
 	filemode = true
