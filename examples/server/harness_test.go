@@ -26,10 +26,12 @@ func TestMain(m *testing.M) {
 	serverBin = filepath.Join(dir, "server")
 	if err := testutil.BuildProgram("./examples/server", serverBin); err != nil {
 		fmt.Fprintln(os.Stderr, "build server:", err)
+		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	defer os.RemoveAll(dir)
-	testutil.VerifyMain(m)
+	code := testutil.RunVerified(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // startNode starts the package's server binary (see testutil.StartServer).

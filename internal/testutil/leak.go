@@ -32,6 +32,13 @@ var ignoredStacks = []string{
 //
 //	func TestMain(m *testing.M) { testutil.VerifyMain(m) }
 func VerifyMain(m *testing.M) {
+	os.Exit(RunVerified(m))
+}
+
+// RunVerified is VerifyMain without the exit: it runs the tests, checks for
+// leaked goroutines, and returns the exit code, for a TestMain that has cleaning
+// up to do before it exits.
+func RunVerified(m *testing.M) int {
 	code := m.Run()
 	if code == 0 {
 		if leaked := WaitGoroutines(LeakGrace); len(leaked) > 0 {
@@ -40,7 +47,7 @@ func VerifyMain(m *testing.M) {
 			code = 1
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // CheckNoLeaks registers a cleanup that fails t when goroutines started during the
