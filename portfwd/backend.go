@@ -222,13 +222,6 @@ func (b *backend) wakeLocked() {
 	}
 }
 
-// queueLen returns the number of connections waiting for a slot.
-func (b *backend) queueLen() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.queue.Len()
-}
-
 // pickLocked chooses a server. It returns nil and full=true when servers are
 // up but all at maxconn, nil and full=false when none is up. With balance
 // source a client belongs to the server its address hashes to among the
