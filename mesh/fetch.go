@@ -160,11 +160,11 @@ func (s *Store) Fetch(ctx context.Context, project, slug string, opts FetchOptio
 // arguments (run in parent) that bring the remote's refs into it: a fetch into it
 // negotiates with dir's refs as haves and stores only the objects dir lacks. While
 // dir has no refs (a first sync) or does not exist yet, the staging repository is
-// made by `git clone --mirror` (with --reference dir when dir exists) instead: clone's index-pack verifies that the pack
-// is self-contained and connected as it indexes it, which spares the separate
-// connectivity walk a fetch makes over every object (a seventh of a first sync's
-// local work for 40,000 objects). Later fetches leave few objects loose, as git
-// does, instead of a pack per fetch.
+// made by `git clone --mirror` (with --reference dir when dir exists) instead:
+// clone's index-pack verifies that the pack is self-contained and connected as it
+// indexes it, which spares the separate connectivity walk a fetch makes over every
+// object (a seventh of a first sync's local work for 40,000 objects). Later
+// fetches leave few objects loose, as git does, instead of a pack per fetch.
 func stageCommand(parent, dir, url string, exists bool) (stage string, args []string, err error) {
 	stage = filepath.Join(parent, "stage.git")
 	dir, err = filepath.Abs(dir)

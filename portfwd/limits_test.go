@@ -122,21 +122,7 @@ backend be
 	io.WriteString(first, "a")
 	io.ReadFull(first, make([]byte, 1))
 	// The second client waits in the kernel backlog: connected, unserved.
-	second, err := net.Dial("tcp", front)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer second.Close()
-	io.WriteString(second, "b")
-	second.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-	if _, err := second.Read(make([]byte, 1)); err == nil {
-		t.Fatal("second connection served while maxconn 1 was reached")
-	}
-	first.Close()
-	second.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.ReadFull(second, make([]byte, 1)); err != nil {
-		t.Fatalf("second connection after the first left: %v", err)
-	}
+	heldBackUntilClosed(t, front, first, "maxconn 1 was reached")
 }
 
 // TestSourceQueuesForItsServer: with balance source a client's address assigns it

@@ -234,3 +234,25 @@ func backendStats(fw *Forwarder, backend string) BackendStats {
 	}
 	return BackendStats{}
 }
+
+// heldBackUntilClosed connects a second client to addr while first holds the only
+// slot that limit allows: the second is connected but unserved (a one-byte echo
+// does not come back) until first closes, and then served.
+func heldBackUntilClosed(t testing.TB, addr string, first net.Conn, limit string) {
+	t.Helper()
+	second, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	io.WriteString(second, "b")
+	second.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := second.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("second connection served while %s", limit)
+	}
+	first.Close()
+	second.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(second, make([]byte, 1)); err != nil {
+		t.Fatalf("second connection after the first left: %v", err)
+	}
+}

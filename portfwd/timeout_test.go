@@ -83,21 +83,7 @@ backend be
 	io.WriteString(first, "a")
 	io.ReadFull(first, make([]byte, 1))
 	// A client of the other frontend waits: the limit is process-wide.
-	second, err := net.Dial("tcp", addr(t, fw, "b"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer second.Close()
-	io.WriteString(second, "b")
-	second.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-	if _, err := second.Read(make([]byte, 1)); err == nil {
-		t.Fatal("served past global maxconn 1")
-	}
-	first.Close()
-	second.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.ReadFull(second, make([]byte, 1)); err != nil {
-		t.Fatalf("second connection after the first left: %v", err)
-	}
+	heldBackUntilClosed(t, addr(t, fw, "b"), first, "global maxconn 1 was reached")
 }
 
 // TestLeastConn holds connections on one server and checks new ones go to
