@@ -19,7 +19,7 @@ type gitSetup struct {
 	ca       *testutil.CA
 	node     *testutil.ServerNode
 	key      *testutil.Key
-	sshd     *benchSshd
+	sshd     *testutil.Sshd
 	gfEnv    []string                     // git through the OpenSSH client to gitfleet
 	osEnv    []string                     // git through the OpenSSH client to sshd
 	plainEnv []string                     // git with no SSH (file://)
@@ -38,8 +38,8 @@ func (e *env) startGit() *gitSetup {
 	g := &gitSetup{ca: testutil.NewCA(t, "gitfleet bench CA"), urls: map[string]map[string]string{}}
 	g.node = testutil.StartServer(t, testutil.ServerOptions{Bin: e.serverBin, CA: g.ca})
 	g.key = g.node.AddUser(t, "bench", benchProject)
-	g.sshd = e.startSshd(g.key)
-	e.notes = append(e.notes, "OpenSSH's sshd (the peer) runs as "+g.sshd.user+" with a throwaway configuration and SHLVL=1 in its sessions, so that "+
+	g.sshd = testutil.StartSshd(e.t, []*testutil.Key{g.key})
+	e.notes = append(e.notes, "OpenSSH's sshd (the peer) runs as "+g.sshd.User+" with a throwaway configuration and SHLVL=1 in its sessions, so that "+
 		"bash, the login shell that runs git-upload-pack, skips ~/.bashrc as a service account's shell would (a ~/.bashrc that "+
 		"starts tools such as pyenv otherwise adds a fraction of a second to every OpenSSH session).")
 	base := testutil.NewGit(t)
@@ -47,7 +47,7 @@ func (e *env) startGit() *gitSetup {
 	g.gfEnv = append(append([]string(nil), base.Env...),
 		"GIT_SSH_COMMAND="+testutil.SSHCommand(g.key.Path, g.node.KnownHosts(t, 0)), "GIT_SSH_VARIANT=ssh")
 	g.osEnv = append(append([]string(nil), base.Env...),
-		"GIT_SSH_COMMAND="+testutil.SSHCommand(g.key.Path, g.sshd.knownHosts(e)), "GIT_SSH_VARIANT=ssh")
+		"GIT_SSH_COMMAND="+testutil.SSHCommand(g.key.Path, g.sshd.KnownHosts(e.t)), "GIT_SSH_VARIANT=ssh")
 	for name, src := range map[string]string{"small": e.smallSrc, "medium": e.mediumSrc} {
 		g.node.CreateRepo(t, benchProject, name)
 		url := g.node.SSHURL(benchProject, name)
@@ -58,7 +58,7 @@ func (e *env) startGit() *gitSetup {
 		if err := runGit(g.plainEnv, dir, "repack", "-a", "-d", "-q", "--write-bitmap-index"); err != nil {
 			t.Fatal(err)
 		}
-		g.urls[name] = map[string]string{"gitfleet": url, "OpenSSH": g.sshd.url(dir), "file://": "file://" + dir}
+		g.urls[name] = map[string]string{"gitfleet": url, "OpenSSH": g.sshd.URL(dir), "file://": "file://" + dir}
 	}
 	return g
 }
@@ -75,7 +75,7 @@ func (g *gitSetup) peers() []struct {
 		pid  func() int
 	}{
 		{"gitfleet", g.gfEnv, g.node.PID},
-		{"OpenSSH", g.osEnv, g.sshd.pid},
+		{"OpenSSH", g.osEnv, g.sshd.PID},
 		{"file://", g.plainEnv, nil},
 	}
 }

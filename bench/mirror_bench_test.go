@@ -144,7 +144,7 @@ func (e *env) benchMirror(g *gitSetup) (*Comparison, *Comparison) {
 		})
 	}
 	e.interleave(sync, mirrorRounds, "the clone comparisons before it read the same repositories, and each mirror run starts a fresh mirror.", contender{name: "gitfleet mirror", pid: g.node.PID, run: mirrorRun},
-		contender{name: "OpenSSH clone --mirror", pid: g.sshd.pid, run: cloneRun})
+		contender{name: "OpenSSH clone --mirror", pid: g.sshd.PID, run: cloneRun})
 	return sync, e.propagation(g, last)
 }
 

@@ -230,6 +230,9 @@ func StartSshd(t testing.TB, clientKeys []*Key, extraConfig ...string) *Sshd {
 	}
 }
 
+// PID is the listening sshd's process id (for measuring its CPU and memory).
+func (s *Sshd) PID() int { return s.cmd.Process.Pid }
+
 // KnownHosts writes a known_hosts file trusting this sshd and returns its path.
 func (s *Sshd) KnownHosts(t testing.TB) string {
 	return WriteKnownHosts(t, "127.0.0.1", s.Port, s.HostKey.Public)
