@@ -199,3 +199,24 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// clientBranches checks that every branch named prefix+N in the repository at
+// dir is a commit of client N (whose worktree is work/N/wt): the last it pushed,
+// or an earlier one when its last push was cut. It returns the worktrees checked.
+func clientBranches(t *testing.T, g *testutil.Git, dir, prefix, work string) []string {
+	t.Helper()
+	var wts []string
+	for _, line := range strings.Split(strings.TrimSpace(refs(t, dir)), "\n") {
+		id, name, _ := strings.Cut(line, " ")
+		n, ok := strings.CutPrefix(name, "refs/heads/"+prefix)
+		if !ok {
+			continue
+		}
+		wt := filepath.Join(work, n, "wt")
+		if _, err := g.TryRun(wt, "merge-base", "--is-ancestor", id, "HEAD"); err != nil {
+			t.Errorf("%s on the server is %s, not a commit of its client: %v", name, id, err)
+		}
+		wts = append(wts, wt)
+	}
+	return wts
+}

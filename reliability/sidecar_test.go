@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -125,17 +124,7 @@ func TestSidecarKilledUnderLoad(t *testing.T) {
 	for _, slug := range []string{"small", "mid"} {
 		fsck(t, node.RepoDir("LOAD", slug))
 	}
-	for _, line := range strings.Split(strings.TrimSpace(refs(t, node.RepoDir("LOAD", "small"))), "\n") {
-		id, name, _ := strings.Cut(line, " ")
-		n, ok := strings.CutPrefix(name, "refs/heads/load-")
-		if !ok {
-			continue
-		}
-		wt := filepath.Join(work, n, "wt")
-		if _, err := g.TryRun(wt, "merge-base", "--is-ancestor", id, "HEAD"); err != nil {
-			t.Errorf("%s on the server is %s, not a commit of its client: %v", name, id, err)
-		}
-	}
+	clientBranches(t, g, node.RepoDir("LOAD", "small"), "load-", work)
 }
 
 // loadClient alternates clones of both repositories and pushes of a new commit

@@ -182,16 +182,7 @@ func TestSoak(t *testing.T) {
 	}
 	// Every soak branch on the server is a commit its client made: the last it
 	// pushed, or an earlier one when the last push was cut.
-	for _, line := range strings.Split(strings.TrimSpace(refs(t, node.RepoDir("SOAK", "small"))), "\n") {
-		id, name, _ := strings.Cut(line, " ")
-		n, ok := strings.CutPrefix(name, "refs/heads/soak-")
-		if !ok {
-			continue
-		}
-		wt := filepath.Join(work, n, "wt")
-		if _, err := g.TryRun(wt, "merge-base", "--is-ancestor", id, "HEAD"); err != nil {
-			t.Errorf("%s on the server is %s, not a commit of its client: %v", name, id, err)
-		}
+	for _, wt := range clientBranches(t, g, node.RepoDir("SOAK", "small"), "soak-", work) {
 		fsck(t, wt)
 	}
 
