@@ -11,3 +11,12 @@ func HoldWriteLock(ctx context.Context, s *Store, project, slug string) (release
 	}
 	return l.Unlock, nil
 }
+
+// WriteWaiters returns how many callers wait for the store's write lock on a
+// repository (already normalised names).
+func WriteWaiters(s *Store, project, slug string) int {
+	l := s.locks.get(repoKey(project, slug))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.waitingW
+}

@@ -24,31 +24,42 @@ func (s *Store) gitCommand(ctx context.Context, dir string, env []string, args .
 	return cmd
 }
 
-// clearStaleLocks installs the current event hook and removes, once per
-// repository per Store, the lock files a git
-// process killed outright (SIGKILL leaves them) would otherwise leave forever,
-// refusing every later update of those refs. It is called with the repository's
-// write lock held, before the store's first ref update in it; since git processes
-// die with the store that started them, no live process can own such a file then.
+// repoLocks is what the store knows about a repository's git lock files.
+type repoLocks struct {
+	checked bool // cleared once by this Store
+	dirty   bool // a receive-pack died by a signal since: it may have left lock files
+	pushes  int  // receive-packs running
+}
+
+// clearStaleLocks installs the current event hook and removes the lock files a git
+// process killed by a signal would otherwise leave forever, refusing every later
+// update of those refs: once per repository per Store, and again after a
+// receive-pack in it died by a signal (git removes its locks on SIGTERM, except
+// when the signal lands between its creating a lock file and registering it for
+// removal; SIGKILL leaves them all). It is called with the repository's write lock
+// held, before a ref update, and does nothing while a receive-pack runs there, since
+// that one's locks are live (receive-packs are counted under the write lock, see
+// pushStarted). Git processes die with the store that started them, so none from an
+// earlier Store can own such a file.
 func (s *Store) clearStaleLocks(project, slug string) {
-	key := repoKey(project, slug)
 	s.mu.Lock()
-	if s.lockChecked == nil {
-		s.lockChecked = map[string]bool{}
-	}
-	done := s.lockChecked[key]
-	s.lockChecked[key] = true
-	s.mu.Unlock()
-	if done {
+	st := s.repoLocksLocked(repoKey(project, slug))
+	first := !st.checked
+	if (st.checked && !st.dirty) || st.pushes > 0 {
+		s.mu.Unlock()
 		return
 	}
+	st.checked, st.dirty = true, false
+	s.mu.Unlock()
 	dir := s.repoDir(project, slug)
-	// Repositories made by an older store have an older hook: bring it up to date.
-	hook := filepath.Join(dir, "hooks", "reference-transaction")
-	if cur, err := os.ReadFile(hook); err != nil || string(cur) != hookScript {
-		tmp := hook + ".new"
-		if err := os.WriteFile(tmp, []byte(hookScript), 0o755); err == nil {
-			os.Rename(tmp, hook)
+	if first {
+		// Repositories made by an older store have an older hook: bring it up to date.
+		hook := filepath.Join(dir, "hooks", "reference-transaction")
+		if cur, err := os.ReadFile(hook); err != nil || string(cur) != hookScript {
+			tmp := hook + ".new"
+			if err := os.WriteFile(tmp, []byte(hookScript), 0o755); err == nil {
+				os.Rename(tmp, hook)
+			}
 		}
 	}
 	var stale []string
@@ -68,4 +79,51 @@ func (s *Store) clearStaleLocks(project, slug string) {
 			s.log.Warn("mesh: removed a stale lock file left by a killed git process", "project", project, "slug", slug, "file", strings.TrimPrefix(path, dir+"/"))
 		}
 	}
+}
+
+// repoLocksLocked returns the lock state of a repository; s.mu is held.
+func (s *Store) repoLocksLocked(key string) *repoLocks {
+	if s.lockState == nil {
+		s.lockState = map[string]*repoLocks{}
+	}
+	st := s.lockState[key]
+	if st == nil {
+		st = &repoLocks{}
+		s.lockState[key] = st
+	}
+	return st
+}
+
+// pushStarted counts a receive-pack in a repository; the caller holds its write
+// lock, so clearStaleLocks, which runs under the same lock, never sees a running
+// receive-pack uncounted.
+func (s *Store) pushStarted(key string) {
+	s.mu.Lock()
+	s.repoLocksLocked(key).pushes++
+	s.mu.Unlock()
+}
+
+// pushEnded uncounts a receive-pack; killed says it died by a signal.
+func (s *Store) pushEnded(key string, killed bool) {
+	s.mu.Lock()
+	st := s.repoLocksLocked(key)
+	st.pushes--
+	if killed {
+		st.dirty = true
+	}
+	s.mu.Unlock()
+}
+
+// killedBySignal reports whether a command died by a signal (false when it never
+// started).
+func killedBySignal(cmd *exec.Cmd) bool {
+	if cmd == nil || cmd.Process == nil {
+		return false
+	}
+	ps := cmd.ProcessState
+	if ps == nil {
+		return true // started, never waited for: assume the worst
+	}
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled()
 }

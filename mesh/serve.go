@@ -47,6 +47,7 @@ func (s *Store) ServeGit(ctx context.Context, service, repo string, env []string
 	lock := s.locks.get(repoKey(p, sl))
 	var spool string
 	var watch *advWriter
+	var cmd *exec.Cmd
 	switch service {
 	case ServiceUploadPack:
 		watch = &advWriter{w: stdout}
@@ -69,7 +70,26 @@ func (s *Store) ServeGit(ctx context.Context, service, repo string, env []string
 			return err
 		}
 		s.clearStaleLocks(p, sl)
+		s.pushStarted(repoKey(p, sl))
 		lock.Unlock()
+		// Deferred first, so it runs last: after the gate has let go of the lock.
+		defer func() {
+			killed := killedBySignal(cmd)
+			s.pushEnded(repoKey(p, sl), killed)
+			if !killed {
+				return
+			}
+			// Clear what it may have left as soon as the lock is free, rather than
+			// at the next update (which clears too, see clearStaleLocks).
+			s.wg.Add(1) // within this operation, so never after Close's Wait
+			go func() {
+				defer s.wg.Done()
+				if lock.Lock(s.ctx) == nil {
+					s.clearStaleLocks(p, sl)
+					lock.Unlock()
+				}
+			}()
+		}()
 		if spool, err = s.spool(); err != nil {
 			return err
 		}
@@ -84,7 +104,7 @@ func (s *Store) ServeGit(ctx context.Context, service, repo string, env []string
 	if service == ServiceUploadPack {
 		args = []string{sub, "--strict", "."}
 	}
-	cmd := s.gitCommand(ctx, dir, extra, args...)
+	cmd = s.gitCommand(ctx, dir, extra, args...)
 	cmd.Stderr = stderr
 	if spool != "" {
 		gate, err := s.openGate(ctx, p, sl, lock, spool, cmd)

@@ -59,9 +59,9 @@ type Store struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // running operations and subscription goroutines
 
-	mu          sync.Mutex
-	closed      bool
-	lockChecked map[string]bool // repositories cleared of stale lock files
+	mu        sync.Mutex
+	closed    bool
+	lockState map[string]*repoLocks // see clearStaleLocks
 }
 
 var _ Repos = (*Store)(nil)
