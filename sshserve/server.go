@@ -103,6 +103,11 @@ type Server struct {
 	// MaxSessionTime bounds the duration of one session; zero or negative means
 	// no limit.
 	MaxSessionTime time.Duration
+	// NoOutputPacing turns off the pacing of git's output, which otherwise adapts
+	// the sending rate to how fast the client consumes (OpenSSH's client spends
+	// most of a clone copying its receive buffer when the server sends faster
+	// than git on its side reads; see the package documentation).
+	NoOutputPacing bool
 
 	initOnce sync.Once
 	initErr  error

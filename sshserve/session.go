@@ -92,7 +92,11 @@ func (c *conn) exec(ctx context.Context, ch ssh.Channel, line string, env []stri
 		defer t.Stop()
 	}
 	in := &countingReader{r: ch, c: c}
-	out := &countingWriter{w: ch, c: c}
+	var stdout io.Writer = ch
+	if !s.NoOutputPacing {
+		stdout = newPacer(ch)
+	}
+	out := &countingWriter{w: stdout, c: c}
 	errw := &countingWriter{w: ch.Stderr(), c: c}
 	status, err := c.run(ctx, &info, line, env, in, out, errw)
 	ch.CloseWrite()
