@@ -80,9 +80,9 @@
 //
 // The data path adds no goroutine and no copy of its own: a git service writes
 // straight into the SSH channel, whose packets (up to the client's 32 KiB) are
-// encrypted and written as they come. Connections are acknowledged without delay
-// (TCP_QUICKACK) so that the OpenSSH client's Nagle algorithm does not stall its
-// handshake for 40 ms at a time.
+// encrypted and written as they come, at a pace that follows the client (below).
+// Connections are acknowledged without delay (TCP_QUICKACK) so that the OpenSSH
+// client's Nagle algorithm does not stall its handshake for 40 ms at a time.
 //
 // Measured side by side (each row in one run) on a quiet 2-core machine
 // (2026-11-22) against two OpenSSH 9.2 sshd running git-upload-pack (throwaway
@@ -96,37 +96,43 @@
 //
 //	                                 gitfleet  OpenSSH as   lean      floor
 //	                                           installed    OpenSSH
-//	clone --bare, one at a time       1.61 s    2.11 s      1.84 s    0.49 s
-//	    ratio                                   0.76x       0.88x     (target <= 0.7x: missed)
-//	ls-remote, new connection each   41.7 ms    704 ms      250 ms    20.2 ms
-//	    ratio (rate)                            16.9x       6.0x      (target >= 12x: met as installed)
-//	    to the floor                 2.07x                            (target <= 2.5x: met)
-//	32 concurrent clones, wall time  35.1 s     103.0 s     38.1 s
-//	    ratio                                   0.34x       0.92x     (target <= 0.38x: met as installed)
+//	clone --bare, one at a time       0.87 s    2.87 s      2.41 s    0.50 s
+//	    ratio                                   0.30x       0.36x     (target <= 0.7x: met)
+//	    client CPU (git, ssh,         0.69 s    2.27 s      2.34 s    0.62 s (with the
+//	    index-pack) per clone                                         server's git)
+//	ls-remote, new connection each   46.5 ms    733 ms      258 ms    21.6 ms
+//	    ratio (rate)                            15.8x       5.6x      (target >= 12x: met as installed)
+//	    to the floor                 2.15x                            (target <= 2.5x: met)
+//	32 concurrent clones, wall time  28.5 s     105.1 s     40.1 s    11.1 s
+//	    ratio                                   0.27x       0.71x     (target <= 0.38x: met as installed)
 //	100 idle authenticated conns     40.5 KiB   1.61 MiB    (earlier run; per connection: Go heap and
 //	                                                        stacks of the server vs PSS of sshd's
 //	                                                        processes; target < 64 KiB: met)
 //
-// Medians of two runs. The one-clone target is missed against both peers: the
-// cost that decides it is the OpenSSH client's (below), which no server changes.
-// Earlier runs on a loaded machine gave 0.44x to 0.80x for one clone. Two changes
-// were measured to matter: offering AES-GCM rather than ChaCha20-Poly1305
-// (x/crypto's ChaCha20 is generic code on amd64 and took about 0.7 s of server
-// CPU per clone), and TCP_QUICKACK (ls-remote went from about 245 ms to 150 ms
-// per operation).
+// Medians of two runs; single clones from gitfleet ranged from 0.75 s to 1.4 s
+// over the day's runs. Three changes were measured to matter: pacing the
+// output (below; a clone went from 1.61 s to 0.87 s), offering AES-GCM rather
+// than ChaCha20-Poly1305 (x/crypto's ChaCha20 is generic code on amd64 and took
+// about 0.7 s of server CPU per clone), and TCP_QUICKACK (ls-remote went from
+// about 245 ms to 150 ms per operation).
 //
-// Where the time goes: the cost that dominates a clone is the OpenSSH client's,
-// which is the same whatever the server (1.1 to 1.3 s of its CPU per clone here
-// against gitfleet and against sshd alike). While git's index-pack consumes the
-// pack more slowly than it arrives, the client holds up to its 2 MB channel
-// window in a buffer that it compacts and reallocates as packets arrive (perf on
-// the client during a clone from gitfleet: 49% of its samples in libc's memmove,
-// most of the rest in the kernel's page-fault and unmap paths), against 0.1 s to
-// write the same bytes to /dev/null. Pacing the server to keep that buffer small would need the remote
-// window, which x/crypto/ssh does not expose. The server's own share is small:
-// in one 32-clone run the server process used 1.55 s of CPU out of 75.6 s for
-// everything (git upload-pack and index-pack on both sides, and the 32 ssh
-// clients).
+// Where the time goes, and why the output is paced: what dominates a clone
+// from sshd is the OpenSSH client's CPU. While git's index-pack consumes the
+// pack more slowly than it arrives, the client holds up to its 2 MiB channel
+// window in a buffer that it grows by reallocating and copying for each 32 KiB
+// packet (strace: an mmap, a copy and a munmap of the whole buffer per packet;
+// perf: most of the client's samples in libc's memmove and the kernel's
+// page-fault and unmap paths). That costs the ssh process 1 to 2 s of CPU per
+// 15 MB pack (/usr/bin/time on it), sending the same bytes to a reader that keeps up costs it about
+// 0.05 s, and once the client is busy copying it consumes more slowly still,
+// so the backlog never drains. gitfleet therefore sends at the rate the client
+// consumes (Server.NoOutputPacing turns it off): x/crypto/ssh does not expose
+// the remote window, so the pacer starts at 16 MB/s, grows while its writes
+// complete at once, and when a write blocks (the window is spent: a backlog)
+// halves its rate and pauses until a window's worth could drain. A short
+// response is never delayed. The server's own share of the CPU is small: in
+// one 32-clone run before pacing the server process used 1.55 s of CPU out of
+// 75.6 s for everything.
 //
 // Reproduce with (the last takes about four minutes):
 //
