@@ -21,8 +21,7 @@ import (
 // writer can see. A write that blocks for longer than pacerBlocked means the window
 // is spent (or TCP is full): the client has a backlog. The pacer then halves its
 // rate and pauses long enough for a window's worth of backlog to drain at the new
-// rate; a write that blocks again before then is the same backlog, still
-// draining, and extends the pause without halving again. While writes complete at once and the rate is what holds them back, the
+// rate. While writes complete at once and the rate is what holds them back, the
 // rate grows: quickly until the first backlog, slowly after it. Time in which git
 // produced nothing does not count as evidence that the client keeps up.
 //
@@ -38,7 +37,6 @@ type pacer struct {
 	changed time.Time // when the rate last changed
 	backlog bool      // a backlog has been seen: grow slowly
 	limited bool      // the rate held a write back since the last change
-	calm    time.Time // until then a blocked write is the last backlog still draining
 }
 
 const (
@@ -86,18 +84,12 @@ func (p *pacer) Write(b []byte) (int, error) {
 		end := p.now()
 		switch {
 		case end.Sub(start) > pacerBlocked:
-			if end.Before(p.calm) {
-				// The backlog of the last back-off has not drained yet: wait
-				// more, at the same rate.
-				p.next = end.Add(pacerMinWait)
-				p.calm = p.next.Add(pacerPeriod)
-				p.changed, p.limited = end, false
-				break
+			if p.backlog && end.Sub(p.changed) < pacerPeriod {
+				break // the same backlog as last time
 			}
 			p.rate = max(pacerMin, p.rate/2)
 			wait := time.Duration(pacerWindow / p.rate * float64(time.Second))
 			p.next = end.Add(min(max(wait, pacerMinWait), pacerMaxWait))
-			p.calm = p.next.Add(pacerPeriod)
 			p.changed, p.backlog, p.limited = end, true, false
 		case end.Sub(p.changed) >= pacerPeriod:
 			if p.limited {

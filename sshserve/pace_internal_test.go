@@ -164,35 +164,3 @@ func TestPacerWriteError(t *testing.T) {
 		t.Fatalf("Write = %d, %v; want 0, the channel's error", n, err)
 	}
 }
-
-// A write that blocks again while the last backlog drains is the same backlog: the
-// pacer waits longer but does not halve its rate a second time.
-func TestPacerOneBackOffPerBacklog(t *testing.T) {
-	l := &fakeLink{}
-	p := l.pacer()
-	blocked := map[int]bool{4 << 20: true, 4<<20 + pacerChunk: true}
-	l.cost = func(written int) time.Duration {
-		if blocked[written] {
-			return 50 * time.Millisecond
-		}
-		return 0
-	}
-	data := make([]byte, 6<<20)
-	if _, err := p.Write(data[:4<<20]); err != nil {
-		t.Fatal(err)
-	}
-	before := p.rate
-	if _, err := p.Write(data[4<<20 : 4<<20+2*pacerChunk]); err != nil {
-		t.Fatal(err)
-	}
-	if p.rate != before/2 {
-		t.Fatalf("rate %.0f after two blocked writes of one backlog, want %.0f (halved once)", p.rate, before/2)
-	}
-	l.sleeps = nil
-	if _, err := p.Write(data[4<<20+2*pacerChunk : 4<<20+3*pacerChunk]); err != nil {
-		t.Fatal(err)
-	}
-	if l.slept() < pacerMinWait {
-		t.Fatalf("after the second blocked write the next waited %v, want at least %v", l.slept(), pacerMinWait)
-	}
-}
