@@ -313,6 +313,12 @@ func TestSilentClientDoesNotBlockPush(t *testing.T) {
 		go func() {
 			done <- s.ServeGit(cctx, mesh.ServiceUploadPack, "PROJ/r", c.env, stdinR, outW, io.Discard)
 		}()
+		// Also on failure: the silent client goes away, so the store can close.
+		defer func() {
+			cancel()
+			stdinW.Close()
+			outW.Close()
+		}()
 		if c.request != "" {
 			go io.WriteString(stdinW, c.request)
 		}
