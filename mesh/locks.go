@@ -114,16 +114,12 @@ func (s *Store) pushEnded(key string, killed bool) {
 	s.mu.Unlock()
 }
 
-// killedBySignal reports whether a command died by a signal (false when it never
-// started).
+// killedBySignal reports whether a command that was run to completion died by a
+// signal (false when it never started).
 func killedBySignal(cmd *exec.Cmd) bool {
-	if cmd == nil || cmd.Process == nil {
+	if cmd == nil || cmd.ProcessState == nil {
 		return false
 	}
-	ps := cmd.ProcessState
-	if ps == nil {
-		return true // started, never waited for: assume the worst
-	}
-	ws, ok := ps.Sys().(syscall.WaitStatus)
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	return ok && ws.Signaled()
 }

@@ -93,9 +93,10 @@ func BenchmarkVsOpenSSH(b *testing.B) {
 					if out, err := cmd.CombinedOutput(); err != nil {
 						b.Fatalf("clone: %v\n%s", err, out)
 					}
-					cpu += clientCPU(cmd.ProcessState)
+					cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 				}
-				// The client side's CPU: git, the ssh client and index-pack.
+				// The client side's CPU: git and what it waited for (the ssh
+				// client, index-pack).
 				b.ReportMetric(cpu.Seconds()/float64(b.N), "client-cpu-s/op")
 			})
 		}
@@ -305,13 +306,4 @@ func pssOf(pid int) uint64 {
 		}
 	}
 	return 0
-}
-
-// clientCPU returns the user and system CPU time of a finished command and of
-// the descendants it waited for (git waits for ssh and index-pack).
-func clientCPU(ps *os.ProcessState) time.Duration {
-	if ps == nil {
-		return 0
-	}
-	return ps.UserTime() + ps.SystemTime()
 }
