@@ -25,7 +25,8 @@ var (
 // serverState is the live state of one server. It outlives reloads that keep
 // the server's backend, name and address.
 type serverState struct {
-	cfg *Server // guarded by backend.mu; replaced on reload
+	cfg *Server  // guarded by backend.mu; replaced on reload
+	sa  *rawAddr // cfg.Addr when it is a literal IP:port; guarded by backend.mu
 
 	// guarded by backend.mu
 	up         bool
@@ -48,6 +49,7 @@ type backend struct {
 	queue     list.List // of *waiter, for any server or (srv set) one server
 	queueMax  int       // bound of the waiters for any server; -1: unbounded
 	anyQueued int       // waiters for any server
+	hostNames bool      // a server's address is a host name, not an IP
 	rotate    int
 
 	*counters // shared with the same-named backend before and after reloads
@@ -90,6 +92,7 @@ func (b *backend) setConfig(cfg *Backend, now time.Time) {
 	b.cfg = cfg
 	b.servers = nil
 	b.queueMax = 0
+	b.hostNames = false
 	for _, sc := range cfg.Servers {
 		var st *serverState
 		for _, o := range prev {
@@ -101,6 +104,8 @@ func (b *backend) setConfig(cfg *Backend, now time.Time) {
 			st = &serverState{up: true, lastChange: now}
 		}
 		st.cfg = sc
+		st.sa = rawAddrOf(sc.Addr)
+		b.hostNames = b.hostNames || st.sa == nil
 		if !sc.Check {
 			st.up = true
 		}
@@ -155,6 +160,24 @@ func (b *backend) acquire(ctx context.Context, ip net.IP, tried map[*serverState
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// tryAcquire takes a slot on a server chosen by the balancing algorithm when
+// one is free and no connection is queued; it returns the server, its socket
+// address and the backend's configuration, or a nil server when the
+// connection must wait, has no server or the server is named by a host name.
+func (b *backend) tryAcquire(ip net.IP) (*serverState, *rawAddr, *Backend) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.queue.Len() > 0 || b.hostNames {
+		return nil, nil, nil
+	}
+	s, _, _ := b.pickLocked(ip, nil)
+	if s == nil {
+		return nil, nil, nil
+	}
+	s.cur++
+	return s, s.sa, b.cfg
 }
 
 // enqueueLocked puts w at the back of the queue.

@@ -150,6 +150,7 @@ func BenchmarkConnRate(b *testing.B) {
 			var next atomic.Int64
 			var wg sync.WaitGroup
 			errs := make(chan error, 64)
+			fwdCPU, selfCPU := procCPU(b, p.pid), procCPU(b, os.Getpid())
 			start := time.Now()
 			for range 64 {
 				wg.Add(1)
@@ -176,6 +177,8 @@ func BenchmarkConnRate(b *testing.B) {
 			}
 			wg.Wait()
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "conns/s")
+			b.ReportMetric(float64((procCPU(b, p.pid)-fwdCPU).Microseconds())/float64(b.N), "fwd-cpu-µs/conn")
+			b.ReportMetric(float64((procCPU(b, os.Getpid())-selfCPU).Microseconds())/float64(b.N), "bench-cpu-µs/conn")
 			close(errs)
 			for err := range errs {
 				b.Fatal(err)

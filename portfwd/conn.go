@@ -12,15 +12,27 @@ import (
 	"time"
 )
 
+// handoff describes how far a connection got before handle took it over: a
+// connection handed over by an event loop after its first connect failed has
+// been counted by its frontend already and has one attempt behind it.
+type handoff struct {
+	failed   *serverState // the server whose connect failed; nil: none tried
+	counted  bool         // the frontend counted the connection already
+	src, dst net.Addr     // the client's addresses, when known
+}
+
 // handle forwards one accepted connection: it reads the PROXY header when
 // the bind asks for one, picks a server (retrying others on connect
 // failure), sends the server a PROXY header when configured, and then
 // splices the two sockets together until both directions end.
-func (f *Forwarder) handle(c *net.TCPConn, fe *frontend, bd Bind) {
+func (f *Forwarder) handle(c *net.TCPConn, fe *frontend, bd Bind, h handoff) {
 	defer c.Close()
 	// Close ends the connection even while it waits for a PROXY header.
 	defer context.AfterFunc(f.ctx, func() { c.Close() })()
-	src, dst := c.RemoteAddr(), c.LocalAddr()
+	src, dst := h.src, h.dst
+	if src == nil {
+		src, dst = c.RemoteAddr(), c.LocalAddr()
+	}
 	// log builds its attributes only when something is logged: the
 	// connection rate matters more than the cost of a closure.
 	log := func(msg string, args ...any) {
@@ -31,7 +43,7 @@ func (f *Forwarder) handle(c *net.TCPConn, fe *frontend, bd Bind) {
 		l.Info(msg, append([]any{"frontend", fe.cfg.Name, "client", src.String()}, args...)...)
 	}
 	headerLen := 0
-	if bd.AcceptProxy {
+	if bd.AcceptProxy && h.failed == nil {
 		h, n, err := readProxyHeader(c, orDuration(f.ProxyHeaderTimeout, DefaultProxyHeaderTimeout))
 		if err != nil {
 			log("connection refused", "err", err)
@@ -42,8 +54,10 @@ func (f *Forwarder) handle(c *net.TCPConn, fe *frontend, bd Bind) {
 			src, dst = h.SourceAddr, h.DestinationAddr
 		}
 	}
-	fe.total.Add(1)
-	fe.cur.Add(1)
+	if !h.counted {
+		fe.total.Add(1)
+		fe.cur.Add(1)
+	}
 	defer fe.cur.Add(-1)
 	b := fe.backend
 	if b == nil {
@@ -59,9 +73,13 @@ func (f *Forwarder) handle(c *net.TCPConn, fe *frontend, bd Bind) {
 		ip = a.IP
 	}
 	var tried map[*serverState]bool // made on the first failure
+	first := 0
+	if h.failed != nil {
+		tried, first = map[*serverState]bool{h.failed: true}, 1
+	}
 	var s *serverState
 	var sc *net.TCPConn
-	for attempt := 0; attempt <= bcfg.retries(); attempt++ {
+	for attempt := first; attempt <= bcfg.retries(); attempt++ {
 		var err error
 		s, err = b.acquire(f.ctx, ip, tried)
 		if err != nil {
@@ -95,18 +113,26 @@ func (f *Forwarder) handle(c *net.TCPConn, fe *frontend, bd Bind) {
 
 	p := newPair(c, sc, fe.cfg.Timeouts, bcfg.Timeouts)
 	p.fe, p.be, p.srv, p.headerLen = fe.counters, b.counters, s, headerLen
+	if f.runPair(p) {
+		in, out := p.in.Load(), p.out.Load()
+		fe.bytesIn.Add(in)
+		fe.bytesOut.Add(out)
+		b.bytesIn.Add(in)
+		b.bytesOut.Add(out)
+		s.bytesIn.Add(in)
+		s.bytesOut.Add(out)
+	}
+}
+
+// runPair forwards p until both directions end, tracked for Stats, timeouts
+// and Close. It reports false, doing nothing, when the Forwarder is closing.
+func (f *Forwarder) runPair(p *pair) bool {
 	if !f.track(p) {
-		return
+		return false
 	}
 	p.run()
 	f.untrack(p)
-	in, out := p.in.Load(), p.out.Load()
-	fe.bytesIn.Add(in)
-	fe.bytesOut.Add(out)
-	b.bytesIn.Add(in)
-	b.bytesOut.Add(out)
-	s.bytesIn.Add(in)
-	s.bytesOut.Add(out)
+	return true
 }
 
 // dialServer connects to a server and sends its PROXY header.
@@ -135,9 +161,13 @@ type pair struct {
 	srv                  *serverState
 	headerLen            int // PROXY header bytes read from the client
 
-	// inactivity timeouts, zero for none
-	clientIdle, serverIdle time.Duration
-	clientFin, serverFin   time.Duration
+	// bytes an event loop read and did not write before it handed the
+	// pair over: client to server and server to client
+	preIn, preOut []byte
+	// the direction the loop saw a bulk transfer in, which splices at once
+	bulkIn, bulkOut bool
+
+	idleTimeouts
 
 	halfClosed atomic.Bool
 	in, out    atomic.Int64 // bytes client->server and server->client, once done
@@ -148,12 +178,7 @@ func newPair(c, s *net.TCPConn, ft, bt Timeouts) *pair {
 	p := &pair{client: c, server: s, start: time.Now()}
 	p.clientRaw, _ = c.SyscallConn()
 	p.serverRaw, _ = s.SyscallConn()
-	p.clientIdle, p.serverIdle = ft.Client, bt.Server
-	if bt.Tunnel > 0 {
-		p.clientIdle, p.serverIdle = bt.Tunnel, bt.Tunnel
-	}
-	p.clientFin = orDuration(ft.ClientFin, p.clientIdle)
-	p.serverFin = orDuration(bt.ServerFin, p.serverIdle)
+	p.idleTimeouts = newIdleTimeouts(ft, bt)
 	return p
 }
 
@@ -166,11 +191,11 @@ func (p *pair) run() {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		n, err := forward(p.server, p.client, p.clientRaw)
+		n, err := forward(p.server, p.client, p.clientRaw, p.preIn, p.bulkIn)
 		p.in.Store(n)
 		p.finish(p.server, err)
 	}()
-	n, err := forward(p.client, p.server, p.serverRaw)
+	n, err := forward(p.client, p.server, p.serverRaw, p.preOut, p.bulkOut)
 	p.out.Store(n)
 	p.finish(p.client, err)
 	wg.Wait()
@@ -189,7 +214,18 @@ var smallBufs = sync.Pool{New: func() any { b := make([]byte, smallCopy); return
 // first read that fills the buffer marks a bulk transfer, and the rest goes
 // through io.Copy, which splices (two splice(2) calls per chunk and a pipe cost
 // more than read and write for a kilobyte, and far less for megabytes).
-func forward(dst, src *net.TCPConn, srcRaw syscall.RawConn) (int64, error) {
+//
+// pre, bytes read from src before, is written first and not counted; bulk
+// skips the first phase.
+func forward(dst, src *net.TCPConn, srcRaw syscall.RawConn, pre []byte, bulk bool) (int64, error) {
+	if len(pre) > 0 {
+		if _, err := dst.Write(pre); err != nil {
+			return 0, err
+		}
+	}
+	if bulk {
+		return io.Copy(dst, src)
+	}
 	var total int64
 	for {
 		var bp *[]byte
@@ -254,10 +290,7 @@ func (p *pair) close() {
 
 // timeouts returns the inactivity timeouts that apply now.
 func (p *pair) timeouts() (client, server time.Duration) {
-	if p.halfClosed.Load() {
-		return p.clientFin, p.serverFin
-	}
-	return p.clientIdle, p.serverIdle
+	return p.current(p.halfClosed.Load())
 }
 
 func (f *Forwarder) track(p *pair) bool {

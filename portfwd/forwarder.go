@@ -39,6 +39,9 @@ type Forwarder struct {
 	sweepWake chan struct{}
 	sweepTick atomic.Int64 // the sweeper's current interval in ns
 	handlers  atomic.Int64 // connections accepted and not yet finished
+	loops     []*evloop    // set once by Listen
+	nextLoop  atomic.Uint32
+	noLoops   bool // forward every connection with goroutines (tests)
 	ctx       context.Context
 	cancel    context.CancelFunc // ends queue waits and connects on Close
 	wg        sync.WaitGroup     // accept loops, connections, the sweeper
@@ -85,7 +88,9 @@ func (f *Forwarder) Listen(ctx context.Context) error {
 	if f.listening {
 		return nil
 	}
+	f.startLoops()
 	if err := f.applyLocked(ctx, f.cfg); err != nil {
+		f.stopLoops()
 		return err
 	}
 	f.listening = true
@@ -152,11 +157,19 @@ func (f *Forwarder) applyLocked(ctx context.Context, cfg *Config) error {
 			ln, err := lc.Listen(ctx, "tcp", bd.Addr)
 			if err != nil {
 				for _, l := range opened {
-					l.ln.Close()
+					l.close()
 				}
 				return fmt.Errorf("portfwd: frontend %s: bind %s: %w", fe.Name, bd.Addr, err)
 			}
-			opened[bd.Addr] = &listener{ln: ln.(*net.TCPListener), stop: make(chan struct{})}
+			l, err := f.newListener(ln.(*net.TCPListener))
+			if err != nil {
+				ln.Close()
+				for _, l := range opened {
+					l.close()
+				}
+				return fmt.Errorf("portfwd: frontend %s: bind %s: %w", fe.Name, bd.Addr, err)
+			}
+			opened[bd.Addr] = l
 		}
 	}
 

@@ -1,10 +1,14 @@
 package portfwd
 
 import (
-	"errors"
+	"bytes"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // frontend is the live state of one frontend of the running configuration.
@@ -22,6 +26,11 @@ type listener struct {
 	ln   *net.TCPListener
 	stop chan struct{}
 	once sync.Once
+
+	// A duplicate of ln's socket for accept4 in the runtime's poller (a
+	// listener's own RawConn cannot wait); nil without event loops.
+	file *os.File
+	raw  syscall.RawConn
 
 	mu     sync.Mutex
 	fe     *frontend
@@ -45,15 +54,39 @@ func (l *listener) close() {
 	l.once.Do(func() {
 		close(l.stop)
 		l.ln.Close()
+		if l.file != nil {
+			l.file.Close()
+		}
 	})
 }
 
+// newListener wraps a bound socket; with event loops it also keeps a
+// pollable duplicate of the socket for raw accepts.
+func (f *Forwarder) newListener(ln *net.TCPListener) (*listener, error) {
+	l := &listener{ln: ln, stop: make(chan struct{})}
+	if len(f.loops) == 0 {
+		return l, nil
+	}
+	file, err := ln.File()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, err
+	}
+	l.file, l.raw = file, raw
+	return l, nil
+}
+
 // acceptLoop accepts connections while the frontend and global maxconn
-// allow, and hands each to its own goroutine.
+// allow. A connection goes to an event loop when it can (see evloop), else
+// to its own goroutine.
 func (f *Forwarder) acceptLoop(l *listener) {
 	backoff := 5 * time.Millisecond
 	for {
-		slotFE, _, global := l.current()
+		slotFE, bd, global := l.current()
 		feSlots := slotFE.slots
 		if !feSlots.take(l.stop) {
 			return
@@ -62,12 +95,22 @@ func (f *Forwarder) acceptLoop(l *listener) {
 			feSlots.give()
 			return
 		}
-		c, err := l.ln.AcceptTCP()
+		var c *net.TCPConn
+		fd := -1
+		var peer *net.TCPAddr
+		var err error
+		if l.raw != nil && !bd.AcceptProxy {
+			fd, peer, err = acceptRaw(l.raw)
+		} else {
+			c, err = l.ln.AcceptTCP()
+		}
 		if err != nil {
 			feSlots.give()
 			global.give()
-			if errors.Is(err, net.ErrClosed) {
+			select {
+			case <-l.stop:
 				return
+			default:
 			}
 			f.logger().Warn("accept failed", "bind", l.ln.Addr().String(), "err", err)
 			select {
@@ -80,6 +123,17 @@ func (f *Forwarder) acceptLoop(l *listener) {
 		}
 		backoff = 5 * time.Millisecond
 		fe, bd, _ := l.current() // a reload may have happened during Accept
+		if c == nil {
+			if f.dispatch(fd, peer, fe, bd, feSlots, global) {
+				continue
+			}
+			if c, err = fileTCPConn(fd); err != nil {
+				unix.Close(fd)
+				feSlots.give()
+				global.give()
+				continue
+			}
+		}
 		f.handlers.Add(1)
 		f.wg.Add(1)
 		go func() {
@@ -87,7 +141,90 @@ func (f *Forwarder) acceptLoop(l *listener) {
 			defer f.handlers.Add(-1)
 			defer global.give()
 			defer feSlots.give()
-			f.handle(c, fe, bd)
+			f.handle(c, fe, bd, handoff{})
 		}()
 	}
+}
+
+// acceptRaw accepts one connection on the listener's socket, waiting in the
+// runtime's poller while none is pending.
+func acceptRaw(raw syscall.RawConn) (int, *net.TCPAddr, error) {
+	fd := -1
+	var peer *net.TCPAddr
+	var aerr error
+	err := raw.Read(func(lfd uintptr) bool {
+		fd, peer, aerr = sysAccept(int(lfd))
+		return aerr != syscall.EAGAIN
+	})
+	if err != nil {
+		return -1, nil, err
+	}
+	if aerr != nil {
+		return -1, nil, os.NewSyscallError("accept4", aerr)
+	}
+	return fd, peer, nil
+}
+
+// dispatch gives an accepted connection to an event loop: it picks a server
+// with a free slot and starts the connect. It reports false, having changed
+// nothing, when the connection must go the goroutine way.
+func (f *Forwarder) dispatch(fd int, src *net.TCPAddr, fe *frontend, bd Bind, feSlots, global slots) bool {
+	b := fe.backend
+	if b == nil || bd.AcceptProxy {
+		return false
+	}
+	s, ssa, bcfg := b.tryAcquire(src.IP)
+	if s == nil {
+		return false
+	}
+	c := &lconn{fe: fe, b: b, s: s, bd: bd, feSlots: feSlots, global: global, src: src, connecting: true}
+	c.client.fd = fd
+	sysSetNoDelay(fd)
+	if s.cfg.SendProxy != NoProxy {
+		if lsa, err := syscall.Getsockname(fd); err == nil {
+			c.dst = sockaddrTCP(lsa)
+		} else {
+			c.dst = &net.TCPAddr{}
+		}
+		var hdr bytes.Buffer
+		writeProxyHeader(&hdr, s.cfg.SendProxy, c.src, c.dst)
+		c.server.setPend(hdr.Bytes())
+	}
+	c.tmo = newIdleTimeouts(fe.cfg.Timeouts, bcfg.Timeouts)
+	fe.total.Add(1)
+	fe.cur.Add(1)
+	f.handlers.Add(1)
+	sfd, err := sysDial(ssa)
+	if err == nil {
+		c.server.fd = sfd
+		l := f.loops[int(f.nextLoop.Add(1))%len(f.loops)]
+		if err = l.add(c); err == nil {
+			return true
+		}
+		sysClose(sfd)
+	}
+	// The connect (or its registration) failed at once: the goroutine way
+	// retries the other servers.
+	c.server.freePend()
+	s.connErrs.Add(1)
+	b.connErrs.Add(1)
+	b.release(s)
+	cc, cerr := fileTCPConn(fd)
+	if cerr != nil {
+		unix.Close(fd)
+		fe.cur.Add(-1)
+		f.handlers.Add(-1)
+		feSlots.give()
+		global.give()
+		return true
+	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		defer f.handlers.Add(-1)
+		defer global.give()
+		defer feSlots.give()
+		f.handle(cc, fe, bd, handoff{failed: s, counted: true, src: c.src, dst: c.dst})
+	}()
+	return true
 }

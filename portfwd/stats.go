@@ -65,6 +65,7 @@ func (f *Forwarder) Stats() Stats {
 	for p := range f.pairs {
 		live = append(live, p)
 	}
+	loops := f.loops
 	f.mu.Unlock()
 
 	// Bytes of open connections, read from the kernel.
@@ -79,6 +80,16 @@ func (f *Forwarder) Stats() Stats {
 			m = openC[c]
 			openC[c] = moved{m.in + in, m.out + out}
 		}
+	}
+	for _, l := range loops {
+		l.liveBytes(func(s *serverState, fe, be *counters, in, out int64) {
+			m := open[s]
+			open[s] = moved{m.in + in, m.out + out}
+			for _, c := range []*counters{fe, be} {
+				m = openC[c]
+				openC[c] = moved{m.in + in, m.out + out}
+			}
+		})
 	}
 
 	var st Stats
