@@ -46,10 +46,11 @@ type evloop struct {
 	wakefd int // eventfd: Close and new short timeouts wake the loop
 	base   time.Time
 
-	mu    sync.Mutex
-	sides map[uint64]*lside   // by registration key
-	conns map[*lconn]struct{} // for Stats, timeouts and Close
-	gen   uint32
+	mu     sync.Mutex
+	closed bool                // the loop has ended: add refuses
+	sides  map[uint64]*lside   // by registration key
+	conns  map[*lconn]struct{} // for Stats, timeouts and Close
+	gen    uint32
 
 	quit     atomic.Bool   // stop without the Forwarder closing (Listen failed)
 	done     chan struct{} // closed when run returns
@@ -209,6 +210,7 @@ func (l *evloop) run() {
 	defer unix.Close(l.wakefd)
 	file := os.NewFile(uintptr(l.epfd), "epoll")
 	defer file.Close()
+	defer l.closeAll()
 	raw, err := file.SyscallConn()
 	if err != nil {
 		l.f.logger().Error("event loop failed", "err", err)
@@ -232,11 +234,9 @@ func (l *evloop) run() {
 		})
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) || werr != nil {
 			l.f.logger().Error("event loop failed", "err", firstErr(err, werr))
-			l.closeAll()
 			return
 		}
 		if l.f.ctx.Err() != nil || l.quit.Load() {
-			l.closeAll()
 			return
 		}
 		now := l.now()
@@ -292,6 +292,10 @@ func (l *evloop) add(c *lconn) error {
 		c.deadline = now + int64(d)
 	}
 	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrServerClosed
+	}
 	for _, s := range []*lside{&c.client, &c.server} {
 		l.gen++
 		if l.gen == 0 {
@@ -314,6 +318,7 @@ func (l *evloop) add(c *lconn) error {
 	}
 	l.conns[c] = struct{}{}
 	l.mu.Unlock()
+	l.f.loopAdded.Add(1)
 
 	// Make the loop scan soon enough for this connection's timeouts.
 	next := int64(maxSweep)
@@ -519,6 +524,7 @@ func (c *lconn) finish() {
 // which retries other servers.
 func (c *lconn) connectFailed(err error) {
 	f := c.l.f
+	f.loopRetry.Add(1)
 	c.unregister(true)
 	sysClose(c.server.fd)
 	c.s.connErrs.Add(1)
@@ -563,6 +569,7 @@ func connectError(fd int) error {
 // not yet written either way.
 func (c *lconn) handoff(src *lside, chunk []byte) {
 	f := c.l.f
+	f.loopBulk.Add(1)
 	c.unregister(true)
 	toServer, toClient := c.server.takePend(), c.client.takePend()
 	if src == &c.client {
@@ -671,6 +678,7 @@ func (l *evloop) scan(now int64) {
 // closeAll closes every connection of the loop (on Close).
 func (l *evloop) closeAll() {
 	l.mu.Lock()
+	l.closed = true
 	all := make([]*lconn, 0, len(l.conns))
 	for c := range l.conns {
 		all = append(all, c)

@@ -42,6 +42,9 @@ type Forwarder struct {
 	loops     []*evloop    // set once by Listen
 	nextLoop  atomic.Uint32
 	noLoops   bool // forward every connection with goroutines (tests)
+	// how connections went: taken by a loop, handed to splicing goroutines,
+	// handed back after a failed connect (tests read them)
+	loopAdded, loopBulk, loopRetry atomic.Int64
 	ctx       context.Context
 	cancel    context.CancelFunc // ends queue waits and connects on Close
 	wg        sync.WaitGroup     // accept loops, connections, the sweeper

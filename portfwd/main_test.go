@@ -74,6 +74,10 @@ func parse(t testing.TB, text string) *Config {
 	return cfg
 }
 
+// testNoLoops makes start's Forwarders forward every connection with
+// goroutines (see TestGoroutinePath).
+var testNoLoops bool
+
 // start runs a Forwarder for the configuration text, closed at test end.
 func start(t testing.TB, text string) *Forwarder {
 	t.Helper()
@@ -81,6 +85,7 @@ func start(t testing.TB, text string) *Forwarder {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fw.noLoops = testNoLoops
 	if err := fw.Listen(context.Background()); err != nil {
 		t.Fatal(err)
 	}
