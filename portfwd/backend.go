@@ -162,22 +162,31 @@ func (b *backend) acquire(ctx context.Context, ip net.IP, tried map[*serverState
 	}
 }
 
+// acquired is a server slot taken by tryAcquire, with the configuration read
+// under the backend's lock.
+type acquired struct {
+	s    *serverState
+	addr *rawAddr
+	cfg  *Server
+	bcfg *Backend
+}
+
 // tryAcquire takes a slot on a server chosen by the balancing algorithm when
-// one is free and no connection is queued; it returns the server, its socket
-// address and the backend's configuration, or a nil server when the
-// connection must wait, has no server or the server is named by a host name.
-func (b *backend) tryAcquire(ip net.IP) (*serverState, *rawAddr, *Backend) {
+// one is free and no connection is queued. It reports false when the
+// connection must wait, has no server, or the backend names a server by host
+// name.
+func (b *backend) tryAcquire(ip net.IP) (acquired, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.queue.Len() > 0 || b.hostNames {
-		return nil, nil, nil
+		return acquired{}, false
 	}
 	s, _, _ := b.pickLocked(ip, nil)
 	if s == nil {
-		return nil, nil, nil
+		return acquired{}, false
 	}
 	s.cur++
-	return s, s.sa, b.cfg
+	return acquired{s, s.sa, s.cfg, b.cfg}, true
 }
 
 // enqueueLocked puts w at the back of the queue.

@@ -86,7 +86,10 @@ func (f *Forwarder) handle(c *net.TCPConn, fe *frontend, bd Bind, h handoff) {
 			log("connection closed", "backend", b.name, "err", err)
 			return
 		}
-		sc, err = dialServer(f, s.cfg, bcfg.Timeouts.Connect, src, dst)
+		b.mu.Lock()
+		scfg := s.cfg // a reload replaces it
+		b.mu.Unlock()
+		sc, err = dialServer(f, scfg, bcfg.Timeouts.Connect, src, dst)
 		if err == nil {
 			break
 		}
@@ -97,7 +100,7 @@ func (f *Forwarder) handle(c *net.TCPConn, fe *frontend, bd Bind, h handoff) {
 			tried = map[*serverState]bool{}
 		}
 		tried[s] = true
-		log("connect failed", "backend", b.name, "server", s.cfg.Name, "attempt", attempt+1, "err", err)
+		log("connect failed", "backend", b.name, "server", scfg.Name, "attempt", attempt+1, "err", err)
 		s = nil
 	}
 	if s == nil {

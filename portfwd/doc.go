@@ -32,16 +32,30 @@
 // A Forwarder accepts on every bind, reads a PROXY header (v1 or v2) on
 // accept-proxy binds, picks a server, retries other servers when a connect
 // fails, sends a PROXY header to send-proxy and send-proxy-v2 servers, and
-// then copies bytes both ways. Short exchanges go through a pooled 16 KiB
-// buffer that a direction borrows only once its socket has data (an idle
-// connection holds none); the first read that fills it marks a bulk transfer,
-// and the rest goes with io.Copy between the two *net.TCPConn, which Go
-// performs with splice(2): the bulk never enters user space. (For a kilobyte,
-// read and write cost less than two splices and a pipe; for megabytes, far
-// more.) No wrapper sits on the bulk path. Inactivity timeouts are enforced beside it, by
-// reading each socket's TCP_INFO (the kernel's time since data was last sent
-// and received). When one side shuts down its output, the other side's
-// output is shut down too (half-close).
+// then copies bytes both ways. When one side shuts down its output, the other
+// side's output is shut down too (half-close).
+//
+// Connections are carried by epoll event loops, one per processor (at most
+// four), as HAProxy's threads carry them: the accept goroutine of a bind
+// takes the maxconn slots, accepts, picks a server that has a free slot,
+// starts a non-blocking connect and registers both sockets with a loop. The
+// loop moves short exchanges through one 16 KiB buffer of its own
+// (edge-triggered, with EPOLLRDHUP, so a peer's FIN needs no extra read and
+// leaves with the last data in one segment), keeps no buffer for an idle
+// connection, and makes only raw non-blocking system calls, about 15 per
+// connection. The first read that fills the buffer marks a bulk transfer: the
+// loop hands the two sockets, and any bytes still waiting either way, to a
+// pair of goroutines that copy with io.Copy between two *net.TCPConn, which
+// Go performs with splice(2), so the bulk never enters user space and no
+// wrapper sits on its path. (For a kilobyte, read and write cost less than
+// two splices and a pipe; for megabytes, far less.) Connections that need
+// waiting take the goroutine way from the start: accept-proxy binds (the
+// PROXY header), servers named by host name (resolved at each connect), a
+// backend whose servers are all busy (the queue) or down, and a connect that
+// fails or times out in a loop (the retries). Inactivity timeouts are
+// enforced by the loops from the time data last moved, and for goroutine
+// pairs by reading each socket's TCP_INFO (the kernel's time since data was
+// last sent and received).
 //
 // Servers with "check" are probed every inter with a TCP connect (and a
 // LOCAL PROXY header for send-proxy servers); fall failures in a row take a

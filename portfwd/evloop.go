@@ -87,6 +87,8 @@ type lconn struct {
 
 	fe       *frontend
 	b        *backend
+	bcfg     *Backend // b's configuration when the connection started
+	scfg     *Server  // s's
 	s        *serverState
 	bd       Bind
 	feSlots  slots
@@ -288,7 +290,7 @@ func (l *evloop) add(c *lconn) error {
 	now := l.now()
 	c.client.last, c.server.last = now, now
 	c.client.writable = true
-	if d := c.b.cfg.Timeouts.Connect; d > 0 {
+	if d := c.bcfg.Timeouts.Connect; d > 0 {
 		c.deadline = now + int64(d)
 	}
 	l.mu.Lock()
@@ -531,7 +533,7 @@ func (c *lconn) connectFailed(err error) {
 	c.b.connErrs.Add(1)
 	c.b.release(c.s)
 	if l := f.logger(); l.Enabled(f.ctx, slog.LevelInfo) {
-		l.Info("connect failed", "frontend", c.fe.cfg.Name, "client", c.src.String(), "backend", c.b.name, "server", c.s.cfg.Name, "attempt", 1, "err", err)
+		l.Info("connect failed", "frontend", c.fe.cfg.Name, "client", c.src.String(), "backend", c.b.name, "server", c.scfg.Name, "attempt", 1, "err", err)
 	}
 	cc, cerr := fileTCPConn(c.client.fd)
 	if cerr != nil {
@@ -603,7 +605,7 @@ func (c *lconn) handoff(src *lside, chunk []byte) {
 		defer c.finish()
 		defer c.b.release(c.s)
 		defer c.b.cur.Add(-1)
-		p := newPair(cc, sc, c.fe.cfg.Timeouts, c.b.cfg.Timeouts)
+		p := newPair(cc, sc, c.fe.cfg.Timeouts, c.bcfg.Timeouts)
 		p.fe, p.be, p.srv = c.fe.counters, c.b.counters, c.s
 		p.preIn, p.preOut = toServer, toClient
 		p.bulkIn, p.bulkOut = src == &c.client, src == &c.server

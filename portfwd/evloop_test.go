@@ -400,9 +400,10 @@ func testConn(t *testing.T) (*lconn, *net.TCPConn, *net.TCPConn) {
 	cfd, cpeer := loopSocket(t, 256<<10)
 	sfd, speer := loopSocket(t, 4096)
 	fe, b := fw.frontends["l"], fw.backends["l"]
-	s, _, bcfg := b.tryAcquire(nil)
+	a, _ := b.tryAcquire(nil)
+	s, bcfg := a.s, a.bcfg
 	l := &evloop{f: fw, buf: make([]byte, loopBuf), sides: map[uint64]*lside{}, conns: map[*lconn]struct{}{}}
-	c := &lconn{l: l, fe: fe, b: b, s: s, src: &net.TCPAddr{}, tmo: newIdleTimeouts(fe.cfg.Timeouts, bcfg.Timeouts)}
+	c := &lconn{l: l, fe: fe, b: b, bcfg: bcfg, scfg: a.cfg, s: s, src: &net.TCPAddr{}, tmo: newIdleTimeouts(fe.cfg.Timeouts, bcfg.Timeouts)}
 	c.client = lside{c: c, fd: cfd, writable: true}
 	c.server = lside{c: c, fd: sfd, writable: true}
 	fe.cur.Add(1)

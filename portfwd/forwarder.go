@@ -45,9 +45,9 @@ type Forwarder struct {
 	// how connections went: taken by a loop, handed to splicing goroutines,
 	// handed back after a failed connect (tests read them)
 	loopAdded, loopBulk, loopRetry atomic.Int64
-	ctx       context.Context
-	cancel    context.CancelFunc // ends queue waits and connects on Close
-	wg        sync.WaitGroup     // accept loops, connections, the sweeper
+	ctx                            context.Context
+	cancel                         context.CancelFunc // ends queue waits and connects on Close
+	wg                             sync.WaitGroup     // accept loops, connections, the sweeper
 }
 
 // New returns a Forwarder for cfg, which must pass Validate. It opens

@@ -173,28 +173,29 @@ func (f *Forwarder) dispatch(fd int, src *net.TCPAddr, fe *frontend, bd Bind, fe
 	if b == nil || bd.AcceptProxy {
 		return false
 	}
-	s, ssa, bcfg := b.tryAcquire(src.IP)
-	if s == nil {
+	a, ok := b.tryAcquire(src.IP)
+	if !ok {
 		return false
 	}
-	c := &lconn{fe: fe, b: b, s: s, bd: bd, feSlots: feSlots, global: global, src: src, connecting: true}
+	s := a.s
+	c := &lconn{fe: fe, b: b, bcfg: a.bcfg, scfg: a.cfg, s: s, bd: bd, feSlots: feSlots, global: global, src: src, connecting: true}
 	c.client.fd = fd
 	sysSetNoDelay(fd)
-	if s.cfg.SendProxy != NoProxy {
+	if a.cfg.SendProxy != NoProxy {
 		if lsa, err := syscall.Getsockname(fd); err == nil {
 			c.dst = sockaddrTCP(lsa)
 		} else {
 			c.dst = &net.TCPAddr{}
 		}
 		var hdr bytes.Buffer
-		writeProxyHeader(&hdr, s.cfg.SendProxy, c.src, c.dst)
+		writeProxyHeader(&hdr, a.cfg.SendProxy, c.src, c.dst)
 		c.server.setPend(hdr.Bytes())
 	}
-	c.tmo = newIdleTimeouts(fe.cfg.Timeouts, bcfg.Timeouts)
+	c.tmo = newIdleTimeouts(fe.cfg.Timeouts, a.bcfg.Timeouts)
 	fe.total.Add(1)
 	fe.cur.Add(1)
 	f.handlers.Add(1)
-	sfd, err := sysDial(ssa)
+	sfd, err := sysDial(a.addr)
 	if err == nil {
 		c.server.fd = sfd
 		l := f.loops[int(f.nextLoop.Add(1))%len(f.loops)]
