@@ -528,3 +528,64 @@ func TestHandoffCarriesPendingBytes(t *testing.T) {
 	}
 	eventually(t, "the handed-over pair to finish", func() bool { return c.l.f.handlers.Load() == 0 })
 }
+
+func TestRawAddrOf(t *testing.T) {
+	for _, tt := range []struct {
+		addr   string
+		family int
+	}{
+		{"127.0.0.1:7999", unix.AF_INET},
+		{"[::ffff:127.0.0.1]:7999", unix.AF_INET},
+		{"[::1]:7999", unix.AF_INET6},
+		{"localhost:7999", 0},
+		{"[fe80::1%eth0]:7999", 0},
+	} {
+		a := rawAddrOf(tt.addr)
+		switch {
+		case tt.family == 0 && a != nil:
+			t.Errorf("%s: got a socket address, want the goroutine way", tt.addr)
+		case tt.family != 0 && (a == nil || a.family != tt.family):
+			t.Errorf("%s: got %+v, want family %d", tt.addr, a, tt.family)
+		case a != nil && (a.buf[2] != 7999>>8 || a.buf[3] != 7999&0xff):
+			t.Errorf("%s: port bytes %x, want network order", tt.addr, a.buf[2:4])
+		}
+	}
+}
+
+// TestLoopIPv6 forwards over IPv6 loopback through the loop, with a v1 PROXY
+// header carrying the IPv6 client address.
+func TestLoopIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Fatalf("IPv6 loopback: %v", err)
+	}
+	got := make(chan string, 1)
+	be := serveOn(t, ln, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		h, err := proxyproto.Read(r)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- h.SourceAddr.String()
+		io.Copy(c, r)
+	})
+	fw := start(t, fmt.Sprintf("listen l\n bind [::1]:0\n server s %s send-proxy\n", be.addr()))
+	c, err := net.Dial("tcp6", addr(t, fw, "l"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.Write([]byte("ping"))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo %q, %v", buf, err)
+	}
+	if src := <-got; src != c.LocalAddr().String() {
+		t.Fatalf("server saw client %s, want %s", src, c.LocalAddr())
+	}
+	if fw.loopAdded.Load() != 1 {
+		t.Fatal("the connection did not go through an event loop")
+	}
+}

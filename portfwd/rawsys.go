@@ -78,8 +78,8 @@ type rawAddr struct {
 // host name (which goes the goroutine way, resolved at each connect).
 func rawAddrOf(addr string) *rawAddr {
 	ap, err := netip.ParseAddrPort(addr)
-	if err != nil {
-		return nil
+	if err != nil || ap.Addr().Zone() != "" {
+		return nil // a zone needs the interface index: the net package resolves it
 	}
 	a := ap.Addr()
 	var r rawAddr
