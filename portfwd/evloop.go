@@ -47,7 +47,7 @@ type evloop struct {
 	base   time.Time
 
 	mu     sync.Mutex
-	closed bool                // the loop has ended: add refuses
+	closed bool                // the loop has ended: add and wake refuse
 	sides  map[uint64]*lside   // by registration key
 	conns  map[*lconn]struct{} // for Stats, timeouts and Close
 	gen    uint32
@@ -195,7 +195,14 @@ func newLoop(f *Forwarder) (*evloop, error) {
 // now is the loop clock: monotonic nanoseconds since the loop started.
 func (l *evloop) now() int64 { return int64(time.Since(l.base)) }
 
+// wake makes the loop look at its clock and state. It does nothing once the
+// loop has ended (its eventfd is closed then).
 func (l *evloop) wake() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
 	one := [8]byte{1}
 	unix.Write(l.wakefd, one[:])
 }
@@ -208,11 +215,13 @@ func (l *evloop) wake() {
 // have the runtime hand its processor to another thread each time.
 func (l *evloop) run() {
 	stop := context.AfterFunc(l.f.ctx, l.wake)
-	defer stop()
-	defer unix.Close(l.wakefd)
 	file := os.NewFile(uintptr(l.epfd), "epoll")
-	defer file.Close()
-	defer l.closeAll()
+	defer func() {
+		l.closeAll() // marks the loop closed: add and wake leave it alone
+		file.Close()
+		unix.Close(l.wakefd)
+		stop()
+	}()
 	raw, err := file.SyscallConn()
 	if err != nil {
 		l.f.logger().Error("event loop failed", "err", err)
