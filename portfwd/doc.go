@@ -76,9 +76,9 @@
 //
 // Measured side by side with HAProxy 2.6.12 (its default threads) on
 // loopback, both running the same configuration file as separate processes,
-// with the same Go client and echo server, on a 2-core virtual machine that
-// was otherwise quiet (2026-11-22). Medians of 5 interleaved rounds;
-// reproduce with
+// with the same Go client and echo server, on a 2-core virtual machine
+// (2026-11-22, load average 2 at the start). Medians of 5 interleaved
+// rounds; reproduce with
 //
 //	bench/run -only 5 -rounds 5
 //
@@ -86,32 +86,37 @@
 // PORTFWD_BENCH_BULK=1073741824 go test -run '^$' -bench . -benchtime 2s -count 3 ./portfwd):
 //
 //	bulk, 1 GiB each way at once through one connection (MB/s both ways)
-//	    portfwd 1,104   HAProxy 650 (1.70x; direct, no proxy: 1,247)
+//	    portfwd 1,029   HAProxy 666 (1.55x; direct, no proxy: 1,191)
 //	new connections/s (64 clients; connect, 1 KiB echo, close; 6,400 in all)
-//	    portfwd 5,846   HAProxy 7,005 (0.83x; target 0.9x: missed)
-//	    CPU per run: portfwd 0.96 s, HAProxy 0.71 s. portfwd makes about 24
-//	    system calls per connection where HAProxy makes 17 (Go's net package
-//	    reads the addresses of every socket, a read that finds no data yet
-//	    costs one more call per direction, and a half-close is passed on with
-//	    shutdown), and its user time is twice HAProxy's (goroutine hand-offs
-//	    through the network poller: ~4,400 voluntary context switches per
-//	    6,400 connections against HAProxy's ~300). Dialing a pre-parsed
-//	    address without the dial's context goroutine measured no difference.
+//	    portfwd 7,012   HAProxy 6,488 (1.08x; target 0.9x)
+//	    CPU per run: portfwd 0.64 s, HAProxy 0.74 s. strace counts 16 system
+//	    calls per connection for portfwd's event loop and 18 for HAProxy. The
+//	    goroutine way, which every connection took before the loops, made 24
+//	    (the net package reads every socket's addresses and a connect's
+//	    SO_ERROR, and needs a read to see each end of input) and spent as
+//	    much again in the scheduler (two goroutines per connection, and the
+//	    runtime handing a processor to another thread during slow system
+//	    calls): 0.96 s per run, 0.83x HAProxy's rate. BenchmarkConnRate
+//	    reports the forwarder's and the client's CPU per connection
+//	    (fwd-cpu-µs/conn, bench-cpu-µs/conn): about 110 µs for either
+//	    forwarder, against 145 µs for the goroutine way.
 //	p99 round trip of 1 KiB on 8 held connections
-//	    portfwd 2,397 µs   HAProxy 2,265 µs (1.06x)
+//	    portfwd 2,643 µs   HAProxy 2,487 µs (1.06x; another run the same
+//	    day gave 1.21x: the tail is the 2 cores' scheduling, the direct
+//	    connection's own p99 being 0.5-1.1 ms; p50 147 µs against 98 µs)
 //	memory per idle established connection pair (resident set growth over
 //	2,000 pairs, fresh process per measurement)
-//	    portfwd 14.4 KiB (target: at most 20 KiB), HAProxy 3.3 KiB
-//	    HAProxy releases the buffers of idle connections; portfwd holds no
-//	    buffer while idle either, and its cost is the stacks of the two
-//	    goroutines per pair and the Go heap.
+//	    portfwd 0.77 KiB (target: at most 20 KiB), HAProxy 3.3 KiB
+//	    An idle pair in a loop is a small struct and two map entries: no
+//	    goroutine, no buffer (the goroutine way held two goroutine stacks,
+//	    14.4 KiB).
 //
 // TestDataPathUsesSplice runs a forwarder process under strace while 8 MiB
-// pass each way, once plain and once with accept-proxy and send-proxy-v2:
-// splice(2) moves 4 x 8 MiB less the first 16 KiB of each direction (socket
-// to pipe to socket, both ways) and the read/write family those 16 KiB and a
-// few bytes more (the PROXY header is peeked at, then exactly its bytes are
-// read).
+// pass each way, once plain (through a loop, which hands the pair over) and
+// once with accept-proxy and send-proxy-v2 (the goroutine way): splice(2)
+// moves 4 x 8 MiB less the first 16 KiB of each direction (socket to pipe to
+// socket, both ways) and the read/write family those 16 KiB and a few bytes
+// more (the PROXY header is peeked at, then exactly its bytes are read).
 //
 // # Typical usage
 //
