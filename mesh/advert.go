@@ -127,12 +127,22 @@ const maxAdvBuffer = 64 << 20
 // For protocol v2 the lock is not taken when git starts: the capability
 // advertisement passes straight through, and v2LockReader takes the lock (through
 // hold) only when the client's first command is ls-refs, before git sees it.
+//
+// A write that passes through (the v2 capability advertisement) may block on a
+// client that does not read. The lock is then not taken until it completes
+// (beginHold waits for it), and output from the moment a hold begins is
+// collected: otherwise the reply to ls-refs would wait in git's pipe behind
+// the blocked write, with the lock held for as long as the client stays
+// silent.
 type advWriter struct {
 	w    io.Writer
 	scan advScanner
 
 	mu      sync.Mutex
-	release func() // set while the read lock is held
+	release func()        // set while the read lock is held
+	pending bool          // a hold has begun: collect output
+	writing bool          // a pass-through write is in progress
+	idle    chan struct{} // closed when that write ends; nil when none waits
 
 	buf       []byte
 	streaming bool // the advertisement outgrew maxAdvBuffer and is written through
@@ -143,13 +153,54 @@ type advWriter struct {
 func (a *advWriter) hold(release func()) {
 	a.mu.Lock()
 	a.release = release
+	a.pending = false
 	a.mu.Unlock()
 }
 
-func (a *advWriter) holding() bool {
+// beginHold makes the writer collect output from now on and waits until no
+// write is passing through to the client, so that the lock can be taken
+// (then hold) without waiting behind that write. It returns ctx.Err() if ctx
+// ends first.
+func (a *advWriter) beginHold(ctx context.Context) error {
+	a.mu.Lock()
+	a.pending = true
+	for a.writing {
+		if a.idle == nil {
+			a.idle = make(chan struct{})
+		}
+		idle := a.idle
+		a.mu.Unlock()
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		a.mu.Lock()
+	}
+	a.mu.Unlock()
+	return nil
+}
+
+// passThrough reports whether output goes straight to the client (no hold has
+// begun) and, if so, marks a write in progress.
+func (a *advWriter) passThrough() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.release != nil
+	if a.release != nil || a.pending {
+		return false
+	}
+	a.writing = true
+	return true
+}
+
+func (a *advWriter) wrote() {
+	a.mu.Lock()
+	a.writing = false
+	if a.idle != nil {
+		close(a.idle)
+		a.idle = nil
+	}
+	a.mu.Unlock()
 }
 
 func (a *advWriter) Write(p []byte) (int, error) {
@@ -157,10 +208,11 @@ func (a *advWriter) Write(p []byte) (int, error) {
 		return a.w.Write(p)
 	}
 	n, ended := a.scan.feed(p)
-	if !a.holding() {
+	if a.passThrough() {
 		// Not (yet) locked: a v2 capability advertisement, or a first command other
 		// than ls-refs.
 		a.done = ended
+		defer a.wrote()
 		return a.w.Write(p)
 	}
 	if !ended {
@@ -247,6 +299,9 @@ func (v *v2LockReader) Read(p []byte) (int, error) {
 		if end, ok := firstPktEnd(v.first); ok {
 			v.decided = true
 			if end >= 4 && bytes.HasPrefix(v.first[4:end], lsRefsCommand) {
+				if err := v.watch.beginHold(v.ctx); err != nil {
+					return 0, err
+				}
 				if err := v.lock.RLock(v.ctx); err != nil {
 					return 0, err
 				}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -290,6 +291,29 @@ func TestStalledPushDoesNotBlockClone(t *testing.T) {
 // TestSilentClientDoesNotBlockPush: an upload-pack client that never reads its ref
 // advertisement (v0), never sends a command (v2), or sends ls-refs and never reads
 // the reply (v2) holds no lock, so pushes go through meanwhile.
+// stuckWriter is a client that never reads: a Write blocks until Close.
+type stuckWriter struct {
+	blocked chan struct{} // closed when the first Write blocks
+	closed  chan struct{}
+	once    sync.Once
+	close   sync.Once
+}
+
+func newStuckWriter() *stuckWriter {
+	return &stuckWriter{blocked: make(chan struct{}), closed: make(chan struct{})}
+}
+
+func (w *stuckWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.blocked) })
+	<-w.closed
+	return 0, io.ErrClosedPipe
+}
+
+func (w *stuckWriter) Close() error {
+	w.close.Do(func() { close(w.closed) })
+	return nil
+}
+
 func TestSilentClientDoesNotBlockPush(t *testing.T) {
 	t.Parallel()
 	s := openStore(t)
@@ -300,14 +324,16 @@ func TestSilentClientDoesNotBlockPush(t *testing.T) {
 		name    string
 		env     []string
 		request string // what the client sends before falling silent
+		late    bool   // send it once the server's first write is blocked
 	}{
-		{"v0 never reads", nil, ""},
-		{"v2 sends nothing", []string{"GIT_PROTOCOL=version=2"}, ""},
-		{"v2 never reads the ls-refs reply", []string{"GIT_PROTOCOL=version=2"}, "0014command=ls-refs\n0000"},
+		{"v0 never reads", nil, "", false},
+		{"v2 sends nothing", []string{"GIT_PROTOCOL=version=2"}, "", false},
+		{"v2 never reads the ls-refs reply", []string{"GIT_PROTOCOL=version=2"}, "0014command=ls-refs\n0000", false},
+		{"v2 asks ls-refs without reading the capabilities", []string{"GIT_PROTOCOL=version=2"}, "0014command=ls-refs\n0000", true},
 	}
 	for i, c := range cases {
 		stdinR, stdinW := io.Pipe()
-		_, outW := io.Pipe() // nobody reads the client's side
+		outW := newStuckWriter() // nobody reads the client's side
 		done := make(chan error, 1)
 		cctx, cancel := context.WithCancel(ctx)
 		go func() {
@@ -320,7 +346,12 @@ func TestSilentClientDoesNotBlockPush(t *testing.T) {
 			outW.Close()
 		}()
 		if c.request != "" {
-			go io.WriteString(stdinW, c.request)
+			go func() {
+				if c.late {
+					<-outW.blocked
+				}
+				io.WriteString(stdinW, c.request)
+			}()
 		}
 		pushed := make(chan error, 1)
 		go func() {
