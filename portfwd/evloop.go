@@ -724,5 +724,8 @@ func fileTCPConn(fd int) (*net.TCPConn, error) {
 		c.Close()
 		return nil, os.NewSyscallError("socket", unix.ENOTSOCK)
 	}
+	// FileConn turns TCP keep-alive on; the listeners have it off, as HAProxy
+	// does without option tcpka.
+	tc.SetKeepAlive(false)
 	return tc, nil
 }
