@@ -77,8 +77,9 @@
 // Measured side by side with HAProxy 2.6.12 (its default threads) on
 // loopback, both running the same configuration file as separate processes,
 // with the same Go client and echo server, on a 2-core virtual machine
-// (2026-11-22, load average 2 at the start). Medians of 5 interleaved
-// rounds; reproduce with
+// (2026-11-22; the committed BENCHMARKS.md run, with the range of the ratio
+// over that day's three full runs). Medians of 5 interleaved rounds;
+// reproduce with
 //
 //	bench/run -only 5 -rounds 5
 //
@@ -86,27 +87,27 @@
 // PORTFWD_BENCH_BULK=1073741824 go test -run '^$' -bench . -benchtime 2s -count 3 ./portfwd):
 //
 //	bulk, 1 GiB each way at once through one connection (MB/s both ways)
-//	    portfwd 1,029   HAProxy 666 (1.55x; direct, no proxy: 1,191)
+//	    portfwd 972   HAProxy 706 (1.38x; 1.38x-1.69x; direct, no proxy: 1,252)
 //	new connections/s (64 clients; connect, 1 KiB echo, close; 6,400 in all)
-//	    portfwd 7,012   HAProxy 6,488 (1.08x; target 0.9x)
-//	    CPU per run: portfwd 0.64 s, HAProxy 0.74 s. strace counts 16 system
+//	    portfwd 7,039   HAProxy 6,958 (1.01x; 1.01x-1.08x; target 0.9x)
+//	    CPU per run: portfwd 0.64 s, HAProxy 0.69 s. strace counts 16 system
 //	    calls per connection for portfwd's event loop and 18 for HAProxy. The
 //	    goroutine way, which every connection took before the loops, made 24
 //	    (the net package reads every socket's addresses and a connect's
 //	    SO_ERROR, and needs a read to see each end of input) and spent as
 //	    much again in the scheduler (two goroutines per connection, and the
 //	    runtime handing a processor to another thread during slow system
-//	    calls): 0.96 s per run, 0.83x HAProxy's rate. BenchmarkConnRate
+//	    calls): 1.09 s per run, 0.82x HAProxy's rate. BenchmarkConnRate
 //	    reports the forwarder's and the client's CPU per connection
 //	    (fwd-cpu-µs/conn, bench-cpu-µs/conn): about 110 µs for either
 //	    forwarder, against 145 µs for the goroutine way.
 //	p99 round trip of 1 KiB on 8 held connections
-//	    portfwd 2,643 µs   HAProxy 2,487 µs (1.06x; another run the same
-//	    day gave 1.21x: the tail is the 2 cores' scheduling, the direct
-//	    connection's own p99 being 0.5-1.1 ms; p50 147 µs against 98 µs)
+//	    portfwd 2,520 µs   HAProxy 2,291 µs (1.10x; 1.06x-1.21x: the tail is
+//	    the 2 cores' scheduling, the direct connection's own p99 being
+//	    0.35-1.1 ms; p50 145 µs against 93 µs)
 //	memory per idle established connection pair (resident set growth over
 //	2,000 pairs, fresh process per measurement)
-//	    portfwd 0.77 KiB (target: at most 20 KiB), HAProxy 3.3 KiB
+//	    portfwd 0.70 KiB (target: at most 20 KiB), HAProxy 3.3 KiB
 //	    An idle pair in a loop is a small struct and two map entries: no
 //	    goroutine, no buffer (the goroutine way held two goroutine stacks,
 //	    14.4 KiB).
