@@ -44,14 +44,14 @@ func (f *Forwarder) handle(c *net.TCPConn, fe *frontend, bd Bind, h handoff) {
 	}
 	headerLen := 0
 	if bd.AcceptProxy && h.failed == nil {
-		h, n, err := readProxyHeader(c, orDuration(f.ProxyHeaderTimeout, DefaultProxyHeaderTimeout))
+		hdr, n, err := readProxyHeader(c, orDuration(f.ProxyHeaderTimeout, DefaultProxyHeaderTimeout))
 		if err != nil {
 			log("connection refused", "err", err)
 			return
 		}
 		headerLen = n
-		if h.Command.IsProxy() && h.SourceAddr != nil {
-			src, dst = h.SourceAddr, h.DestinationAddr
+		if hdr.Command.IsProxy() && hdr.SourceAddr != nil {
+			src, dst = hdr.SourceAddr, hdr.DestinationAddr
 		}
 	}
 	if !h.counted {
