@@ -531,13 +531,23 @@ func (c *lconn) finish() {
 	c.l.f.handlers.Add(-1)
 }
 
-// connectFailed hands a connection whose connect failed to the goroutine way,
-// which retries other servers.
+// connectFailed hands a connection whose connect failed (or timed out) to the
+// goroutine way, which retries other servers.
 func (c *lconn) connectFailed(err error) {
-	f := c.l.f
-	f.loopRetry.Add(1)
+	c.l.f.loopRetry.Add(1)
 	c.unregister(true)
 	sysClose(c.server.fd)
+	c.l.f.retryElsewhere(c, err)
+}
+
+// retryElsewhere gives a connection whose first connect failed, before any
+// byte moved, to handle, which tries the other servers: the server's slot is
+// released and its failure counted and logged as attempt 1. The connection's
+// frontend count, f.handlers count and maxconn slots pass to handle's
+// goroutine, or are given back here if the socket cannot be handed over.
+func (f *Forwarder) retryElsewhere(c *lconn, err error) {
+	c.client.freePend()
+	c.server.freePend()
 	c.s.connErrs.Add(1)
 	c.b.connErrs.Add(1)
 	c.b.release(c.s)
@@ -548,19 +558,12 @@ func (c *lconn) connectFailed(err error) {
 	if cerr != nil {
 		sysClose(c.client.fd)
 		c.fe.cur.Add(-1)
+		f.handlers.Add(-1)
 		c.feSlots.give()
 		c.global.give()
-		f.handlers.Add(-1)
 		return
 	}
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		defer f.handlers.Add(-1)
-		defer c.global.give()
-		defer c.feSlots.give()
-		f.handle(cc, c.fe, c.bd, handoff{failed: c.s, counted: true, src: c.src, dst: c.dst})
-	}()
+	f.goHandle(cc, c.fe, c.bd, c.feSlots, c.global, handoff{failed: c.s, counted: true, src: c.src, dst: c.dst})
 }
 
 // connectError returns the error of a failed non-blocking connect.

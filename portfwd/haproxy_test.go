@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -172,25 +171,4 @@ listen middle
 			}
 		})
 	}
-}
-
-// procCPU returns the CPU time (user and system) the process has used.
-func procCPU(t testing.TB, pid int) time.Duration {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The fields after the command name: state(0) ... utime(11) stime(12).
-	_, rest, ok := strings.Cut(string(b), ") ")
-	f := strings.Fields(rest)
-	if !ok || len(f) < 13 {
-		t.Fatalf("cannot parse /proc/%d/stat: %q", pid, b)
-	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	s, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		t.Fatalf("cannot parse /proc/%d/stat: %q", pid, b)
-	}
-	return time.Duration(u+s) * time.Second / 100 // USER_HZ is 100 on Linux
 }

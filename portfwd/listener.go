@@ -7,8 +7,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // frontend is the live state of one frontend of the running configuration.
@@ -128,22 +126,28 @@ func (f *Forwarder) acceptLoop(l *listener) {
 				continue
 			}
 			if c, err = fileTCPConn(fd); err != nil {
-				unix.Close(fd)
+				sysClose(fd)
 				feSlots.give()
 				global.give()
 				continue
 			}
 		}
 		f.handlers.Add(1)
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			defer f.handlers.Add(-1)
-			defer global.give()
-			defer feSlots.give()
-			f.handle(c, fe, bd, handoff{})
-		}()
+		f.goHandle(c, fe, bd, feSlots, global, handoff{})
 	}
+}
+
+// goHandle runs handle in a goroutine of its own for a connection counted in
+// f.handlers, and gives back its count and its maxconn slots at the end.
+func (f *Forwarder) goHandle(c *net.TCPConn, fe *frontend, bd Bind, feSlots, global slots, h handoff) {
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		defer f.handlers.Add(-1)
+		defer global.give()
+		defer feSlots.give()
+		f.handle(c, fe, bd, h)
+	}()
 }
 
 // acceptRaw accepts one connection on the listener's socket, waiting in the
@@ -203,29 +207,10 @@ func (f *Forwarder) dispatch(fd int, src *net.TCPAddr, fe *frontend, bd Bind, fe
 			return true
 		}
 		sysClose(sfd)
+	} else {
+		err = os.NewSyscallError("connect", err)
 	}
-	// The connect (or its registration) failed at once: the goroutine way
-	// retries the other servers.
-	c.server.freePend()
-	s.connErrs.Add(1)
-	b.connErrs.Add(1)
-	b.release(s)
-	cc, cerr := fileTCPConn(fd)
-	if cerr != nil {
-		unix.Close(fd)
-		fe.cur.Add(-1)
-		f.handlers.Add(-1)
-		feSlots.give()
-		global.give()
-		return true
-	}
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		defer f.handlers.Add(-1)
-		defer global.give()
-		defer feSlots.give()
-		f.handle(cc, fe, bd, handoff{failed: s, counted: true, src: c.src, dst: c.dst})
-	}()
+	// The connect (or its registration) failed at once.
+	f.retryElsewhere(c, err)
 	return true
 }

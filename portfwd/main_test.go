@@ -89,6 +89,9 @@ func start(t testing.TB, text string) *Forwarder {
 	if err := fw.Listen(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	if testNoLoops != (len(fw.loops) == 0) {
+		t.Fatalf("event loops: %d, want them off: %v", len(fw.loops), testNoLoops)
+	}
 	t.Cleanup(func() { fw.Close() })
 	return fw
 }

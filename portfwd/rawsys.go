@@ -25,12 +25,15 @@ func errnoErr(e syscall.Errno) error {
 	return e
 }
 
-func sysRead(fd int, b []byte) (int, error) {
+// rawIO makes a read-like raw system call on fd with the buffer p of n bytes
+// and one more argument, retrying when a signal interrupts it. p stays an
+// unsafe.Pointer up to the call, so the buffer is tracked until then.
+func rawIO(trap uintptr, fd int, p unsafe.Pointer, n int, a4 uintptr) (int, error) {
 	for {
-		n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+		r, _, e := unix.RawSyscall6(trap, uintptr(fd), uintptr(p), uintptr(n), a4, 0, 0)
 		switch e {
 		case 0:
-			return int(n), nil
+			return int(r), nil
 		case unix.EINTR:
 			continue
 		}
@@ -38,20 +41,14 @@ func sysRead(fd int, b []byte) (int, error) {
 	}
 }
 
+func sysRead(fd int, b []byte) (int, error) {
+	return rawIO(unix.SYS_READ, fd, unsafe.Pointer(unsafe.SliceData(b)), len(b), 0)
+}
+
 // sysSend writes b with send(2) flags (MSG_NOSIGNAL always: a closed peer is
 // an EPIPE error, never a signal).
 func sysSend(fd int, b []byte, flags int) (int, error) {
-	for {
-		n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)),
-			uintptr(flags|unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT), 0, 0)
-		switch e {
-		case 0:
-			return int(n), nil
-		case unix.EINTR:
-			continue
-		}
-		return 0, e
-	}
+	return rawIO(unix.SYS_SENDTO, fd, unsafe.Pointer(unsafe.SliceData(b)), len(b), uintptr(flags|unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT))
 }
 
 func sysClose(fd int) {
@@ -155,16 +152,7 @@ func peerAddr(rsa *unix.RawSockaddrAny) *net.TCPAddr {
 
 // sysEpollWait collects ready events without waiting.
 func sysEpollWait(epfd int, events []unix.EpollEvent) (int, error) {
-	for {
-		n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
-		switch e {
-		case 0:
-			return int(n), nil
-		case unix.EINTR:
-			continue
-		}
-		return 0, e
-	}
+	return rawIO(unix.SYS_EPOLL_PWAIT, epfd, unsafe.Pointer(unsafe.SliceData(events)), len(events), 0) // timeout 0
 }
 
 func sysEpollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
