@@ -235,6 +235,22 @@ func (c *Config) Listeners() int {
 	return n
 }
 
+// BindAddrs returns the distinct bind addresses of all frontends, in
+// configuration order: the order in which Serve takes its listeners.
+func (c *Config) BindAddrs() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, f := range c.Frontends {
+		for _, bd := range f.Binds {
+			if !seen[bd.Addr] {
+				seen[bd.Addr] = true
+				out = append(out, bd.Addr)
+			}
+		}
+	}
+	return out
+}
+
 // Backend returns the backend called name, or nil.
 func (c *Config) Backend(name string) *Backend {
 	for _, b := range c.Backends {

@@ -129,15 +129,28 @@
 //	if err != nil {
 //		return err
 //	}
-//	if err := fw.Listen(ctx); err != nil {
-//		return err
-//	}
-//	defer fw.Close()
-//	go fw.Serve(ctx)
+//	go func() {
+//		if err := fw.ListenAndServe(); !errors.Is(err, portfwd.ErrServerClosed) {
+//			logger.Error("forwarder stopped", "err", err) // a bind could not be opened
+//		}
+//	}()
 //	...
 //	err = fw.Reload(ctx, newCfg)
 //	...
-//	fw.Shutdown(ctx) // stop accepting, let connections end
+//	fw.Shutdown(ctx) // stop accepting, let connections end; ctx bounds the wait
+//	fw.Close()       // then close whatever is still open
+//
+// The lifecycle is net/http's: ListenAndServe or Serve, Shutdown, Close, and
+// ErrServerClosed from Serve once Shutdown or Close was called. Serve takes one
+// listener per bind address of the configuration (Config.BindAddrs), where
+// http.Server.Serve takes one: a program that must know its binds are open
+// before it goes on, or that is handed its sockets, opens them itself:
+//
+//	ls, err := cfg.Listen(ctx) // one per bind address, in Serve's order
+//	if err != nil {
+//		return err
+//	}
+//	go fw.Serve(ls...)
 //
 // A program that embeds a forwarder in front of its own SSH server can build
 // the configuration from text:

@@ -99,13 +99,17 @@ backend git
 		fmt.Println(err)
 		return
 	}
-	if err := fw.Listen(context.Background()); err != nil {
+	// One listener per bind address, in the order Serve takes them
+	// (fw.ListenAndServe would open them itself).
+	ls, err := cfg.Listen(context.Background())
+	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer fw.Close()
+	served := make(chan error, 1)
+	go func() { served <- fw.Serve(ls...) }()
 
-	c, err := net.Dial("tcp", fw.Addrs("ssh")[0].String())
+	c, err := net.Dial("tcp", ls[0].Addr().String())
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -113,6 +117,10 @@ backend git
 	greeting, _ := io.ReadAll(c)
 	c.Close()
 	fmt.Print(string(greeting))
+
+	fw.Shutdown(context.Background()) // stop accepting, let connections end
+	fmt.Println(<-served)
 	// Output:
 	// hello from the server
+	// portfwd: forwarder closed
 }

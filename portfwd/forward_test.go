@@ -2,7 +2,6 @@ package portfwd
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -525,20 +524,30 @@ func TestShutdownDrains(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if err := fw.Serve(t.Context()); !errors.Is(err, ErrServerClosed) {
+	if err := fw.Serve(); !errors.Is(err, ErrServerClosed) {
 		t.Fatalf("Serve after Shutdown = %v, want ErrServerClosed", err)
+	}
+	if err := fw.ListenAndServe(); !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("ListenAndServe after Shutdown = %v, want ErrServerClosed", err)
 	}
 }
 
-func TestServeEndsWithContext(t *testing.T) {
+// TestCloseEndsServe checks that Close ends Serve with ErrServerClosed,
+// closing established connections, and that a second Close and a Reload
+// after it are harmless.
+func TestCloseEndsServe(t *testing.T) {
 	be := serve(t, echo)
-	fw, err := New(parse(t, fmt.Sprintf("listen l\n bind 127.0.0.1:0\n server s %s\n", be.addr())), nil)
+	cfg := parse(t, fmt.Sprintf("listen l\n bind 127.0.0.1:0\n server s %s\n", be.addr()))
+	fw, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
+	ls, err := cfg.Listen(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
-	go func() { done <- fw.Serve(ctx) }()
+	go func() { done <- fw.Serve(ls...) }()
 	eventually(t, "Serve to listen", func() bool { return len(fw.Addrs("l")) == 1 })
 	c, err := net.Dial("tcp", fw.Addrs("l")[0].String())
 	if err != nil {
@@ -547,11 +556,11 @@ func TestServeEndsWithContext(t *testing.T) {
 	defer c.Close()
 	io.WriteString(c, "a")
 	io.ReadFull(c, make([]byte, 1))
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("Serve = %v, want context.Canceled", err)
+	fw.Close()
+	if err := <-done; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve = %v, want ErrServerClosed", err)
 	}
-	// Close (called by Serve) ended the established connection too.
+	// Close ended the established connection too.
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
 		t.Fatalf("read %d, %v after Serve ended; want the connection closed", n, err)

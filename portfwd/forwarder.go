@@ -12,12 +12,20 @@ import (
 	"time"
 )
 
-// ErrServerClosed is returned by Serve and Listen after Shutdown or Close.
+// ErrServerClosed is returned by Serve and ListenAndServe after Shutdown or
+// Close, and by Reload after them.
 var ErrServerClosed = errors.New("portfwd: forwarder closed")
 
 // Forwarder accepts connections on the binds of its configuration's
-// frontends and forwards them to their backends' servers. Create one with
-// New; its exported fields may be set before Listen or Serve.
+// frontends and forwards them to their backends' servers.
+//
+// Its lifecycle is net/http's: ListenAndServe (or Serve with listeners the
+// caller opened), Shutdown to drain, Close to end everything, and
+// ErrServerClosed from Serve once either was called. Unlike an http.Server,
+// a Forwarder is built by New from a Config, which New validates once and
+// only Reload replaces afterwards (under the Forwarder's lock, while
+// connections run); its zero value is not usable. The exported fields may be
+// set between New and Serve.
 type Forwarder struct {
 	// Logger receives connection errors and health changes; nil discards.
 	Logger *slog.Logger
@@ -33,25 +41,26 @@ type Forwarder struct {
 	global    slots
 	checks    *checkers
 	pairs     map[*pair]struct{}
-	listening bool
+	listening bool          // Serve has put the configuration in place
+	started   chan struct{} // closed when listening becomes true (tests)
 	closed    bool
 	done      chan struct{}
 	sweepWake chan struct{}
 	sweepTick atomic.Int64 // the sweeper's current interval in ns
 	handlers  atomic.Int64 // connections accepted and not yet finished
-	loops     []*evloop    // set once by Listen
+	loops     []*evloop    // set once by Serve
 	nextLoop  atomic.Uint32
 	noLoops   bool // forward every connection with goroutines (tests)
 	// how connections went: taken by a loop, handed to splicing goroutines,
 	// handed back after a failed connect (tests read them)
 	loopAdded, loopBulk, loopRetry atomic.Int64
 	ctx                            context.Context
-	cancel                         context.CancelFunc // ends queue waits and connects on Close
+	cancel                         context.CancelFunc // ends binds, queue waits and connects on Close
 	wg                             sync.WaitGroup     // accept loops, connections, the sweeper
 }
 
 // New returns a Forwarder for cfg, which must pass Validate. It opens
-// nothing until Listen or Serve.
+// nothing until ListenAndServe or Serve.
 func New(cfg *Config, logger *slog.Logger) (*Forwarder, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -67,6 +76,7 @@ func New(cfg *Config, logger *slog.Logger) (*Forwarder, error) {
 		cfg:       cfg,
 		listeners: map[string]*listener{},
 		pairs:     map[*pair]struct{}{},
+		started:   make(chan struct{}),
 		done:      make(chan struct{}),
 		sweepWake: make(chan struct{}, 1),
 	}, nil
@@ -79,24 +89,73 @@ func (f *Forwarder) logger() *slog.Logger {
 	return f.Logger
 }
 
-// Listen opens every bind of the configuration and starts accepting
-// connections and running health checks, then returns. It fails, opening
-// nothing, when a bind cannot be opened.
-func (f *Forwarder) Listen(ctx context.Context) error {
+// ListenAndServe opens every bind of the configuration and forwards the
+// connections accepted there, as Serve does. It fails, opening nothing, when
+// a bind cannot be opened; otherwise it returns ErrServerClosed after
+// Shutdown or Close.
+func (f *Forwarder) ListenAndServe() error {
+	if err := f.start(nil, true); err != nil {
+		return err
+	}
+	<-f.done
+	return ErrServerClosed
+}
+
+// Serve forwards the connections accepted on ls, starts the health checks,
+// and blocks until Shutdown or Close, then returns ErrServerClosed. When it
+// cannot start (Shutdown or Close came first, a listener is not what it
+// needs, Serve is already running), it closes ls and returns the error.
+//
+// Serve differs from http.Server.Serve, which serves one listener and may
+// run once for each of several: a Forwarder serves all the binds of its
+// configuration together, and Reload opens and closes binds as the
+// configuration changes. So Serve takes one listener for each bind address,
+// in the order of Config.BindAddrs (Config.Listen opens them so), and runs
+// once. Each must be a *net.TCPListener: the event loops accept with accept4
+// on its socket, and splice needs TCP sockets on both sides. A listener
+// stays open across reloads that keep its bind address and closes with the
+// first reload that drops it.
+func (f *Forwarder) Serve(ls ...net.Listener) error {
+	if err := f.start(ls, false); err != nil {
+		return err
+	}
+	<-f.done
+	return ErrServerClosed
+}
+
+// start puts the configuration in place: the event loops, the binds (the
+// listeners given, or opened here when open is set), the health checks and
+// the sweeper. On error it closes ls and leaves nothing running.
+func (f *Forwarder) start(ls []net.Listener, open bool) (err error) {
+	closeAll := func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed {
+	switch {
+	case f.closed:
+		closeAll()
 		return ErrServerClosed
+	case f.listening:
+		closeAll()
+		return errors.New("portfwd: Serve called on a Forwarder already serving")
 	}
-	if f.listening {
-		return nil
+	var given map[string]*net.TCPListener
+	if !open {
+		if given, err = matchListeners(f.cfg, ls); err != nil {
+			closeAll()
+			return err
+		}
 	}
 	f.startLoops()
-	if err := f.applyLocked(ctx, f.cfg); err != nil {
+	if err := f.applyLocked(f.ctx, f.cfg, given); err != nil {
 		f.stopLoops()
 		return err
 	}
 	f.listening = true
+	close(f.started)
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
@@ -105,131 +164,21 @@ func (f *Forwarder) Listen(ctx context.Context) error {
 	return nil
 }
 
-// Serve calls Listen if it has not been called, then blocks until Shutdown
-// or Close (returning ErrServerClosed) or until ctx ends (then it closes the
-// Forwarder and returns ctx.Err()).
-func (f *Forwarder) Serve(ctx context.Context) error {
-	if err := f.Listen(ctx); err != nil {
-		return err
+// matchListeners pairs ls with the bind addresses of cfg (see Serve).
+func matchListeners(cfg *Config, ls []net.Listener) (map[string]*net.TCPListener, error) {
+	addrs := cfg.BindAddrs()
+	if len(ls) != len(addrs) {
+		return nil, fmt.Errorf("portfwd: Serve: %d listeners for %d bind addresses", len(ls), len(addrs))
 	}
-	select {
-	case <-f.done:
-		return ErrServerClosed
-	case <-ctx.Done():
-		f.Close()
-		return ctx.Err()
-	}
-}
-
-// Reload switches to cfg. Binds whose address is unchanged keep their
-// sockets, new binds open, removed binds close; established connections
-// continue with the settings they started with. Servers keep their health
-// state when their backend, name and address are unchanged. On error
-// (invalid cfg, a bind that cannot be opened) nothing changes.
-func (f *Forwarder) Reload(ctx context.Context, cfg *Config) error {
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
-		return ErrServerClosed
-	}
-	if !f.listening {
-		f.cfg = cfg
-		return nil
-	}
-	return f.applyLocked(ctx, cfg)
-}
-
-// applyLocked makes cfg the running configuration.
-func (f *Forwarder) applyLocked(ctx context.Context, cfg *Config) error {
-	// Open new binds first, so that a failure changes nothing.
-	opened := map[string]*listener{}
-	for _, fe := range cfg.Frontends {
-		for _, bd := range fe.Binds {
-			if _, ok := f.listeners[bd.Addr]; ok {
-				continue
-			}
-			if _, ok := opened[bd.Addr]; ok {
-				continue
-			}
-			// No TCP keep-alive, as in HAProxy without option tcpka: it
-			// costs four setsockopt calls per connection.
-			lc := net.ListenConfig{KeepAlive: -1}
-			ln, err := lc.Listen(ctx, "tcp", bd.Addr)
-			if err != nil {
-				for _, l := range opened {
-					l.close()
-				}
-				return fmt.Errorf("portfwd: frontend %s: bind %s: %w", fe.Name, bd.Addr, err)
-			}
-			l, err := f.newListener(ln.(*net.TCPListener))
-			if err != nil {
-				ln.Close()
-				for _, l := range opened {
-					l.close()
-				}
-				return fmt.Errorf("portfwd: frontend %s: bind %s: %w", fe.Name, bd.Addr, err)
-			}
-			opened[bd.Addr] = l
+	given := make(map[string]*net.TCPListener, len(ls))
+	for i, l := range ls {
+		tl, ok := l.(*net.TCPListener)
+		if !ok {
+			return nil, fmt.Errorf("portfwd: Serve: the listener for bind %s is a %T, not a *net.TCPListener", addrs[i], l)
 		}
+		given[addrs[i]] = tl
 	}
-
-	now := time.Now()
-	backends := map[string]*backend{}
-	var list []*backend
-	for _, bc := range cfg.Backends {
-		b := newBackend(bc, f.backends[bc.Name], now)
-		backends[bc.Name] = b
-		list = append(list, b)
-	}
-	frontends := map[string]*frontend{}
-	for _, fc := range cfg.Frontends {
-		fe := &frontend{cfg: fc, backend: backends[fc.DefaultBackend], slots: newSlots(fc.MaxConn), counters: &counters{}}
-		if old := f.frontends[fc.Name]; old != nil {
-			fe.counters = old.counters
-			if old.cfg.MaxConn == fc.MaxConn {
-				fe.slots = old.slots // open connections keep counting
-			}
-		}
-		frontends[fc.Name] = fe
-	}
-	if cfg.Global.MaxConn != f.cfg.Global.MaxConn || f.global == nil {
-		f.global = newSlots(cfg.Global.MaxConn)
-	}
-
-	if f.checks != nil {
-		f.checks.stop()
-	}
-	f.checks = startCheckers(list, f.logger())
-
-	// Point every bind at its frontend; close those no longer configured.
-	keep := map[string]bool{}
-	for _, fc := range cfg.Frontends {
-		for _, bd := range fc.Binds {
-			keep[bd.Addr] = true
-			l := f.listeners[bd.Addr]
-			if l == nil {
-				l = opened[bd.Addr]
-				f.listeners[bd.Addr] = l
-				defer f.startListener(l) // after the state below is in place
-			}
-			l.set(frontends[fc.Name], bd, f.global)
-		}
-	}
-	for addr, l := range f.listeners {
-		if !keep[addr] {
-			l.close()
-			delete(f.listeners, addr)
-		}
-	}
-	f.cfg, f.frontends, f.backends = cfg, frontends, backends
-	select {
-	case f.sweepWake <- struct{}{}:
-	default:
-	}
-	return nil
+	return given, nil
 }
 
 func (f *Forwarder) startListener(l *listener) {
@@ -259,9 +208,11 @@ func (f *Forwarder) Addrs(frontend string) []net.Addr {
 	return out
 }
 
-// Shutdown stops accepting and health checking, then waits for established
-// connections to end by themselves. When ctx ends first, it returns
-// ctx.Err() and leaves the connections running (call Close to end them).
+// Shutdown stops accepting and health checking (Serve and ListenAndServe
+// return ErrServerClosed at once), then waits for established connections to
+// end by themselves and for the Forwarder's goroutines to finish. When ctx
+// ends first, it returns ctx.Err() and leaves the connections running (call
+// Close to end them).
 func (f *Forwarder) Shutdown(ctx context.Context) error {
 	f.closeListeners()
 	t := time.NewTicker(50 * time.Millisecond)
@@ -281,7 +232,9 @@ func (f *Forwarder) Shutdown(ctx context.Context) error {
 }
 
 // Close closes the binds and every connection, and waits for all of the
-// Forwarder's goroutines to end. It is safe to call more than once.
+// Forwarder's goroutines to end; Serve and ListenAndServe return
+// ErrServerClosed. It always returns nil and is safe to call more than once,
+// and after Shutdown.
 func (f *Forwarder) Close() error {
 	f.closeListeners()
 	f.cancel()

@@ -102,3 +102,29 @@ func minPositive(a, b time.Duration) time.Duration {
 	}
 	return min(a, b)
 }
+
+// idleTimeouts are the inactivity timeouts of a connection pair, zero for
+// none.
+type idleTimeouts struct {
+	clientIdle, serverIdle time.Duration
+	clientFin, serverFin   time.Duration
+}
+
+func newIdleTimeouts(ft, bt Timeouts) idleTimeouts {
+	var t idleTimeouts
+	t.clientIdle, t.serverIdle = ft.Client, bt.Server
+	if bt.Tunnel > 0 {
+		t.clientIdle, t.serverIdle = bt.Tunnel, bt.Tunnel
+	}
+	t.clientFin = orDuration(ft.ClientFin, t.clientIdle)
+	t.serverFin = orDuration(bt.ServerFin, t.serverIdle)
+	return t
+}
+
+// current returns the timeouts that apply, given whether a direction ended.
+func (t idleTimeouts) current(halfClosed bool) (client, server time.Duration) {
+	if halfClosed {
+		return t.clientFin, t.serverFin
+	}
+	return t.clientIdle, t.serverIdle
+}

@@ -2,11 +2,16 @@ package portfwd
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gitfleet/gitfleet"
 )
 
 // frontend is the live state of one frontend of the running configuration.
@@ -58,6 +63,37 @@ func (l *listener) close() {
 	})
 }
 
+// Listen opens a listener for each of the configuration's bind addresses, in
+// the order of BindAddrs, ready for Forwarder.Serve: a program that opens them
+// itself learns at once whether every bind can be opened, and their
+// addresses (with port 0). On error it closes those it opened.
+func (c *Config) Listen(ctx context.Context) ([]net.Listener, error) {
+	var ls []net.Listener
+	for _, addr := range c.BindAddrs() {
+		ln, err := listenBind(ctx, addr)
+		if err != nil {
+			for _, l := range ls {
+				l.Close()
+			}
+			return nil, fmt.Errorf("portfwd: bind %s: %w", addr, err)
+		}
+		ls = append(ls, ln)
+	}
+	return ls, nil
+}
+
+// listenBind opens a bind address. Its connections get no TCP keep-alive, as
+// in HAProxy without option tcpka: it costs four setsockopt calls per
+// connection.
+func listenBind(ctx context.Context, addr string) (*net.TCPListener, error) {
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return ln.(*net.TCPListener), nil
+}
+
 // newListener wraps a bound socket; with event loops it also keeps a
 // pollable duplicate of the socket for raw accepts.
 func (f *Forwarder) newListener(ln *net.TCPListener) (*listener, error) {
@@ -82,7 +118,10 @@ func (f *Forwarder) newListener(ln *net.TCPListener) (*listener, error) {
 // allow. A connection goes to an event loop when it can (see evloop), else
 // to its own goroutine.
 func (f *Forwarder) acceptLoop(l *listener) {
-	backoff := 5 * time.Millisecond
+	// Accept errors (EMFILE, ENOBUFS, ...) wait 5 ms, doubling up to 1 s,
+	// each delay shortened at random by up to a fifth.
+	retry := gitfleet.Backoff{Min: 5 * time.Millisecond, Max: time.Second}
+	failures := 0
 	for {
 		slotFE, bd, global := l.current()
 		feSlots := slotFE.slots
@@ -110,16 +149,23 @@ func (f *Forwarder) acceptLoop(l *listener) {
 				return
 			default:
 			}
+			if errors.Is(err, net.ErrClosed) {
+				// A listener given to Serve, closed by its owner.
+				f.logger().Warn("bind closed: no longer accepting", "bind", l.ln.Addr().String())
+				return
+			}
 			f.logger().Warn("accept failed", "bind", l.ln.Addr().String(), "err", err)
+			failures++
+			t := time.NewTimer(retry.Delay(failures))
 			select {
 			case <-l.stop:
+				t.Stop()
 				return
-			case <-time.After(backoff):
+			case <-t.C:
 			}
-			backoff = min(2*backoff, time.Second)
 			continue
 		}
-		backoff = 5 * time.Millisecond
+		failures = 0
 		fe, bd, _ := l.current() // a reload may have happened during Accept
 		if c == nil {
 			if f.dispatch(fd, peer, fe, bd, feSlots, global) {

@@ -3,6 +3,7 @@ package portfwd
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -39,7 +40,16 @@ func helperMain(path string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := fw.Listen(context.Background()); err != nil {
+	ls, err := cfg.Listen(context.Background())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	served := make(chan error, 1)
+	go func() { served <- fw.Serve(ls...) }()
+	select {
+	case <-fw.started:
+	case err := <-served:
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -55,6 +65,7 @@ func helperMain(path string) int {
 	fmt.Println("ready")
 	io.Copy(io.Discard, os.Stdin)
 	fw.Close()
+	<-served
 	return 0
 }
 
@@ -86,14 +97,35 @@ func start(t testing.TB, text string) *Forwarder {
 		t.Fatal(err)
 	}
 	fw.noLoops = testNoLoops
-	if err := fw.Listen(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	serveInBackground(t, fw)
 	if testNoLoops != (len(fw.loops) == 0) {
 		t.Fatalf("event loops: %d, want them off: %v", len(fw.loops), testNoLoops)
 	}
-	t.Cleanup(func() { fw.Close() })
 	return fw
+}
+
+// serveInBackground runs fw.Serve on listeners opened for fw's configuration
+// and returns once fw serves. At test end it closes fw and checks that Serve
+// returned ErrServerClosed.
+func serveInBackground(t testing.TB, fw *Forwarder) {
+	t.Helper()
+	ls, err := fw.cfg.Listen(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- fw.Serve(ls...) }()
+	select {
+	case <-fw.started:
+	case err := <-served:
+		t.Fatalf("Serve: %v", err)
+	}
+	t.Cleanup(func() {
+		fw.Close()
+		if err := <-served; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v after Close, want ErrServerClosed", err)
+		}
+	})
 }
 
 // addr returns the first bound address of frontend.

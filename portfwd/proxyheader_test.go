@@ -177,10 +177,7 @@ func TestProxyHeaderTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	fw.ProxyHeaderTimeout = 100 * time.Millisecond
-	if err := fw.Listen(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer fw.Close()
+	serveInBackground(t, fw)
 	c, err := net.Dial("tcp", addr(t, fw, "l"))
 	if err != nil {
 		t.Fatal(err)

@@ -95,11 +95,23 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal, ready c
 		return exitError
 	}
 	ctx := context.Background()
-	if err := fw.Listen(ctx); err != nil {
+	// Open the binds here rather than in ListenAndServe, so that a bind
+	// that cannot be opened stops the program before it reports started.
+	ls, err := cfg.Listen(ctx)
+	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitError
 	}
-	defer fw.Close()
+	var serveErr error
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		serveErr = fw.Serve(ls...)
+	}()
+	defer func() {
+		fw.Close()
+		<-served
+	}()
 	if *statsAddr != "" {
 		stop, err := serveStats(*statsAddr, fw, logger)
 		if err != nil {
@@ -112,7 +124,18 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal, ready c
 	if ready != nil {
 		ready <- fw
 	}
-	for sig := range sigs {
+	for {
+		var sig os.Signal
+		select {
+		case <-served:
+			fmt.Fprintln(stderr, serveErr)
+			return exitError
+		case s, ok := <-sigs:
+			if !ok {
+				return exitOK
+			}
+			sig = s
+		}
 		if sig == syscall.SIGHUP {
 			next, code := load(*file, stderr)
 			if code != exitOK {
@@ -129,7 +152,6 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal, ready c
 		logger.Info("draining connections", "signal", sig.String())
 		return drain(fw, sigs, *grace, logger)
 	}
-	return exitOK
 }
 
 // drain shuts fw down, waiting at most grace (0: no bound) or until another
