@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gitfleet/gitfleet"
 )
 
 // Mode is the value of application.mode.
@@ -16,16 +18,6 @@ type Mode string
 const (
 	ModeDefault Mode = "default" // a primary server
 	ModeMirror  Mode = "mirror"  // a smart mirror
-)
-
-// ProxyPolicy is the value of plugin.ssh.proxy-protocol.
-type ProxyPolicy string
-
-// The PROXY protocol policies of the SSH port.
-const (
-	ProxyOff      ProxyPolicy = "off"      // no PROXY header is read
-	ProxyOptional ProxyPolicy = "optional" // a header from a trusted source is used if present
-	ProxyRequired ProxyPolicy = "required" // a connection from a trusted source must send one
 )
 
 // Config is the typed configuration of a node. Every field holds Bitbucket's
@@ -63,13 +55,13 @@ type SSLConfig struct {
 
 // SSHConfig holds the plugin.ssh.* keys.
 type SSHConfig struct {
-	Port                 int            // plugin.ssh.port: 7999
-	BaseURL              string         // plugin.ssh.baseurl: empty to derive it (see Config.SSHBaseURL)
-	DisabledCiphers      []string       // plugin.ssh.disabled.ciphers
-	DisabledKeyExchanges []string       // plugin.ssh.disabled.key.exchanges
-	DisabledMACs         []string       // plugin.ssh.disabled.macs
-	ProxyProtocol        ProxyPolicy    // plugin.ssh.proxy-protocol: off
-	ProxyTrusted         []netip.Prefix // plugin.ssh.proxy-protocol.trusted
+	Port                 int                  // plugin.ssh.port: 7999
+	BaseURL              string               // plugin.ssh.baseurl: empty to derive it (see Config.SSHBaseURL)
+	DisabledCiphers      []string             // plugin.ssh.disabled.ciphers
+	DisabledKeyExchanges []string             // plugin.ssh.disabled.key.exchanges
+	DisabledMACs         []string             // plugin.ssh.disabled.macs
+	ProxyProtocol        gitfleet.ProxyPolicy // plugin.ssh.proxy-protocol: off
+	ProxyTrusted         []netip.Prefix       // plugin.ssh.proxy-protocol.trusted
 }
 
 // MeshConfig holds the plugin.bitbucket-git.mesh.* keys.

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gitfleet/gitfleet"
 )
 
 func TestDefaults(t *testing.T) {
@@ -21,7 +23,7 @@ func TestDefaults(t *testing.T) {
 		{"server.proxy-port", c.Server.ProxyPort, 0},
 		{"server.ssl.enabled", c.Server.SSL.Enabled, false},
 		{"plugin.ssh.port", c.SSH.Port, 7999},
-		{"plugin.ssh.proxy-protocol", c.SSH.ProxyProtocol, ProxyOff},
+		{"plugin.ssh.proxy-protocol", c.SSH.ProxyProtocol, gitfleet.ProxyOff},
 		{"mesh default port", c.Mesh.SidecarDefaultPort, 7777},
 		{"application.mode", c.Mode, ModeDefault},
 		{"upstream type", c.Mirroring.UpstreamType, "server"},

@@ -10,42 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	mprops "github.com/magiconair/properties"
 )
-
-// rawConfig receives the resolved values of the known keys through
-// magiconair's Decode; the typed conversion follows.
-type rawConfig struct {
-	ServerPort          string `properties:"server.port"`
-	ServerAddress       string `properties:"server.address"`
-	ServerProxyName     string `properties:"server.proxy-name"`
-	ServerProxyPort     string `properties:"server.proxy-port"`
-	ServerScheme        string `properties:"server.scheme"`
-	ServerSecure        string `properties:"server.secure"`
-	ServerContextPath   string `properties:"server.context-path"`
-	SSLEnabled          string `properties:"server.ssl.enabled"`
-	SSLCertificate      string `properties:"server.ssl.certificate"`
-	SSLCertificateKey   string `properties:"server.ssl.certificate-private-key"`
-	SSHPort             string `properties:"plugin.ssh.port"`
-	SSHBaseURL          string `properties:"plugin.ssh.baseurl"`
-	SSHCiphers          string `properties:"plugin.ssh.disabled.ciphers"`
-	SSHKeyExchanges     string `properties:"plugin.ssh.disabled.key.exchanges"`
-	SSHMACs             string `properties:"plugin.ssh.disabled.macs"`
-	SSHProxyProtocol    string `properties:"plugin.ssh.proxy-protocol"`
-	SSHProxyTrusted     string `properties:"plugin.ssh.proxy-protocol.trusted"`
-	MeshSidecarPort     string `properties:"plugin.bitbucket-git.mesh.sidecar.default-port"`
-	ApplicationMode     string `properties:"application.mode"`
-	SetupDisplayName    string `properties:"setup.displayName"`
-	SetupBaseURL        string `properties:"setup.baseUrl"`
-	SysadminUsername    string `properties:"setup.sysadmin.username"`
-	SysadminPassword    string `properties:"setup.sysadmin.password"`
-	SysadminDisplayName string `properties:"setup.sysadmin.displayName"`
-	SysadminEmail       string `properties:"setup.sysadmin.emailAddress"`
-	MirrorUpstreamURL   string `properties:"plugin.mirroring.upstream.url"`
-	MirrorUpstreamType  string `properties:"plugin.mirroring.upstream.type"`
-	MirrorSyncInterval  string `properties:"plugin.mirroring.synchronization.interval"`
-}
 
 // Config converts the known keys into a typed configuration with Bitbucket's
 // defaults, resolving placeholders first. Every value that cannot be resolved
@@ -53,18 +18,24 @@ type rawConfig struct {
 // returned Config is complete even then, with defaults in place of the bad
 // values. Call Config.Validate for the checks between keys.
 func (p *Properties) Config() (*Config, error) {
-	known := knownKeyIndex()
+	keys := KnownKeys()
+	known := make(map[string]bool, len(keys))
+	lists := make(map[string]bool)
+	for _, k := range keys {
+		known[k.Key] = true
+		if k.field.isList {
+			lists[k.Key] = true
+		}
+	}
 	c := &Config{sources: map[string]Source{}}
 	var problems Problems
 	res := p.resolver()
-	resolved := mprops.NewProperties()
-	resolved.DisableExpansion = true
+	resolved := make(map[string]string, len(keys))
 	indexed := map[string][]indexedValue{}
 	for _, k := range p.sortedKeys() {
 		e := p.entries[k]
 		base, n, isIndexed := splitIndex(k)
-		info, ok := known[base]
-		if !ok || isIndexed && info.kind != kindList && info.kind != kindCIDRList {
+		if !known[base] || isIndexed && !lists[base] {
 			c.unknown = append(c.unknown, e)
 			continue
 		}
@@ -78,7 +49,7 @@ func (p *Properties) Config() (*Config, error) {
 			continue
 		}
 		c.sources[k] = e.Source
-		resolved.Set(k, v)
+		resolved[k] = v
 	}
 	for base, vs := range indexed {
 		// As in Spring Boot, a list comes from the most important source that
@@ -96,67 +67,25 @@ func (p *Properties) Config() (*Config, error) {
 		for i, v := range vs {
 			items[i] = strings.ReplaceAll(v.value, ",", "\x00")
 		}
-		resolved.Set(base, strings.Join(items, ","))
+		resolved[base] = strings.Join(items, ",")
 		c.sources[base] = vs[0].source
 	}
+	cv := converter{c: c}
 	schemeSet := false
-	for key, info := range known {
-		v, ok := resolved.Get(key)
+	for i := range keys {
+		k := &keys[i]
+		v, ok := resolved[k.Key]
 		if ok && strings.TrimSpace(v) != "" {
-			schemeSet = schemeSet || key == KeyServerScheme
-			continue
+			schemeSet = schemeSet || k.Key == KeyServerScheme
+		} else {
+			// Unset and empty values take the default; an empty value keeps its
+			// source so that problems about it name the line that emptied it.
+			v = k.Default
 		}
-		// Unset and empty values take the default; an empty value keeps its
-		// source so that problems about it name the line that emptied it.
-		resolved.Set(key, info.Default)
-	}
-	var raw rawConfig
-	if err := resolved.Decode(&raw); err != nil {
-		return nil, fmt.Errorf("props: decoding the configuration: %w", err)
-	}
-	cv := converter{c: c, known: known}
-	c.Server = ServerConfig{
-		Port:        cv.port(KeyServerPort, raw.ServerPort),
-		Address:     strings.TrimSpace(raw.ServerAddress),
-		ProxyName:   strings.TrimSpace(raw.ServerProxyName),
-		ProxyPort:   cv.port(KeyServerProxyPort, raw.ServerProxyPort),
-		Scheme:      cv.enum(KeyServerScheme, raw.ServerScheme),
-		Secure:      cv.bool(KeyServerSecure, raw.ServerSecure),
-		ContextPath: contextPath(raw.ServerContextPath),
-		SSL: SSLConfig{
-			Enabled:               cv.bool(KeyServerSSLEnabled, raw.SSLEnabled),
-			Certificate:           strings.TrimSpace(raw.SSLCertificate),
-			CertificatePrivateKey: strings.TrimSpace(raw.SSLCertificateKey),
-		},
+		k.field.set(&cv, k, v)
 	}
 	if c.Server.SSL.Enabled && !schemeSet {
 		c.Server.Scheme = "https"
-	}
-	c.SSH = SSHConfig{
-		Port:                 cv.port(KeySSHPort, raw.SSHPort),
-		BaseURL:              cv.url(KeySSHBaseURL, raw.SSHBaseURL),
-		DisabledCiphers:      list(raw.SSHCiphers),
-		DisabledKeyExchanges: list(raw.SSHKeyExchanges),
-		DisabledMACs:         list(raw.SSHMACs),
-		ProxyProtocol:        ProxyPolicy(cv.enum(KeySSHProxyProtocol, raw.SSHProxyProtocol)),
-		ProxyTrusted:         cv.cidrs(KeySSHProxyProtocolTrusted, raw.SSHProxyTrusted),
-	}
-	c.Mesh = MeshConfig{SidecarDefaultPort: cv.port(KeyMeshSidecarDefaultPort, raw.MeshSidecarPort)}
-	c.Mode = Mode(cv.enum(KeyApplicationMode, raw.ApplicationMode))
-	c.Setup = SetupConfig{
-		DisplayName: raw.SetupDisplayName,
-		BaseURL:     cv.url(KeySetupBaseURL, raw.SetupBaseURL),
-		Sysadmin: SysadminConfig{
-			Username:     raw.SysadminUsername,
-			Password:     raw.SysadminPassword,
-			DisplayName:  raw.SysadminDisplayName,
-			EmailAddress: strings.TrimSpace(raw.SysadminEmail),
-		},
-	}
-	c.Mirroring = MirroringConfig{
-		UpstreamURL:  cv.url(KeyMirroringUpstreamURL, raw.MirrorUpstreamURL),
-		UpstreamType: cv.enum(KeyMirroringUpstreamType, raw.MirrorUpstreamType),
-		SyncInterval: cv.duration(KeyMirroringSyncInterval, raw.MirrorSyncInterval),
 	}
 	problems = append(problems, cv.problems...)
 	sortProblems(problems)
@@ -182,85 +111,166 @@ func placeholderProblem(err error, e Entry) Problem {
 		Fix: "define the property or environment variable it names, or give a default as ${name:default}"}
 }
 
+// field is how a key's resolved value becomes its Config field; the
+// constructors below make one for each kind of value.
+type field struct {
+	// isList marks a list: comma-separated, or indexed as key[0], key[1], ...
+	isList bool
+	// set converts v, the resolved value or the key's default, and stores it
+	// in the field of cv's Config. A value that cannot be converted is
+	// reported through cv, and the field gets the default's value.
+	set func(cv *converter, k *KeyInfo, v string)
+	// check is the rule every value of this kind follows, nil for none; see
+	// KeyInfo.check.
+	check func(c *Config, k *KeyInfo) (msg, fix string)
+}
+
+// text is a string field, normalised by norm unless it is nil.
+func text(f func(*Config) *string, norm func(string) string) field {
+	return field{set: func(cv *converter, _ *KeyInfo, v string) {
+		if norm != nil {
+			v = norm(v)
+		}
+		*f(cv.c) = v
+	}}
+}
+
+// port is a port number. A port without a default may be 0, which means it
+// is not set (as server.proxy-port in Tomcat); any other must be from 1 to
+// 65535.
+func port(f func(*Config) *int) field {
+	return field{
+		set: func(cv *converter, k *KeyInfo, v string) { *f(cv.c) = cv.port(k, v) },
+		check: func(c *Config, k *KeyInfo) (string, string) {
+			if n := *f(c); (n != 0 || k.Default != "") && (n < 1 || n > 65535) {
+				return fmt.Sprintf("port %d is out of range", n), "use a port from 1 to 65535"
+			}
+			return "", ""
+		},
+	}
+}
+
+// boolean is true or false, in any case.
+func boolean(f func(*Config) *bool) field {
+	return field{set: func(cv *converter, k *KeyInfo, v string) { *f(cv.c) = cv.bool(k, v) }}
+}
+
+// duration is a duration; see ParseDuration.
+func duration(f func(*Config) *time.Duration) field {
+	return field{set: func(cv *converter, k *KeyInfo, v string) { *f(cv.c) = cv.duration(k, v) }}
+}
+
+// absURL is an absolute URL with a host, or empty.
+func absURL(f func(*Config) *string) field {
+	return field{set: func(cv *converter, k *KeyInfo, v string) { *f(cv.c) = cv.url(k, v) }}
+}
+
+// list is a list of words.
+func list(f func(*Config) *[]string) field {
+	return field{isList: true, set: func(cv *converter, _ *KeyInfo, v string) { *f(cv.c) = splitList(v) }}
+}
+
+// networks is a list of networks in CIDR notation; a bare address is a
+// network of one.
+func networks(f func(*Config) *[]netip.Prefix) field {
+	return field{isList: true, set: func(cv *converter, k *KeyInfo, v string) { *f(cv.c) = cv.cidrs(k, v) }}
+}
+
+// oneOf is one of choices, in any case.
+func oneOf[T ~string](f func(*Config) *T, choices ...T) field {
+	words := make([]string, len(choices))
+	for i, c := range choices {
+		words[i] = string(c)
+	}
+	return parsedOneOf(f, func(v string) (T, error) {
+		if slices.Contains(words, v) {
+			return T(v), nil
+		}
+		return "", errors.New("props: not a choice")
+	}, words...)
+}
+
+// parsedOneOf is one of the words choices, in any case, that parse turns into
+// the field's value.
+func parsedOneOf[T any](f func(*Config) *T, parse func(string) (T, error), choices ...string) field {
+	return field{set: func(cv *converter, k *KeyInfo, v string) {
+		v = strings.ToLower(strings.TrimSpace(v))
+		t, err := parse(v)
+		if err != nil {
+			cv.fail(k, v, "not one of "+strings.Join(choices, ", "), "use one of "+strings.Join(choices, " | "))
+			t, _ = parse(k.Default)
+		}
+		*f(cv.c) = t
+	}}
+}
+
 // converter turns resolved strings into typed values, recording a problem
 // and keeping the default for each value it cannot convert.
 type converter struct {
 	c        *Config
-	known    map[string]KeyInfo
 	problems Problems
 }
 
-func (cv *converter) fail(key, value, msg, fix string) {
-	cv.problems = append(cv.problems, Problem{Severity: Error, Key: key, Source: cv.c.sources[key],
+func (cv *converter) fail(k *KeyInfo, value, msg, fix string) {
+	cv.problems = append(cv.problems, Problem{Severity: Error, Key: k.Key, Source: cv.c.sources[k.Key],
 		Message: fmt.Sprintf("%s: %q", msg, value), Fix: fix})
 }
 
 // port converts a port; the range is checked by Validate. An unset key is 0
 // unless it has a default.
-func (cv *converter) port(key, v string) int {
+func (cv *converter) port(k *KeyInfo, v string) int {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil {
-		cv.fail(key, v, "not a port number", "use a whole number from 1 to 65535")
-		n, _ = strconv.Atoi(cv.known[key].Default)
+		cv.fail(k, v, "not a port number", "use a whole number from 1 to 65535")
+		n, _ = strconv.Atoi(k.Default)
 	}
 	return n
 }
 
 // bool accepts true or false in any case, and nothing else.
-func (cv *converter) bool(key, v string) bool {
+func (cv *converter) bool(k *KeyInfo, v string) bool {
 	switch strings.ToLower(strings.TrimSpace(v)) {
 	case "true":
 		return true
 	case "false", "":
 		return false
 	}
-	cv.fail(key, v, "not a boolean", "use true or false")
-	return cv.known[key].Default == "true"
-}
-
-// enum accepts one of the key's choices, in any case.
-func (cv *converter) enum(key, v string) string {
-	v = strings.ToLower(strings.TrimSpace(v))
-	info := cv.known[key]
-	if slices.Contains(info.choices, v) {
-		return v
-	}
-	cv.fail(key, v, "not one of "+strings.Join(info.choices, ", "), "use one of "+strings.Join(info.choices, " | "))
-	return info.Default
+	cv.fail(k, v, "not a boolean", "use true or false")
+	return k.Default == "true"
 }
 
 // duration converts a duration; see ParseDuration.
-func (cv *converter) duration(key, v string) time.Duration {
+func (cv *converter) duration(k *KeyInfo, v string) time.Duration {
 	d, err := ParseDuration(v)
 	if err != nil {
-		cv.fail(key, v, "not a duration", "use a number with a unit such as 180s, 3m or 1h (a bare number is seconds)")
-		d, _ = ParseDuration(cv.known[key].Default)
+		cv.fail(k, v, "not a duration", "use a number with a unit such as 180s, 3m or 1h (a bare number is seconds)")
+		d, _ = ParseDuration(k.Default)
 	}
 	return d
 }
 
 // url checks that v is an absolute URL with a host.
-func (cv *converter) url(key, v string) string {
+func (cv *converter) url(k *KeyInfo, v string) string {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return ""
 	}
 	u, err := url.Parse(v)
 	if err != nil || u.Scheme == "" || u.Host == "" {
-		cv.fail(key, v, "not an absolute URL", "write the whole URL, such as https://bitbucket.example.com")
+		cv.fail(k, v, "not an absolute URL", "write the whole URL, such as https://bitbucket.example.com")
 		return ""
 	}
 	return v
 }
 
 // cidrs converts a list of networks; a bare address is a network of one.
-func (cv *converter) cidrs(key, v string) []netip.Prefix {
+func (cv *converter) cidrs(k *KeyInfo, v string) []netip.Prefix {
 	var out []netip.Prefix
-	for _, s := range list(v) {
+	for _, s := range splitList(v) {
 		if p, err := netip.ParsePrefix(s); err == nil {
 			out = append(out, p.Masked())
 			continue
@@ -269,14 +279,14 @@ func (cv *converter) cidrs(key, v string) []netip.Prefix {
 			out = append(out, netip.PrefixFrom(a, a.BitLen()))
 			continue
 		}
-		cv.fail(key, s, "not a network in CIDR notation", "use networks such as 10.0.0.0/8 or 192.0.2.7, separated by commas")
+		cv.fail(k, s, "not a network in CIDR notation", "use networks such as 10.0.0.0/8 or 192.0.2.7, separated by commas")
 	}
 	return out
 }
 
-// list splits a comma-separated value, trimming items and dropping empty ones.
-// Items of indexed keys arrive with their commas as NUL bytes.
-func list(v string) []string {
+// splitList splits a comma-separated value, trimming items and dropping empty
+// ones. Items of indexed keys arrive with their commas as NUL bytes.
+func splitList(v string) []string {
 	var out []string
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(strings.ReplaceAll(s, "\x00", ",")); s != "" {

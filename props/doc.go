@@ -5,8 +5,8 @@
 //
 // # Typical usage
 //
-//	home := props.HomeDir(*homeFlag, os.LookupEnv) // -home, $GITFLEET_HOME, ./gitfleet-home
-//	p, err := props.Load(ctx, home, props.LoadOptions{Logger: logger})
+//	home := gitfleet.ResolveHome(*homeFlag, os.LookupEnv) // -home, $GITFLEET_HOME, ./gitfleet-home
+//	p, err := props.Load(ctx, home.Dir(), props.LoadOptions{Logger: logger})
 //	if err != nil {
 //		return err // unreadable file, or a line Java would reject (file:line)
 //	}
@@ -27,10 +27,29 @@
 //
 // To change the file, edit the parsed File and save it:
 //
-//	f := p.File() // nil when there was no file: use Parse(props.PropertiesPath(home), nil)
+//	f := p.File() // nil when there was no file: use props.Parse(home.PropertiesFile(), nil)
 //	f.Set("setup.displayName", "Mirror of Git")
 //	f.Delete("setup.sysadmin.password")
 //	err := f.Save() // temp file, fsync, rename; comments and order kept
+//
+// # Two halves
+//
+// The package holds two concepts, kept in separate files. The first is a
+// generic codec for Java .properties files, which knows no key: reader.go and
+// escape.go (Java's syntax and escapes), file.go (Parse, File, editing),
+// atomic.go (saving), source.go (Source, Entry: file:line or env NAME),
+// placeholder.go (Spring's ${name:default}) and env.go (Spring Boot's relaxed
+// binding of environment variables). The second is Bitbucket's typed keys:
+// keys.go declares every key once, in the table KnownKeys returns — its name,
+// default, documentation, how its value is converted, the Config field it fills
+// and the rule its value follows — and everything else reads that table:
+// properties.go (which keys the environment binds), convert.go (defaults and
+// conversion into Config), validate.go (each key's rule, then the rules between
+// keys), suggest.go ("did you mean") and the listing under Keys below, which a
+// test compares with the table. config.go holds the typed Config and the URLs
+// derived from it; problems.go the Problems that conversion and validation
+// report. The home layout and the PROXY protocol policy are gitfleet's
+// (gitfleet.Home, gitfleet.ProxyPolicy), shared with the other packages.
 //
 // # Reading the file
 //
@@ -60,9 +79,10 @@
 //
 // # magiconair/properties
 //
-// github.com/magiconair/properties holds the resolved values that its Decode
-// fills the configuration from (expansion disabled) and is the benchmark peer.
-// Its typed getters are not used for conversion: GetBool takes "yes", "1" and
+// github.com/magiconair/properties is the benchmark peer and the reference
+// the tests compare against; the package does not use it to read, hold or
+// convert values, since each key's conversion is in its row of KnownKeys. Its
+// typed getters would not fit: GetBool takes "yes", "1" and
 // "on" where Bitbucket takes only true and false, and its durations have no
 // bare seconds. Its own
 // reader is not used, because it differs from Java: a line ending in a
@@ -96,7 +116,8 @@
 //
 // # Keys
 //
-// Config covers these keys, with Bitbucket's defaults. An empty value means the
+// Config covers these keys (KnownKeys lists them with a line of documentation
+// each), with Bitbucket's defaults. An empty value means the
 // default. Booleans are true or false in any case; durations are 180s, 3m, 1h,
 // PT3M or a bare number of seconds; lists are comma-separated or indexed
 // (key[0], key[1], ...). As in Spring Boot, a list comes whole from the most
@@ -106,7 +127,8 @@
 //
 //	server.port                                     7990
 //	server.address                                  (all addresses)
-//	server.proxy-name, server.proxy-port            (none)
+//	server.proxy-name                               (none)
+//	server.proxy-port                               (none)
 //	server.scheme                                   http (https when server.ssl.enabled)
 //	server.secure                                   false
 //	server.context-path                             (none)
@@ -120,8 +142,12 @@
 //	plugin.ssh.disabled.macs                        (list)
 //	plugin.bitbucket-git.mesh.sidecar.default-port  7777
 //	application.mode                                default | mirror
-//	setup.displayName, setup.baseUrl                (first start only)
-//	setup.sysadmin.username|password|displayName|emailAddress
+//	setup.displayName                               (first start only)
+//	setup.baseUrl                                   (first start only)
+//	setup.sysadmin.username                         (first start only)
+//	setup.sysadmin.password                         (first start only)
+//	setup.sysadmin.displayName                      (first start only)
+//	setup.sysadmin.emailAddress                     (first start only)
 //	plugin.mirroring.upstream.url                   https:// URL of the primary
 //	plugin.mirroring.upstream.type                  server
 //	plugin.mirroring.synchronization.interval       3m
@@ -144,7 +170,7 @@
 // # Validation
 //
 // Properties.Config reports every value that cannot be resolved or converted;
-// Config.Validate reports every problem between keys (ports out of range, an
+// Config.Validate reports each key's own rule and the rules between keys (ports out of range, an
 // unknown application.mode, a mirror without setup.baseUrl or
 // plugin.mirroring.upstream.url, an upstream URL without https://, HTTPS
 // without certificate and key, PROXY protocol without trusted networks) and

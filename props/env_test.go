@@ -3,6 +3,8 @@ package props
 import (
 	"slices"
 	"testing"
+
+	"github.com/gitfleet/gitfleet"
 )
 
 func TestEnvForms(t *testing.T) {
@@ -74,7 +76,7 @@ func TestEnvironmentReachesConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Server.ProxyName != "env.example.com" || c.Server.Port != 8990 || c.SSH.ProxyProtocol != ProxyRequired || len(c.SSH.ProxyTrusted) != 1 {
+	if c.Server.ProxyName != "env.example.com" || c.Server.Port != 8990 || c.SSH.ProxyProtocol != gitfleet.ProxyRequired || len(c.SSH.ProxyTrusted) != 1 {
 		t.Errorf("config = %+v %+v", c.Server, c.SSH)
 	}
 	if got := c.Source(KeyServerPort).String(); got != "env SERVER_PORT" {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/props"
 )
 
@@ -30,7 +31,7 @@ plugin.ssh.port=7999
 plugin.ssh.disabled.macs=hmac-md5, hmac-sha1
 plugin.bitbucket-git.mesh.sidecar.defualt-port=7778
 `
-	if err := os.WriteFile(props.PropertiesPath(home), []byte(file), 0o600); err != nil {
+	if err := os.WriteFile(gitfleet.Home(home).PropertiesFile(), []byte(file), 0o600); err != nil {
 		fmt.Println(err)
 		return
 	}

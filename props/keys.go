@@ -1,6 +1,17 @@
 package props
 
-// Keys of bitbucket.properties that the SDK understands.
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gitfleet/gitfleet"
+)
+
+// Keys of bitbucket.properties that the SDK understands. Each is described once,
+// in KnownKeys.
 const (
 	KeyServerPort                = "server.port"
 	KeyServerAddress             = "server.address"
@@ -32,60 +43,108 @@ const (
 	KeyMirroringSyncInterval     = "plugin.mirroring.synchronization.interval"
 )
 
-// keyKind is how a key's value is converted.
-type keyKind int
-
-const (
-	kindString keyKind = iota
-	kindPort
-	kindBool
-	kindDuration
-	kindList
-	kindCIDRList
-	kindURL
-	kindEnum
-)
-
-// KeyInfo describes one key the SDK understands.
+// KeyInfo describes one key the SDK understands: its name, Bitbucket's default,
+// a line of documentation, how its value is converted, the Config field it
+// fills, and the rule its value alone must follow. Conversion, defaults,
+// environment binding, validation and "did you mean" suggestions all read it
+// from KnownKeys.
 type KeyInfo struct {
-	Key     string
+	Key     string // the property's name, such as "server.port"
 	Default string // Bitbucket's default; empty when there is none
-	Doc     string
-	kind    keyKind
-	choices []string // for enumerations
+	Doc     string // what the key sets, in one line
+
+	field field // how the value is converted and which Config field it fills
+	// check is the key's own rule on its converted value, nil for none: it
+	// returns the problem's message and fix, or two empty strings. Rules
+	// between keys are in Config.Validate.
+	check func(c *Config) (msg, fix string)
 }
 
 // KnownKeys returns every key the SDK understands, in a stable order.
 func KnownKeys() []KeyInfo {
 	return []KeyInfo{
-		{Key: KeyServerPort, Default: "7990", kind: kindPort, Doc: "HTTP port the server listens on"},
-		{Key: KeyServerAddress, kind: kindString, Doc: "address the HTTP server binds; empty means all"},
-		{Key: KeyServerProxyName, kind: kindString, Doc: "host name users reach the server by through a reverse proxy"},
-		{Key: KeyServerProxyPort, kind: kindPort, Doc: "port users reach the server by through a reverse proxy"},
-		{Key: KeyServerScheme, Default: "http", kind: kindEnum, choices: []string{"http", "https"}, Doc: "scheme users reach the server by"},
-		{Key: KeyServerSecure, Default: "false", kind: kindBool, Doc: "whether requests count as secure (behind a TLS-terminating proxy)"},
-		{Key: KeyServerContextPath, kind: kindString, Doc: "path prefix of the web application, such as /bitbucket"},
-		{Key: KeyServerSSLEnabled, Default: "false", kind: kindBool, Doc: "serve HTTPS directly"},
-		{Key: KeyServerSSLCertificate, kind: kindString, Doc: "PEM certificate chain for HTTPS"},
-		{Key: KeyServerSSLCertificateKey, kind: kindString, Doc: "PEM private key for HTTPS"},
-		{Key: KeySSHPort, Default: "7999", kind: kindPort, Doc: "SSH port for Git"},
-		{Key: KeySSHBaseURL, kind: kindURL, Doc: "SSH base URL shown to users, such as ssh://git@host:7999"},
-		{Key: KeySSHDisabledCiphers, kind: kindList, Doc: "SSH ciphers to refuse"},
-		{Key: KeySSHDisabledKeyExchanges, kind: kindList, Doc: "SSH key exchanges to refuse"},
-		{Key: KeySSHDisabledMACs, kind: kindList, Doc: "SSH MACs to refuse"},
-		{Key: KeySSHProxyProtocol, Default: "off", kind: kindEnum, choices: []string{"off", "optional", "required"}, Doc: "PROXY protocol policy of the SSH port (gitfleet)"},
-		{Key: KeySSHProxyProtocolTrusted, kind: kindCIDRList, Doc: "networks whose PROXY headers are believed (gitfleet)"},
-		{Key: KeyMeshSidecarDefaultPort, Default: "7777", kind: kindPort, Doc: "loopback port the storage sidecar tries first"},
-		{Key: KeyApplicationMode, Default: "default", kind: kindEnum, choices: []string{"default", "mirror"}, Doc: "default for a primary, mirror for a smart mirror"},
-		{Key: KeySetupDisplayName, kind: kindString, Doc: "instance name, applied on first start"},
-		{Key: KeySetupBaseURL, kind: kindURL, Doc: "public base URL, applied on first start"},
-		{Key: KeySetupSysadminUsername, kind: kindString, Doc: "first administrator's user name"},
-		{Key: KeySetupSysadminPassword, kind: kindString, Doc: "first administrator's password"},
-		{Key: KeySetupSysadminDisplayName, kind: kindString, Doc: "first administrator's display name"},
-		{Key: KeySetupSysadminEmailAddress, kind: kindString, Doc: "first administrator's e-mail address"},
-		{Key: KeyMirroringUpstreamURL, kind: kindURL, Doc: "the primary server's https:// URL (mirror mode)"},
-		{Key: KeyMirroringUpstreamType, Default: "server", kind: kindEnum, choices: []string{"server"}, Doc: "kind of upstream (mirror mode)"},
-		{Key: KeyMirroringSyncInterval, Default: "3m", kind: kindDuration, Doc: "how often a mirror compares all repositories with the upstream"},
+		{Key: KeyServerPort, Default: "7990", Doc: "HTTP port the server listens on",
+			field: port(func(c *Config) *int { return &c.Server.Port })},
+		{Key: KeyServerAddress, Doc: "address the HTTP server binds; empty means all",
+			field: text(func(c *Config) *string { return &c.Server.Address }, strings.TrimSpace)},
+		{Key: KeyServerProxyName, Doc: "host name users reach the server by through a reverse proxy",
+			field: text(func(c *Config) *string { return &c.Server.ProxyName }, strings.TrimSpace)},
+		{Key: KeyServerProxyPort, Doc: "port users reach the server by through a reverse proxy",
+			field: port(func(c *Config) *int { return &c.Server.ProxyPort })},
+		{Key: KeyServerScheme, Default: "http", Doc: "scheme users reach the server by",
+			field: oneOf(func(c *Config) *string { return &c.Server.Scheme }, "http", "https"),
+			check: func(c *Config) (string, string) {
+				return notOneOf("scheme ", c.Server.Scheme, "http", "https")
+			}},
+		{Key: KeyServerSecure, Default: "false", Doc: "whether requests count as secure (behind a TLS-terminating proxy)",
+			field: boolean(func(c *Config) *bool { return &c.Server.Secure })},
+		{Key: KeyServerContextPath, Doc: "path prefix of the web application, such as /bitbucket",
+			field: text(func(c *Config) *string { return &c.Server.ContextPath }, contextPath)},
+		{Key: KeyServerSSLEnabled, Default: "false", Doc: "serve HTTPS directly",
+			field: boolean(func(c *Config) *bool { return &c.Server.SSL.Enabled })},
+		{Key: KeyServerSSLCertificate, Doc: "PEM certificate chain for HTTPS",
+			field: text(func(c *Config) *string { return &c.Server.SSL.Certificate }, strings.TrimSpace)},
+		{Key: KeyServerSSLCertificateKey, Doc: "PEM private key for HTTPS",
+			field: text(func(c *Config) *string { return &c.Server.SSL.CertificatePrivateKey }, strings.TrimSpace)},
+		{Key: KeySSHPort, Default: "7999", Doc: "SSH port for Git",
+			field: port(func(c *Config) *int { return &c.SSH.Port })},
+		{Key: KeySSHBaseURL, Doc: "SSH base URL shown to users, such as ssh://git@host:7999",
+			field: absURL(func(c *Config) *string { return &c.SSH.BaseURL })},
+		{Key: KeySSHDisabledCiphers, Doc: "SSH ciphers to refuse",
+			field: list(func(c *Config) *[]string { return &c.SSH.DisabledCiphers })},
+		{Key: KeySSHDisabledKeyExchanges, Doc: "SSH key exchanges to refuse",
+			field: list(func(c *Config) *[]string { return &c.SSH.DisabledKeyExchanges })},
+		{Key: KeySSHDisabledMACs, Doc: "SSH MACs to refuse",
+			field: list(func(c *Config) *[]string { return &c.SSH.DisabledMACs })},
+		{Key: KeySSHProxyProtocol, Default: "off", Doc: "PROXY protocol policy of the SSH port (gitfleet)",
+			field: parsedOneOf(func(c *Config) *gitfleet.ProxyPolicy { return &c.SSH.ProxyProtocol },
+				gitfleet.ParseProxyPolicy, "off", "optional", "required"),
+			check: func(c *Config) (string, string) {
+				return notOneOf("", c.SSH.ProxyProtocol.String(), "off", "optional", "required")
+			}},
+		{Key: KeySSHProxyProtocolTrusted, Doc: "networks whose PROXY headers are believed (gitfleet)",
+			field: networks(func(c *Config) *[]netip.Prefix { return &c.SSH.ProxyTrusted })},
+		{Key: KeyMeshSidecarDefaultPort, Default: "7777", Doc: "loopback port the storage sidecar tries first",
+			field: port(func(c *Config) *int { return &c.Mesh.SidecarDefaultPort })},
+		{Key: KeyApplicationMode, Default: "default", Doc: "default for a primary, mirror for a smart mirror",
+			field: oneOf(func(c *Config) *Mode { return &c.Mode }, ModeDefault, ModeMirror),
+			check: func(c *Config) (string, string) {
+				return notOneOf("application mode ", string(c.Mode), string(ModeDefault), string(ModeMirror))
+			}},
+		{Key: KeySetupDisplayName, Doc: "instance name, applied on first start",
+			field: text(func(c *Config) *string { return &c.Setup.DisplayName }, nil)},
+		{Key: KeySetupBaseURL, Doc: "public base URL, applied on first start",
+			field: absURL(func(c *Config) *string { return &c.Setup.BaseURL }),
+			check: func(c *Config) (string, string) {
+				if c.Setup.BaseURL == "" {
+					return "", ""
+				}
+				if u, err := url.Parse(c.Setup.BaseURL); err == nil && u.Scheme != "http" && u.Scheme != "https" {
+					return fmt.Sprintf("scheme %q is not http or https", u.Scheme),
+						"set " + KeySetupBaseURL + " to the URL users open in a browser, such as https://bitbucket.example.com"
+				}
+				return "", ""
+			}},
+		{Key: KeySetupSysadminUsername, Doc: "first administrator's user name",
+			field: text(func(c *Config) *string { return &c.Setup.Sysadmin.Username }, nil)},
+		{Key: KeySetupSysadminPassword, Doc: "first administrator's password",
+			field: text(func(c *Config) *string { return &c.Setup.Sysadmin.Password }, nil)},
+		{Key: KeySetupSysadminDisplayName, Doc: "first administrator's display name",
+			field: text(func(c *Config) *string { return &c.Setup.Sysadmin.DisplayName }, nil)},
+		{Key: KeySetupSysadminEmailAddress, Doc: "first administrator's e-mail address",
+			field: text(func(c *Config) *string { return &c.Setup.Sysadmin.EmailAddress }, strings.TrimSpace)},
+		{Key: KeyMirroringUpstreamURL, Doc: "the primary server's https:// URL (mirror mode)",
+			field: absURL(func(c *Config) *string { return &c.Mirroring.UpstreamURL })},
+		{Key: KeyMirroringUpstreamType, Default: "server", Doc: "kind of upstream (mirror mode)",
+			field: oneOf(func(c *Config) *string { return &c.Mirroring.UpstreamType }, "server")},
+		{Key: KeyMirroringSyncInterval, Default: "3m", Doc: "how often a mirror compares all repositories with the upstream",
+			field: duration(func(c *Config) *time.Duration { return &c.Mirroring.SyncInterval }),
+			check: func(c *Config) (string, string) {
+				if d := c.Mirroring.SyncInterval; d <= 0 {
+					return fmt.Sprintf("interval %s is not positive", d), "use a positive duration such as 3m"
+				}
+				return "", ""
+			}},
 	}
 }
 
@@ -103,5 +162,20 @@ func knownKeyIndex() map[string]KeyInfo {
 func IsKnownKey(key string) bool {
 	base, _, indexed := splitIndex(key)
 	info, ok := knownKeyIndex()[base]
-	return ok && (!indexed || info.kind == kindList || info.kind == kindCIDRList)
+	return ok && (!indexed || info.field.isList)
+}
+
+// notOneOf returns the problem of a value outside choices: "<what>"v" is not a,
+// b or c" and its fix, or two empty strings when v is one of them.
+func notOneOf(what, v string, choices ...string) (msg, fix string) {
+	for _, c := range choices {
+		if v == c {
+			return "", ""
+		}
+	}
+	words := choices[0]
+	if n := len(choices); n > 1 {
+		words = strings.Join(choices[:n-1], ", ") + " or " + choices[n-1]
+	}
+	return fmt.Sprintf("%s%q is not %s", what, v, words), "use " + words
 }

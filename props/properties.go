@@ -8,18 +8,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/gitfleet/gitfleet"
 )
-
-// FileName is the properties file's name inside <home>/shared.
-const FileName = "bitbucket.properties"
-
-// PropertiesPath returns <home>/shared/bitbucket.properties.
-func PropertiesPath(home string) string {
-	return filepath.Join(home, "shared", FileName)
-}
 
 // LoadOptions configures Load and LoadFile.
 type LoadOptions struct {
@@ -41,12 +34,13 @@ type Properties struct {
 	env     map[string]string
 }
 
-// Load reads <home>/shared/bitbucket.properties and applies the environment
-// overrides. A missing file is not an error: the defaults serve, and the logger
+// Load reads the properties file of the node whose home directory is home,
+// <home>/shared/bitbucket.properties (gitfleet.Home.PropertiesFile), and
+// applies the environment overrides. A missing file is not an error: the defaults serve, and the logger
 // is told which file was looked for. An unreadable file or one Java would
 // reject is an error naming the file (and line).
 func Load(ctx context.Context, home string, opts LoadOptions) (*Properties, error) {
-	return LoadFile(ctx, PropertiesPath(home), opts)
+	return LoadFile(ctx, gitfleet.Home(home).PropertiesFile(), opts)
 }
 
 // LoadFile is Load for a properties file at any path.
@@ -102,7 +96,7 @@ func New(f *File, environ []string) *Properties {
 	var lists []string
 	for _, k := range KnownKeys() {
 		keys = append(keys, k.Key)
-		if k.kind == kindList || k.kind == kindCIDRList {
+		if k.field.isList {
 			lists = append(lists, k.Key)
 		}
 	}

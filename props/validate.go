@@ -6,38 +6,38 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/gitfleet/gitfleet"
 )
 
 // Validate checks the configuration as a whole and returns every problem at
 // once, errors and warnings (see Problems.Errors and Problems.Warnings), each
 // with the key, where its value came from and the fix. Values that could not
 // be converted were already reported by Properties.Config; Check runs both.
+//
+// Each key's own rule comes from KnownKeys; the rules between keys follow.
 func (c *Config) Validate() Problems {
 	var ps Problems
 	add := func(sev Severity, key, msg, fix string) {
 		ps = append(ps, Problem{Severity: sev, Key: key, Source: c.Source(key), Message: msg, Fix: fix})
 	}
-	ports := []struct {
-		key string
-		n   int
-		set bool
-	}{
-		{KeyServerPort, c.Server.Port, true},
-		{KeyServerProxyPort, c.Server.ProxyPort, c.Server.ProxyPort != 0}, // 0 means not set, as in Tomcat
-		{KeySSHPort, c.SSH.Port, true},
-		{KeyMeshSidecarDefaultPort, c.Mesh.SidecarDefaultPort, true},
-	}
-	for _, p := range ports {
-		if p.set && (p.n < 1 || p.n > 65535) {
-			add(Error, p.key, fmt.Sprintf("port %d is out of range", p.n), "use a port from 1 to 65535")
+	keys := KnownKeys()
+	for i := range keys {
+		k := &keys[i]
+		if k.field.check != nil {
+			if msg, fix := k.field.check(c, k); msg != "" {
+				add(Error, k.Key, msg, fix)
+			}
+		}
+		if k.check != nil {
+			if msg, fix := k.check(c); msg != "" {
+				add(Error, k.Key, msg, fix)
+			}
 		}
 	}
 	if c.Server.Port == c.SSH.Port && c.Server.Port != 0 {
 		add(Error, KeySSHPort, fmt.Sprintf("SSH port %d is also the HTTP port (%s)", c.SSH.Port, KeyServerPort),
 			"give "+KeySSHPort+" and "+KeyServerPort+" different ports")
-	}
-	if c.Server.Scheme != "http" && c.Server.Scheme != "https" {
-		add(Error, KeyServerScheme, fmt.Sprintf("scheme %q is not http or https", c.Server.Scheme), "use http or https")
 	}
 	if c.Server.SSL.Enabled {
 		if c.Server.SSL.Certificate == "" {
@@ -49,35 +49,16 @@ func (c *Config) Validate() Problems {
 				"set "+KeyServerSSLCertificateKey+" to a PEM private key file, or set server.ssl.enabled=false")
 		}
 	}
-	switch c.SSH.ProxyProtocol {
-	case ProxyOff:
-	case ProxyOptional, ProxyRequired:
-		if len(c.SSH.ProxyTrusted) == 0 {
-			sev, what := Warning, "PROXY headers will be ignored from everyone"
-			if c.SSH.ProxyProtocol == ProxyRequired {
-				sev, what = Error, "every SSH connection would be refused"
-			}
-			add(sev, KeySSHProxyProtocolTrusted, "plugin.ssh.proxy-protocol="+string(c.SSH.ProxyProtocol)+" but no network is trusted: "+what,
-				"list the load balancers' networks in "+KeySSHProxyProtocolTrusted+", such as 10.0.0.0/8")
+	if p := c.SSH.ProxyProtocol; (p == gitfleet.ProxyOptional || p == gitfleet.ProxyRequired) && len(c.SSH.ProxyTrusted) == 0 {
+		sev, what := Warning, "PROXY headers will be ignored from everyone"
+		if p == gitfleet.ProxyRequired {
+			sev, what = Error, "every SSH connection would be refused"
 		}
-	default:
-		add(Error, KeySSHProxyProtocol, fmt.Sprintf("%q is not off, optional or required", c.SSH.ProxyProtocol), "use off, optional or required")
+		add(sev, KeySSHProxyProtocolTrusted, KeySSHProxyProtocol+"="+p.String()+" but no network is trusted: "+what,
+			"list the load balancers' networks in "+KeySSHProxyProtocolTrusted+", such as 10.0.0.0/8")
 	}
-	if c.Setup.BaseURL != "" {
-		if u, err := url.Parse(c.Setup.BaseURL); err == nil && u.Scheme != "http" && u.Scheme != "https" {
-			add(Error, KeySetupBaseURL, fmt.Sprintf("scheme %q is not http or https", u.Scheme),
-				"set "+KeySetupBaseURL+" to the URL users open in a browser, such as https://bitbucket.example.com")
-		}
-	}
-	switch c.Mode {
-	case ModeDefault:
-	case ModeMirror:
+	if c.Mode == ModeMirror {
 		c.validateMirror(add)
-	default:
-		add(Error, KeyApplicationMode, fmt.Sprintf("application mode %q is not default or mirror", c.Mode), "use default or mirror")
-	}
-	if c.Mirroring.SyncInterval <= 0 {
-		add(Error, KeyMirroringSyncInterval, fmt.Sprintf("interval %s is not positive", c.Mirroring.SyncInterval), "use a positive duration such as 3m")
 	}
 	for _, e := range c.unknown {
 		p := Problem{Severity: Warning, Key: e.Key, Source: e.Source, Message: "unknown key; it is ignored"}

@@ -2,8 +2,9 @@ package testutil
 
 import (
 	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/gitfleet/gitfleet"
 )
 
 // Home is a node's home directory laid out as DESIGN.md says.
@@ -18,14 +19,14 @@ type Home struct {
 
 // LayoutHome returns the layout of the home directory dir without touching disk.
 func LayoutHome(dir string) Home {
-	shared := filepath.Join(dir, "shared")
+	h := gitfleet.Home(dir)
 	return Home{
 		Dir:        dir,
-		Shared:     shared,
-		Properties: filepath.Join(shared, "bitbucket.properties"),
-		Repos:      filepath.Join(shared, "data", "repositories"),
-		Config:     filepath.Join(shared, "config"),
-		DB:         filepath.Join(shared, "data", "gitfleet.db"),
+		Shared:     h.Shared(),
+		Properties: h.PropertiesFile(),
+		Repos:      h.RepositoriesDir(),
+		Config:     h.ConfigDir(),
+		DB:         h.DBFile(),
 	}
 }
 
