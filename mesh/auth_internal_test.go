@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gitfleet/gitfleet"
 )
 
 func TestCheckToken(t *testing.T) {
@@ -80,7 +82,7 @@ func TestServerRefusesBadTokens(t *testing.T) {
 			}
 			req.Header.Set("Upgrade", upgradeProto)
 			req.Header.Set("Connection", "Upgrade")
-			req.Header.Set(hdrService, ServiceReceivePack)
+			req.Header.Set(hdrService, string(gitfleet.ReceivePack))
 			req.Header.Set(hdrRepo, "PROJ/r")
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {

@@ -5,10 +5,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/internal/gitexec"
 	"github.com/gitfleet/gitfleet/internal/testutil"
 	"github.com/gitfleet/gitfleet/mesh"
@@ -83,12 +83,8 @@ func BenchmarkClone(b *testing.B) {
 // over the same transport.
 type plainBackend struct{ root string }
 
-func (p plainBackend) ServeGit(ctx context.Context, service, repo string, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	project, slug, err := mesh.ParseRepoPath(repo)
-	if err != nil {
-		return err
-	}
-	cmd := gitexec.Command(ctx, filepath.Join(p.root, project, slug+".git"), env, strings.TrimPrefix(service, "git-"), ".")
+func (p plainBackend) ServeGit(ctx context.Context, req gitfleet.GitRequest, stdin io.Reader, stdout, stderr io.Writer) error {
+	cmd := gitexec.Command(ctx, filepath.Join(p.root, req.Repo.Project, req.Repo.Slug+".git"), req.Env(), req.Service.Subcommand(), ".")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	return cmd.Run()
 }

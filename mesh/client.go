@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/gitfleet/gitfleet"
 )
 
 // ErrUnavailable is returned by Client calls when the sidecar cannot be reached (it
@@ -40,6 +42,7 @@ type Client struct {
 	callTimeout time.Duration
 	dialer      net.Dialer
 	hc          *http.Client
+	reconnect   gitfleet.Backoff // spaces a subscription's attempts to reach the sidecar again
 
 	mu   sync.Mutex
 	addr string
@@ -53,7 +56,8 @@ var _ Repos = (*Client)(nil)
 
 // NewClient returns a client for the sidecar at cfg.Addr.
 func NewClient(cfg ClientConfig) *Client {
-	c := &Client{key: cfg.Key, log: cfg.Logger, callTimeout: cfg.CallTimeout, addr: cfg.Addr}
+	c := &Client{key: cfg.Key, log: cfg.Logger, callTimeout: cfg.CallTimeout, addr: cfg.Addr,
+		reconnect: gitfleet.Backoff{Min: 50 * time.Millisecond, Max: 2 * time.Second}}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}

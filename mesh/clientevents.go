@@ -67,23 +67,14 @@ func (c *Client) subscription(ctx context.Context, body io.ReadCloser, out chan<
 		}
 		body.Close()
 		c.log.Warn("mesh: event stream from the sidecar ended; reconnecting")
-		backoff := 50 * time.Millisecond
-		for {
-			if ctx.Err() != nil {
-				return
-			}
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
+		for attempt := 1; ; attempt++ {
+			if c.reconnect.Wait(ctx, attempt) != nil {
 				return
 			}
 			var err error
 			if body, err = c.openEvents(ctx); err == nil {
 				break
 			}
-			backoff = min(2*backoff, 2*time.Second)
 		}
 		select {
 		case out <- Event{Type: EventGap, Time: time.Now().UTC()}:

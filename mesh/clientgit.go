@@ -8,29 +8,33 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/gitfleet/gitfleet"
 )
 
 // ServeGit runs a git service in the sidecar, wired to the caller's streams: stdin
 // and stdout travel as raw bytes over an upgraded connection (full duplex; the end
 // of stdin is passed on as a half-close), stderr and the exit status over a second
-// request. A non-zero exit is returned as *ExitError. If the sidecar dies
+// request, made on the client's pool of keep-alive connections. A repository that
+// does not exist costs the one request, which the sidecar answers before
+// upgrading: the error wraps ErrNotFound (gitfleet.ErrNotFound) and nothing is
+// written. A non-zero exit is returned as *ExitError. If the sidecar dies
 // mid-stream the call fails promptly with an *ExitError (code -1) wrapping
 // ErrUnavailable; when ctx ends, the service is stopped.
-func (c *Client) ServeGit(ctx context.Context, service, repo string, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func (c *Client) ServeGit(ctx context.Context, req gitfleet.GitRequest, stdin io.Reader, stdout, stderr io.Writer) error {
+	service := req.Service
 	if _, err := gitSubcommand(service); err != nil {
 		return err
 	}
-	project, slug, err := ParseRepoPath(repo)
+	project, slug, err := repoName(req.Repo.Project, req.Repo.Slug)
 	if err != nil {
 		return err
-	}
-	proto := ""
-	if e := gitProtocolEnv(env); len(e) == 1 {
-		proto = strings.TrimPrefix(e[0], "GIT_PROTOCOL=")
 	}
 	if stderr == nil {
 		stderr = io.Discard
@@ -44,15 +48,15 @@ func (c *Client) ServeGit(ctx context.Context, service, repo string, env []strin
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
-	var req strings.Builder
-	fmt.Fprintf(&req, "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: %s%s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n%s: %s\r\n%s: %s/%s\r\n",
+	var head strings.Builder
+	fmt.Fprintf(&head, "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: %s%s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n%s: %s\r\n%s: %s/%s\r\n",
 		pathGit, addr, authScheme, makeToken(c.key, http.MethodPost, pathGit, time.Now()), upgradeProto, hdrService, service, hdrRepo, project, slug)
-	if proto != "" {
-		fmt.Fprintf(&req, "%s: %s\r\n", hdrProtocol, proto)
+	if req.Protocol == 1 || req.Protocol == 2 {
+		fmt.Fprintf(&head, "%s: version=%d\r\n", hdrProtocol, req.Protocol)
 	}
-	req.WriteString("Content-Length: 0\r\n\r\n")
+	head.WriteString("Content-Length: 0\r\n\r\n")
 	conn.SetDeadline(time.Now().Add(c.callTimeout))
-	if _, err := io.WriteString(conn, req.String()); err != nil {
+	if _, err := io.WriteString(conn, head.String()); err != nil {
 		return unavailable(ctx, err)
 	}
 	br := bufio.NewReader(conn)
@@ -74,10 +78,21 @@ func (c *Client) ServeGit(ctx context.Context, service, repo string, env []strin
 		err  error
 	}
 	resultc := make(chan result, 1)
+	// The service's output is passed on only once the result request is on the
+	// wire, so that a sidecar shutting down (which refuses new requests but lets
+	// running ones finish) never strands a service whose result was not asked for.
+	sent := make(chan struct{})
+	var sentOnce sync.Once
+	markSent := func() { sentOnce.Do(func() { close(sent) }) }
+	tctx := httptrace.WithClientTrace(rctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { markSent() },
+	})
 	go func() {
-		code, err := c.gitResult(rctx, id, stderr)
+		code, err := c.gitResult(tctx, id, stderr)
+		markSent()
 		resultc <- result{code, err}
 	}()
+	<-sent
 	inDone := make(chan struct{})
 	if stdin != nil {
 		go func() {
@@ -149,27 +164,4 @@ func (c *Client) gitResult(ctx context.Context, id string, stderr io.Writer) (in
 		return -1, unavailable(ctx, errors.New("git session ended without an exit status"))
 	}
 	return code, nil
-}
-
-// waitStdin waits for a goroutine copying from stdin to end, interrupting its read
-// through SetReadDeadline when stdin has it; otherwise it gives the read stdinGrace
-// (or until ctx ends), after which the goroutine ends when the caller closes stdin.
-func waitStdin(ctx context.Context, stdin io.Reader, done <-chan struct{}) {
-	select {
-	case <-done:
-		return
-	default:
-	}
-	if d, ok := stdin.(interface{ SetReadDeadline(time.Time) error }); ok && d.SetReadDeadline(time.Now()) == nil {
-		<-done
-		d.SetReadDeadline(time.Time{})
-		return
-	}
-	t := time.NewTimer(stdinGrace)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }

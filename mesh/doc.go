@@ -3,7 +3,18 @@
 // Client, Supervisor) that serves a Store to its parent over loopback.
 //
 // Both Store and Client implement Repos, the one interface for repository storage,
-// and both satisfy sshserve.GitBackend through ServeGit without importing it.
+// and both satisfy sshserve.GitBackend through ServeGit without importing it: a
+// request arrives parsed (a gitfleet.GitRequest: service, repository name,
+// protocol version), and a repository that does not exist is an error wrapping
+// gitfleet.ErrNotFound (mesh.ErrNotFound is that sentinel), returned before
+// anything is written. Names follow the ground floor's rules (gitfleet.RepoName).
+//
+// The files hold one concept each. The store: store.go, serve.go, run.go,
+// advert.go, lock.go, locks.go, gate.go, events.go, refs.go, fetch.go,
+// maintain.go, progress.go. The sidecar RPC: server.go, servergit.go, client.go,
+// clientgit.go, clientevents.go, wire.go, auth.go, listen.go, and the process
+// around it: sidecar.go, supervisor.go. repos.go and errors.go are what both
+// share.
 //
 // # Typical usage
 //
@@ -17,21 +28,22 @@
 //	defer store.Close()
 //	err = store.Create(ctx, "PROJ", "repo")
 //	events, err := store.Subscribe(ctx) // ref changes, exact per transaction
-//	// hand store to sshserve as its GitBackend:
-//	err = store.ServeGit(ctx, "git-upload-pack", "PROJ/repo", []string{"GIT_PROTOCOL=version=2"},
-//		stdin, stdout, stderr)
+//	// hand store to sshserve as its GitBackend, which calls:
+//	repo, err := gitfleet.ParseRepoPath("/PROJ/repo.git") // once, where the request enters
+//	err = store.ServeGit(ctx, gitfleet.GitRequest{Service: gitfleet.UploadPack, Repo: repo, Protocol: 2},
+//		stdin, stdout, stderr) // errors.Is(err, gitfleet.ErrNotFound) for a missing repository
 //
 // As a node runs it, in a sidecar child process. The parent:
 //
-//	sup, err := mesh.NewSupervisor(mesh.SupervisorConfig{
+//	sup := &mesh.Supervisor{
 //		Command: func() *exec.Cmd { // a fresh command for every (re)start
 //			return exec.Command(os.Args[0], "mesh-sidecar", "-home", home)
 //		},
 //		Logger: logger,
-//	})
-//	if err := sup.Start(ctx); err != nil { ... }
-//	defer sup.Shutdown(shutdownCtx)
-//	var repos mesh.Repos = sup.Client() // follows the sidecar across restarts
+//	}
+//	if err := sup.Start(ctx); err != nil { ... } // returns once the first child is ready
+//	defer sup.Shutdown(shutdownCtx)              // or sup.Close(); Start then returns ErrServerClosed
+//	var repos mesh.Repos = sup.Client()          // follows the sidecar across restarts
 //
 // and the child (the "mesh-sidecar" subcommand):
 //
@@ -39,12 +51,39 @@
 //	defer stop()
 //	err := mesh.RunSidecar(ctx, mesh.SidecarConfig{Root: reposDir, Port: cfg.SidecarPort, Logger: logger})
 //
+// Or, to serve a Store over loopback within one process:
+//
+//	l, err := mesh.Listen(ctx, mesh.DefaultSidecarPort, logger)
+//	srv := &mesh.Server{Store: store, Key: key, Logger: logger}
+//	go srv.Serve(l) // ErrServerClosed after Shutdown or Close
+//	client := mesh.NewClient(mesh.ClientConfig{Addr: l.Addr().String(), Key: key})
+//	...
+//	srv.Shutdown(ctx)
+//
+// # Lifecycle
+//
+// The services follow net/http's idiom. Server has Serve(l), Shutdown(ctx) and
+// Close (safe twice), and Serve returns ErrServerClosed after either. Supervisor
+// has the same shape as far as a child process allows: a struct configured by
+// its exported fields (zero values documented), Start(ctx) in place of Serve,
+// since it supervises a process rather than accepting on a listener (it returns
+// once the first child is ready and supervises in the background), Shutdown(ctx),
+// Close (safe twice), and ErrServerClosed from Start after either. Store is opened
+// with OpenStore and closed with Close, as a database is: it serves no
+// connections of its own. RunSidecar stays a function because it is the body of
+// a process (the child's main): it owns the whole life of its Store, listener and
+// Server, reads its key and reports its address through inherited descriptors,
+// and ends when its context does (the child cancels it on SIGTERM), so there is
+// nothing for a caller to shut down but the context.
+//
 // # Layout and names
 //
-// Repositories live at <root>/<PROJECT>/<slug>.git. Project keys match
+// Repositories live at <root>/<PROJECT>/<slug>.git. Names follow the ground
+// floor's rules (gitfleet.NewRepoName, gitfleet.ParseRepoPath): project keys match
 // ^[A-Z][A-Z0-9_]{0,127}$ and slugs ^[a-z0-9][a-z0-9._-]{0,127}$ without a ".git"
 // suffix; input is upper-/lower-cased first (ASCII only, so Unicode look-alikes such
-// as the Kelvin sign or a dotless i are refused rather than folded). Symbolic links
+// as the Kelvin sign or a dotless i are refused rather than folded). The store
+// checks every name it is given, parsed or not, since names become paths. Symbolic links
 // planted inside the root are never followed. The store keeps its own scratch space
 // in <root>/.mesh (a name no project key can take): repositories being created
 // (built there, then renamed into place), being deleted (renamed there, then
@@ -114,11 +153,13 @@
 //
 // # Streams
 //
-// ServeGit passes only a valid GIT_PROTOCOL (version=0|1|2) to git, runs it through
-// internal/gitexec (sanitised environment, own process group sent SIGTERM when the
-// context ends, so git removes its ref locks as it does when an OpenSSH client hangs
-// up, and SIGKILL two seconds later) and copies bytes without framing. After the advertisement, upload-pack's
-// output is copied with io.Copy from an os.Pipe, which Go splices into a socket.
+// ServeGit passes git only the GIT_PROTOCOL of the request's Protocol (1 or 2;
+// anything else is v0), checks once that the repository exists (before it writes
+// anything), runs git through internal/gitexec (sanitised environment, own
+// process group sent SIGTERM when the context ends, so git removes its ref locks
+// as it does when an OpenSSH client hangs up, and SIGKILL two seconds later) and
+// copies bytes without framing. After the advertisement, upload-pack's output is
+// copied with io.Copy from an os.Pipe, which Go splices into a socket.
 //
 // # Maintenance
 //
@@ -142,7 +183,13 @@
 // (101 Switching Protocols) carrying stdin and stdout as raw bytes, full duplex, with
 // the end of stdin passed on as a TCP half-close; stderr and the exit status travel
 // on a second request (the body streams stderr, trailers carry the status), so no
-// framing ever sits on pack data. Every request carries "Authorization: Gitfleet
+// framing ever sits on pack data. The git request carries the parsed request in
+// headers; the sidecar's store checks that the repository exists before it
+// upgrades, so a missing one is answered with 404 (not_found) on that one request
+// and the Client returns an error wrapping gitfleet.ErrNotFound. The result
+// request goes over the Client's pool of keep-alive connections, so a clone costs
+// two requests and, once the pool holds a connection, one new connection (the
+// upgraded one). Every request carries "Authorization: Gitfleet
 // v1.<unix time>.<nonce>.<HMAC-SHA256>" over the method and path, valid for
 // TokenLifetime (30s) with MaxClockSkew (5s); anything else gets 401 before any work.
 //
@@ -155,13 +202,15 @@
 // leaves no git process writing refs behind the next one's locks, and the next Store
 // removes lock files a killed git left (once per repository, before its first
 // update). The Supervisor health-checks the child (HealthInterval; HealthFailures
-// misses in a row and it is killed), restarts it with capped exponential backoff,
-// and points its Client at the new address. Shutdown sends SIGTERM (RunSidecar then
-// lets running git services finish) and SIGKILL at the deadline.
+// misses in a row and it is killed), restarts it after a gitfleet.Backoff delay
+// (capped exponential, with jitter), and points its Client at the new address.
+// Shutdown sends SIGTERM (RunSidecar then lets running git services finish) and
+// SIGKILL at the deadline.
 //
 // A Client call to a dead sidecar fails at once with ErrUnavailable; a stream in
 // progress when the sidecar dies fails with an *ExitError (code -1) wrapping it;
-// a subscription reconnects and delivers EventGap.
+// a subscription reconnects (gitfleet.Backoff from 50 ms to 2 s) and delivers
+// EventGap.
 //
 // # Performance
 //

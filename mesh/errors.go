@@ -1,12 +1,18 @@
 package mesh
 
-import "errors"
+import (
+	"errors"
 
-// Errors returned by Repos implementations; test with errors.Is.
+	"github.com/gitfleet/gitfleet"
+)
+
+// Errors returned by Repos implementations; test with errors.Is. ErrInvalidName and
+// ErrNotFound are the ground floor's sentinels (gitfleet.ErrInvalidName and
+// gitfleet.ErrNotFound), so either spelling matches.
 var (
-	ErrInvalidName = errors.New("mesh: invalid project key or repository slug")
+	ErrInvalidName = gitfleet.ErrInvalidName
 	ErrExists      = errors.New("mesh: repository already exists")
-	ErrNotFound    = errors.New("mesh: repository not found")
+	ErrNotFound    = gitfleet.ErrNotFound
 	ErrClosed      = errors.New("mesh: closed")
 )
 

@@ -1,11 +1,14 @@
 package mesh_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/mesh"
 )
 
@@ -42,15 +45,31 @@ func ExampleStore() {
 	// e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 }
 
-func ExampleParseRepoPath() {
-	for _, path := range []string{"/PROJ/repo.git", "proj/Repo", "PROJ/../etc"} {
-		project, slug, err := mesh.ParseRepoPath(path)
-		fmt.Printf("%q %q %v\n", project, slug, err)
+// ExampleStore_ServeGit shows the request a transport hands the store, parsed
+// once where it entered, and the answer for a repository that does not exist:
+// gitfleet.ErrNotFound, with nothing written.
+func ExampleStore_ServeGit() {
+	root, err := os.MkdirTemp("", "mesh-example")
+	if err != nil {
+		panic(err)
 	}
+	defer os.RemoveAll(root)
+	ctx := context.Background()
+	s, err := mesh.OpenStore(ctx, mesh.StoreConfig{Root: root})
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close()
+	repo, err := gitfleet.ParseRepoPath("/proj/missing.git")
+	if err != nil {
+		panic(err)
+	}
+	var stdout, stderr bytes.Buffer
+	req := gitfleet.GitRequest{Service: gitfleet.UploadPack, Repo: repo, Protocol: 2}
+	err = s.ServeGit(ctx, req, strings.NewReader(""), &stdout, &stderr)
+	fmt.Println(errors.Is(err, gitfleet.ErrNotFound), stdout.Len()+stderr.Len())
 	// Output:
-	// "PROJ" "repo" <nil>
-	// "PROJ" "repo" <nil>
-	// "" "" mesh: invalid project key or repository slug: slug "../etc"
+	// true 0
 }
 
 // ExampleServer serves a Store over loopback and uses it through a Client, as a

@@ -39,7 +39,7 @@ func (s *Store) Fetch(ctx context.Context, project, slug string, opts FetchOptio
 		return FetchResult{}, err
 	}
 	defer done()
-	p, sl, err := Normalize(project, slug)
+	p, sl, err := repoName(project, slug)
 	if err != nil {
 		return FetchResult{}, err
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/internal/testutil"
 )
 
@@ -39,7 +40,7 @@ func TestMain(m *testing.M) {
 
 // gitBackend is sshserve.GitBackend, restated so these tests need no import of it.
 type gitBackend interface {
-	ServeGit(ctx context.Context, service, repo string, env []string, stdin io.Reader, stdout, stderr io.Writer) error
+	ServeGit(ctx context.Context, req gitfleet.GitRequest, stdin io.Reader, stdout, stderr io.Writer) error
 }
 
 // startGitServer serves backend on a unix socket the way an SSH server would: one
@@ -95,12 +96,17 @@ func serveGitConn(ctx context.Context, backend gitBackend, c *net.UnixConn) {
 	if len(f) != 4 {
 		return
 	}
-	var env []string
+	// The edge parses the request once, as an SSH server does; a bad
+	// GIT_PROTOCOL is dropped.
+	req := gitfleet.GitRequest{Service: gitfleet.Service(f[0])}
 	if f[2] != "" {
-		env = append(env, "GIT_PROTOCOL="+f[2])
+		req.Protocol, _ = gitfleet.ParseProtocol(f[2])
 	}
 	var stderr strings.Builder
-	err = backend.ServeGit(ctx, f[0], f[1], env, connReader{io.MultiReader(br, c), c}, c, &stderr)
+	req.Repo, err = gitfleet.ParseRepoPath(f[1])
+	if err == nil {
+		err = backend.ServeGit(ctx, req, connReader{io.MultiReader(br, c), c}, c, &stderr)
+	}
 	code := 0
 	if err != nil {
 		code = 255
@@ -172,6 +178,25 @@ func newGit(t testing.TB, sock string) *testutil.Git {
 	// A race-enabled binary sleeps a second at exit unless told otherwise.
 	g.SetEnv("GORACE", "atexit_sleep_ms=0")
 	return g
+}
+
+// request builds the request an SSH server would hand a backend for service on
+// repo, with the protocol of env's GIT_PROTOCOL (the last valid one; any other
+// variable or value is dropped). repo must be valid.
+func request(service gitfleet.Service, repo string, env []string) gitfleet.GitRequest {
+	r, err := gitfleet.ParseRepoPath(repo)
+	if err != nil {
+		panic(err)
+	}
+	req := gitfleet.GitRequest{Service: service, Repo: r}
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "GIT_PROTOCOL="); ok {
+			if p, err := gitfleet.ParseProtocol(v); err == nil {
+				req.Protocol = p
+			}
+		}
+	}
+	return req
 }
 
 func repoURL(project, slug string) string { return "ssh://mesh/" + project + "/" + slug + ".git" }

@@ -47,7 +47,7 @@ func (s *Store) Maintain(ctx context.Context, project, slug string, force bool) 
 		return MaintainResult{}, err
 	}
 	defer done()
-	p, sl, err := Normalize(project, slug)
+	p, sl, err := repoName(project, slug)
 	if err != nil {
 		return MaintainResult{}, err
 	}

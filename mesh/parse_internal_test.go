@@ -256,29 +256,6 @@ func FuzzProgressLine(f *testing.F) {
 	})
 }
 
-func FuzzNormalize(f *testing.F) {
-	f.Add("PROJ", "repo")
-	f.Add("..", "../x")
-	f.Add("ıp", "ﬁle")
-	f.Fuzz(func(t *testing.T, project, slug string) {
-		p, s, err := Normalize(project, slug)
-		if err != nil {
-			return
-		}
-		if strings.ContainsAny(p+s, "/\\\x00") || s == "." || s == ".." || strings.HasPrefix(s, ".") || strings.HasSuffix(s, ".git") {
-			t.Fatalf("unsafe name accepted: %q %q", p, s)
-		}
-		for _, c := range []byte(p + s) {
-			if c >= 0x80 {
-				t.Fatalf("non-ASCII name accepted: %q %q", p, s)
-			}
-		}
-		if p2, s2, err := Normalize(p, s); err != nil || p2 != p || s2 != s {
-			t.Fatalf("Normalize is not idempotent: %q %q -> %q %q %v", p, s, p2, s2, err)
-		}
-	})
-}
-
 func TestRefTransaction(t *testing.T) {
 	zero := strings.Repeat("0", 40)
 	before := map[string]string{"refs/heads/main": id1, "refs/heads/gone": id2, "refs/tags/v1": id3}

@@ -25,7 +25,7 @@ func (s *Store) Refs(ctx context.Context, project, slug string) (map[string]stri
 		return nil, err
 	}
 	defer done()
-	p, sl, err := Normalize(project, slug)
+	p, sl, err := repoName(project, slug)
 	if err != nil {
 		return nil, err
 	}

@@ -2,16 +2,22 @@ package mesh
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"time"
+
+	"github.com/gitfleet/gitfleet"
 )
 
 // Repos is the one interface for repository storage. The in-process *Store and the
 // sidecar's *Client implement it; whoever holds a Repos never touches repository
-// files. Repositories are named by project key (upper-case) and slug (lower-case).
+// files. Repositories are named by project key (upper-case) and slug (lower-case),
+// with the ground floor's rules (gitfleet.RepoName).
 //
-// ServeGit has exactly the signature of sshserve.GitBackend, so any Repos can serve
-// Git over SSH without mesh importing sshserve.
+// ServeGit has exactly the signature of sshserve.GitBackend and takes the request
+// already parsed (gitfleet.GitRequest), so any Repos can serve Git over SSH without
+// mesh importing sshserve, and the repository's existence is checked once, by
+// ServeGit itself.
 type Repos interface {
 	// Create creates an empty bare repository. It fails with ErrExists when the
 	// repository already exists and with ErrInvalidName for a bad project or slug.
@@ -28,11 +34,13 @@ type Repos interface {
 	// RefsHash returns hex(SHA-256) over the sorted lines "<id> <ref>\n" of Refs; two
 	// repositories with equal hashes hold the same refs.
 	RefsHash(ctx context.Context, project, slug string) (string, error)
-	// ServeGit runs service ("git-upload-pack", "git-receive-pack" or
-	// "git-upload-archive") for repo ("PROJECT/slug"), with extra environment such
-	// as "GIT_PROTOCOL=version=2", wired to the session's streams. A non-zero exit
-	// is returned as an error that has an ExitCode() int method.
-	ServeGit(ctx context.Context, service, repo string, env []string, stdin io.Reader, stdout, stderr io.Writer) error
+	// ServeGit runs req.Service on req.Repo with the wire protocol version
+	// req.Protocol, wired to the session's streams. A repository that does not
+	// exist is an error wrapping ErrNotFound (gitfleet.ErrNotFound), returned
+	// before anything is written; a service other than the three git services
+	// is ErrUnknownService. A non-zero exit is returned as an error that has an
+	// ExitCode() int method.
+	ServeGit(ctx context.Context, req gitfleet.GitRequest, stdin io.Reader, stdout, stderr io.Writer) error
 	// Fetch updates the repository (creating it when missing) from a remote, as a
 	// mirror does: all refs, pruned, atomically.
 	Fetch(ctx context.Context, project, slug string, opts FetchOptions) (FetchResult, error)
@@ -109,4 +117,22 @@ type FetchProgress struct {
 type FetchResult struct {
 	Updates []RefUpdate `json:"updates"` // the ref changes applied, sorted by ref
 	Created bool        `json:"created"` // the repository did not exist before
+}
+
+// repoName validates and normalises a project key and slug with the ground floor's
+// rules (gitfleet.NewRepoName). The store and the client check the names they are
+// given, even those a caller has parsed already, since they become paths under
+// the store's root.
+func repoName(project, slug string) (string, string, error) {
+	r, err := gitfleet.NewRepoName(project, slug)
+	return r.Project, r.Slug, err
+}
+
+// gitSubcommand maps a service to git's subcommand; any other service is an
+// ErrUnknownService.
+func gitSubcommand(service gitfleet.Service) (string, error) {
+	if _, err := gitfleet.ParseService(string(service)); err != nil {
+		return "", fmt.Errorf("%w: %q", ErrUnknownService, service)
+	}
+	return service.Subcommand(), nil
 }

@@ -103,3 +103,26 @@ func runGit(ctx context.Context, cmd *exec.Cmd, stdin io.Reader, stdout io.Write
 	waitStdin(ctx, stdin, inDone)
 	return err
 }
+
+// waitStdin waits for a goroutine copying from stdin to end, interrupting its read
+// through SetReadDeadline when stdin has it; otherwise it gives the read stdinGrace
+// (or until ctx ends), after which the goroutine ends when the caller closes stdin.
+func waitStdin(ctx context.Context, stdin io.Reader, done <-chan struct{}) {
+	select {
+	case <-done:
+		return
+	default:
+	}
+	if d, ok := stdin.(interface{ SetReadDeadline(time.Time) error }); ok && d.SetReadDeadline(time.Now()) == nil {
+		<-done
+		d.SetReadDeadline(time.Time{})
+		return
+	}
+	t := time.NewTimer(stdinGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

@@ -7,66 +7,87 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strings"
+
+	"github.com/gitfleet/gitfleet"
 )
 
-// The git services ServeGit runs.
-const (
-	ServiceUploadPack    = "git-upload-pack"
-	ServiceReceivePack   = "git-receive-pack"
-	ServiceUploadArchive = "git-upload-archive"
-)
-
-// ServeGit runs a git service for repo ("PROJECT/slug", optionally "/PROJECT/slug.git")
-// wired to the caller's streams, with no framing on the bytes. Of env only a valid
-// GIT_PROTOCOL ("version=0", "version=1" or "version=2") is passed to git; anything
-// else is dropped. upload-pack holds the repository's read lock while git writes
-// its ref advertisement (v0/v1) or its reply to a v2 ls-refs command, which is
-// collected in memory and sent to the client only after the lock is released, so a
-// slow or silent client never holds up a push; receive-pack takes the write lock only
+// ServeGit runs the git service req.Service on req.Repo wired to the caller's
+// streams, with no framing on the bytes. Of the request's environment only
+// GIT_PROTOCOL reaches git, from req.Protocol (1 or 2; any other value is protocol
+// v0). A repository that does not exist is an error wrapping ErrNotFound
+// (gitfleet.ErrNotFound), returned before anything is written; a name that is not
+// valid (a caller may build a gitfleet.RepoName by hand) is an ErrInvalidName.
+//
+// upload-pack holds the repository's read lock while git writes its ref
+// advertisement (v0/v1) or its reply to a v2 ls-refs command, which is collected
+// in memory and sent to the client only after the lock is released, so a slow or
+// silent client never holds up a push; receive-pack takes the write lock only
 // around each ref transaction (see refGate), and each transaction it commits is
 // published as an event. When ctx ends (the client hung up) the git process group
 // gets SIGTERM, on which git removes the lock files of a transaction it had begun,
 // and SIGKILL gitexec.TermGrace later.
 // A non-zero exit is returned as *ExitError.
-func (s *Store) ServeGit(ctx context.Context, service, repo string, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func (s *Store) ServeGit(ctx context.Context, req gitfleet.GitRequest, stdin io.Reader, stdout, stderr io.Writer) error {
+	return s.serveGit(ctx, req, func() (io.Reader, io.Writer, error) { return stdin, stdout, nil }, stderr)
+}
+
+// attachFunc supplies a git service's stdin and stdout. serveGit calls it once it
+// has found the repository (and taken what locks the service starts with), just
+// before git starts, so that the sidecar can answer a missing repository with a
+// plain error response and upgrade the connection only for a service that runs.
+type attachFunc func() (stdin io.Reader, stdout io.Writer, err error)
+
+// serveGit is ServeGit with streams that attach supplies; see attachFunc. The
+// repository's existence is checked once, here.
+func (s *Store) serveGit(ctx context.Context, req gitfleet.GitRequest, attach attachFunc, stderr io.Writer) error {
 	ctx, done, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
+	service := req.Service
 	sub, err := gitSubcommand(service)
 	if err != nil {
 		return err
 	}
-	p, sl, err := ParseRepoPath(repo)
+	p, sl, err := repoName(req.Repo.Project, req.Repo.Slug)
 	if err != nil {
 		return err
 	}
-	extra := gitProtocolEnv(env)
+	if req.Protocol != 1 && req.Protocol != 2 {
+		req.Protocol = 0
+	}
+	extra := req.Env()
 	lock := s.locks.get(repoKey(p, sl))
-	var spool string
-	var watch *advWriter
+	// unlock releases the read lock upload-pack starts with (v0/v1) while it is
+	// still ours; once the advertisement watch holds it, it is nil.
+	var unlock func()
+	defer func() {
+		if unlock != nil {
+			unlock()
+		}
+	}()
+	var dir, spool string
 	var cmd *exec.Cmd
 	switch service {
-	case ServiceUploadPack:
-		watch = &advWriter{w: stdout}
-		defer watch.close()
-		if len(extra) == 1 && extra[0] == "GIT_PROTOCOL=version=2" {
-			// v2 reads refs only for ls-refs: lock when the client asks for it.
-			if stdin != nil {
-				stdin = &v2LockReader{ctx: ctx, r: stdin, lock: lock, watch: watch}
-			}
-		} else {
+	case gitfleet.UploadPack:
+		if req.Protocol != 2 {
 			if err := lock.RLock(ctx); err != nil {
 				return err
 			}
-			watch.hold(lock.RUnlock)
+			unlock = lock.RUnlock
+		} // v2 reads refs only for ls-refs: v2LockReader locks when the client asks.
+		if _, _, dir, err = s.openRepo(p, sl); err != nil {
+			return err
 		}
-	case ServiceReceivePack:
+	case gitfleet.ReceivePack:
 		// No lock while the pack comes in: the hook takes the write lock around
 		// each ref transaction through a gate (see refGate).
 		if err := lock.Lock(ctx); err != nil {
+			return err
+		}
+		if _, _, dir, err = s.openRepo(p, sl); err != nil {
+			lock.Unlock()
 			return err
 		}
 		s.clearStaleLocks(p, sl)
@@ -95,13 +116,28 @@ func (s *Store) ServeGit(ctx context.Context, service, repo string, env []string
 		}
 		defer os.Remove(spool)
 		extra = append(extra, eventsEnv+"="+spool)
+	default:
+		if _, _, dir, err = s.openRepo(p, sl); err != nil {
+			return err
+		}
 	}
-	_, _, dir, err := s.openRepo(p, sl)
+	stdin, stdout, err := attach()
 	if err != nil {
 		return err
 	}
+	var watch *advWriter
+	if service == gitfleet.UploadPack {
+		watch = &advWriter{w: stdout}
+		defer watch.close()
+		if unlock != nil {
+			watch.hold(unlock)
+			unlock = nil
+		} else if stdin != nil {
+			stdin = &v2LockReader{ctx: ctx, r: stdin, lock: lock, watch: watch}
+		}
+	}
 	args := []string{sub, "."}
-	if service == ServiceUploadPack {
+	if service == gitfleet.UploadPack {
 		args = []string{sub, "--strict", "."}
 	}
 	cmd = s.gitCommand(ctx, dir, extra, args...)
@@ -120,32 +156,11 @@ func (s *Store) ServeGit(ctx context.Context, service, repo string, env []string
 	return nil
 }
 
-// gitSubcommand maps a service name to git's subcommand.
-func gitSubcommand(service string) (string, error) {
-	switch service {
-	case ServiceUploadPack, ServiceReceivePack, ServiceUploadArchive:
-		return strings.TrimPrefix(service, "git-"), nil
-	}
-	return "", fmt.Errorf("%w: %q", ErrUnknownService, service)
-}
-
-// gitProtocolEnv returns the GIT_PROTOCOL entry of env when it is valid.
-func gitProtocolEnv(env []string) []string {
-	var out []string
-	for _, kv := range env {
-		switch kv {
-		case "GIT_PROTOCOL=version=0", "GIT_PROTOCOL=version=1", "GIT_PROTOCOL=version=2":
-			out = []string{kv} // the last valid one wins, as with a real environment
-		}
-	}
-	return out
-}
-
 // ExitError reports that a git service exited unsuccessfully.
 type ExitError struct {
-	Service string // for example "git-upload-pack"
-	Code    int    // exit status; -1 when git was killed
-	Err     error  // the underlying error, if any
+	Service gitfleet.Service // for example gitfleet.UploadPack
+	Code    int              // exit status; -1 when git was killed
+	Err     error            // the underlying error, if any
 }
 
 func (e *ExitError) Error() string {
@@ -163,7 +178,7 @@ func (e *ExitError) Unwrap() error { return e.Err }
 
 // exitError turns an error from running a git service into *ExitError; when ctx has
 // ended, that is the cause it wraps.
-func exitError(ctx context.Context, service string, err error) error {
+func exitError(ctx context.Context, service gitfleet.Service, err error) error {
 	code := -1
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

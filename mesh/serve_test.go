@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/mesh"
 )
 
@@ -36,7 +37,7 @@ func TestServeGitProtocolEnv(t *testing.T) {
 	for _, c := range cases {
 		t.Run(strings.Join(c.env, ","), func(t *testing.T) {
 			var out, stderr bytes.Buffer
-			err := s.ServeGit(ctx, mesh.ServiceUploadPack, "PROJ/r", c.env, strings.NewReader("0000"), &out, &stderr)
+			err := s.ServeGit(ctx, request(gitfleet.UploadPack, "PROJ/r", c.env), strings.NewReader("0000"), &out, &stderr)
 			if err != nil {
 				t.Fatalf("%v: %s", err, stderr.String())
 			}
@@ -55,19 +56,19 @@ func TestReposServeGitErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out, stderr bytes.Buffer
-		if err := s.ServeGit(ctx, "git-shell", "PROJ/r", nil, nil, &out, &stderr); !errors.Is(err, mesh.ErrUnknownService) {
+		if err := s.ServeGit(ctx, request(gitfleet.Service("git-shell"), "PROJ/r", nil), nil, &out, &stderr); !errors.Is(err, mesh.ErrUnknownService) {
 			t.Errorf("git-shell: %v", err)
 		}
-		if err := s.ServeGit(ctx, mesh.ServiceUploadPack, "PROJ/none", nil, nil, &out, &stderr); !errors.Is(err, mesh.ErrNotFound) {
+		if err := s.ServeGit(ctx, request(gitfleet.UploadPack, "PROJ/none", nil), nil, &out, &stderr); !errors.Is(err, mesh.ErrNotFound) {
 			t.Errorf("missing repository: %v", err)
 		}
-		if err := s.ServeGit(ctx, mesh.ServiceUploadPack, "../etc", nil, nil, &out, &stderr); !errors.Is(err, mesh.ErrInvalidName) {
+		if err := s.ServeGit(ctx, gitfleet.GitRequest{Service: gitfleet.UploadPack, Repo: gitfleet.RepoName{Project: "..", Slug: "etc"}}, nil, &out, &stderr); !errors.Is(err, mesh.ErrInvalidName) {
 			t.Errorf("bad path: %v", err)
 		}
 		// A protocol error makes git exit 128; the status is carried in the error,
 		// and git's complaint arrives on stderr.
 		stderr.Reset()
-		err := s.ServeGit(ctx, mesh.ServiceReceivePack, "PROJ/r", nil, strings.NewReader("zzzz garbage"), &out, &stderr)
+		err := s.ServeGit(ctx, request(gitfleet.ReceivePack, "PROJ/r", nil), strings.NewReader("zzzz garbage"), &out, &stderr)
 		var ec interface{ ExitCode() int }
 		if !errors.As(err, &ec) || ec.ExitCode() != 128 {
 			t.Errorf("garbage to receive-pack: %v, want exit status 128", err)
@@ -107,7 +108,7 @@ func TestServeGitCancel(t *testing.T) {
 			outR, outW := io.Pipe()
 			done := make(chan error, 1)
 			go func() {
-				done <- st.ServeGit(cctx, mesh.ServiceUploadPack, "PROJ/r", nil, stdinR, outW, io.Discard)
+				done <- st.ServeGit(cctx, request(gitfleet.UploadPack, "PROJ/r", nil), stdinR, outW, io.Discard)
 				outW.Close()
 			}()
 			// Wait for the advertisement (a flush-pkt for an empty repository) so git is
@@ -149,7 +150,7 @@ func TestIdleUploadPackDoesNotBlockPush(t *testing.T) {
 		done := make(chan error, 1)
 		cctx, cancel := context.WithCancel(ctx)
 		go func() {
-			done <- s.ServeGit(cctx, mesh.ServiceUploadPack, "PROJ/r", env, stdinR, outW, io.Discard)
+			done <- s.ServeGit(cctx, request(gitfleet.UploadPack, "PROJ/r", env), stdinR, outW, io.Discard)
 			outW.Close()
 		}()
 		br := bufio.NewReader(outR)
@@ -268,7 +269,7 @@ func TestStalledPushDoesNotBlockClone(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		go func() {
-			done <- s.ServeGit(cctx, mesh.ServiceReceivePack, "PROJ/r", nil, stdinR, outW, io.Discard)
+			done <- s.ServeGit(cctx, request(gitfleet.ReceivePack, "PROJ/r", nil), stdinR, outW, io.Discard)
 			outW.Close()
 		}()
 		br := bufio.NewReader(outR)
@@ -337,7 +338,7 @@ func TestSilentClientDoesNotBlockPush(t *testing.T) {
 		done := make(chan error, 1)
 		cctx, cancel := context.WithCancel(ctx)
 		go func() {
-			done <- s.ServeGit(cctx, mesh.ServiceUploadPack, "PROJ/r", c.env, stdinR, outW, io.Discard)
+			done <- s.ServeGit(cctx, request(gitfleet.UploadPack, "PROJ/r", c.env), stdinR, outW, io.Discard)
 		}()
 		// Also on failure: the silent client goes away, so the store can close.
 		defer func() {

@@ -31,6 +31,10 @@ type Server struct {
 	Key []byte
 	// Logger receives the server's log records; nil discards them.
 	Logger *slog.Logger
+	// RequestHook, when set, is called with the method and path of every request
+	// the server receives, before its token is checked, in the request's
+	// goroutine (keep it quick). It lets a caller count or trace sidecar traffic.
+	RequestHook func(method, path string)
 
 	mu       sync.Mutex
 	log      *slog.Logger
@@ -92,9 +96,10 @@ func (s *Server) init() {
 }
 
 // Serve accepts connections on l until Shutdown or Close, when it returns
-// ErrServerClosed.
+// ErrServerClosed (at once, after either). l is closed when Serve returns.
 func (s *Server) Serve(l net.Listener) error {
 	if s.Store == nil || len(s.Key) == 0 {
+		l.Close()
 		return errors.New("mesh: Server needs a Store and a Key")
 	}
 	s.init()
@@ -146,6 +151,9 @@ func (s *Server) beginClosing() {
 // valid token for its method and path.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.RequestHook != nil {
+			s.RequestHook(r.Method, r.URL.Path)
+		}
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), authScheme)
 		if !ok {
 			writeError(w, fmt.Errorf("%w: no token", ErrUnauthorized))

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/gitfleet/gitfleet"
 )
 
 // A git service over the sidecar takes two requests:
@@ -66,31 +68,30 @@ func (g *gitSession) wake() {
 	}
 }
 
+// git serves POST /v1/git. The store checks that the repository exists before
+// it starts git: a missing one is answered with the not-found status and no
+// upgrade, so the client learns it from this one request. Only when the service is
+// about to run is the connection hijacked and upgraded (see attachFunc).
 func (s *Server) git(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Upgrade") != upgradeProto {
 		writeJSON(w, http.StatusBadRequest, errorBody{Message: "mesh: git requests must upgrade to " + upgradeProto})
 		return
 	}
-	service, repo := r.Header.Get(hdrService), r.Header.Get(hdrRepo)
+	service := gitfleet.Service(r.Header.Get(hdrService))
 	if _, err := gitSubcommand(service); err != nil {
 		writeError(w, err)
 		return
 	}
-	project, slug, err := ParseRepoPath(repo)
+	repo, err := gitfleet.ParseRepoPath(r.Header.Get(hdrRepo))
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if ok, err := s.Store.Exists(r.Context(), project, slug); err != nil || !ok {
-		if err == nil {
-			err = fmt.Errorf("%w: %s/%s", ErrNotFound, project, slug)
-		}
-		writeError(w, err)
-		return
-	}
-	var env []string
+	req := gitfleet.GitRequest{Service: service, Repo: repo}
 	if p := r.Header.Get(hdrProtocol); p != "" {
-		env = []string{"GIT_PROTOCOL=" + p}
+		if req.Protocol, err = gitfleet.ParseProtocol(p); err != nil {
+			req.Protocol = 0 // as an SSH server drops a bad GIT_PROTOCOL
+		}
 	}
 	s.mu.Lock()
 	if s.closing {
@@ -107,25 +108,51 @@ func (s *Server) git(w http.ResponseWriter, r *http.Request) {
 	defer s.gits.Done()
 	defer cancel()
 
-	conn, brw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
+	var conn net.Conn
+	var stdin *hijackedReader
+	hijacked, upgraded := false, false
+	var stopClose func() bool
+	defer func() {
+		if stopClose != nil {
+			stopClose()
+		}
+	}()
+	attach := func() (io.Reader, io.Writer, error) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			s.log.Error("mesh: hijack", "err", err)
+			return nil, nil, err
+		}
+		hijacked, conn = true, c
+		stopClose = context.AfterFunc(ctx, func() { c.Close() })
+		stdin = &hijackedReader{br: brw.Reader, conn: c}
+		fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n%s: %s\r\n\r\n", upgradeProto, hdrSession, id)
+		if err := brw.Flush(); err != nil {
+			return nil, nil, err
+		}
+		upgraded = true
+		return stdin, c, nil
+	}
+	err = s.Store.serveGit(ctx, req, attach, sess)
+	if !upgraded {
 		s.dropSession(id)
-		s.log.Error("mesh: hijack", "err", err)
+		if hijacked {
+			conn.Close()
+			return
+		}
+		// Refused before the upgrade (not found, invalid name, closed) or the
+		// hijack failed: an ordinary error response, and no session.
+		if err == nil {
+			err = errors.New("mesh: git service ended without its streams")
+		}
+		s.log.Debug("mesh: git service refused", "service", service, "repo", repo.String(), "err", err)
+		writeError(w, err)
 		return
 	}
 	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n%s: %s\r\n\r\n", upgradeProto, hdrSession, id)
-	if err := brw.Flush(); err != nil {
-		s.dropSession(id)
-		return
-	}
-	stdin := &hijackedReader{br: brw.Reader, conn: conn}
-	err = s.Store.ServeGit(ctx, service, repo, env, stdin, conn, sess)
 	sess.finish(err)
 	if err != nil {
-		s.log.Debug("mesh: git service ended", "service", service, "repo", repo, "err", err)
+		s.log.Debug("mesh: git service ended", "service", service, "repo", repo.String(), "err", err)
 	}
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.CloseWrite() // the client's stdout sees EOF

@@ -52,15 +52,12 @@ func sidecarCommand(t testing.TB, root string, port int) func() *exec.Cmd {
 func startSupervisor(t testing.TB, port int) (*mesh.Supervisor, string) {
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "repositories")
-	sup, err := mesh.NewSupervisor(mesh.SupervisorConfig{
+	sup := &mesh.Supervisor{
 		Command:        sidecarCommand(t, root, port),
 		Logger:         testLogger(t),
 		HealthInterval: 200 * time.Millisecond,
 		MinBackoff:     50 * time.Millisecond,
 		MaxBackoff:     time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/internal/gitexec"
 )
 
@@ -195,7 +196,7 @@ func (s *Store) present(project, slug string) (bool, error) {
 
 // openRepo normalises the names and checks that the repository exists.
 func (s *Store) openRepo(project, slug string) (p, sl, dir string, err error) {
-	p, sl, err = Normalize(project, slug)
+	p, sl, err = repoName(project, slug)
 	if err != nil {
 		return "", "", "", err
 	}
@@ -217,7 +218,7 @@ func (s *Store) Create(ctx context.Context, project, slug string) error {
 		return err
 	}
 	defer done()
-	p, sl, err := Normalize(project, slug)
+	p, sl, err := repoName(project, slug)
 	if err != nil {
 		return err
 	}
@@ -323,7 +324,7 @@ func (s *Store) Delete(ctx context.Context, project, slug string) error {
 		return err
 	}
 	defer done()
-	p, sl, err := Normalize(project, slug)
+	p, sl, err := repoName(project, slug)
 	if err != nil {
 		return err
 	}
@@ -373,7 +374,7 @@ func (s *Store) List(ctx context.Context) ([]RepoInfo, error) {
 		if !pe.IsDir() || pe.Type()&fs.ModeSymlink != 0 {
 			continue
 		}
-		if p, err := NormalizeProject(pe.Name()); err != nil || p != pe.Name() {
+		if p, err := gitfleet.NormalizeProjectKey(pe.Name()); err != nil || p != pe.Name() {
 			continue
 		}
 		repos, err := os.ReadDir(filepath.Join(s.root, pe.Name()))
@@ -388,7 +389,7 @@ func (s *Store) List(ctx context.Context) ([]RepoInfo, error) {
 			if !ok || !re.IsDir() || re.Type()&fs.ModeSymlink != 0 {
 				continue
 			}
-			if sl, err := NormalizeSlug(name); err != nil || sl != name {
+			if sl, err := gitfleet.NormalizeSlug(name); err != nil || sl != name {
 				continue
 			}
 			out = append(out, RepoInfo{Project: pe.Name(), Slug: name})
@@ -410,7 +411,7 @@ func (s *Store) Exists(ctx context.Context, project, slug string) (bool, error) 
 		return false, err
 	}
 	defer done()
-	p, sl, err := Normalize(project, slug)
+	p, sl, err := repoName(project, slug)
 	if err != nil {
 		return false, err
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/internal/testutil"
 	"github.com/gitfleet/gitfleet/mesh"
 )
@@ -201,7 +202,7 @@ func (r *firstRead) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b cutBackend) ServeGit(ctx context.Context, service, repo string, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func (b cutBackend) ServeGit(ctx context.Context, req gitfleet.GitRequest, stdin io.Reader, stdout, stderr io.Writer) error {
 	stdin = &firstRead{r: stdin, f: b.onInput}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -212,7 +213,7 @@ func (b cutBackend) ServeGit(ctx context.Context, service, repo string, env []st
 		case <-ctx.Done():
 		}
 	}()
-	return b.s.ServeGit(ctx, service, repo, env, stdin, stdout, stderr)
+	return b.s.ServeGit(ctx, req, stdin, stdout, stderr)
 }
 
 // TestCutPushLeavesNoLock cuts a push (its context ends, as when the SSH client

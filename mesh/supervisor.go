@@ -12,10 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gitfleet/gitfleet"
 )
 
 // Phase is a Supervisor's lifecycle phase.
@@ -39,8 +42,17 @@ type SupervisorState struct {
 	LastExit string `json:"lastExit,omitempty"`
 }
 
-// SupervisorConfig configures NewSupervisor. Zero durations take the defaults given.
-type SupervisorConfig struct {
+// Supervisor runs the storage sidecar as a child process, restarts it when it exits
+// or stops answering, and keeps its Client pointed at the current address. Its
+// exported fields are its configuration: set them before Start and do not change
+// them afterwards (they are copied at the first call of any method). Every field
+// but Command has a usable zero value.
+//
+// Its lifecycle follows net/http's as far as a child process allows: Start is the
+// counterpart of Serve (it returns once the first child is ready, and supervision
+// goes on in the background, since there is no listener to hand over), Shutdown
+// stops gracefully and Close at once; after either, Start returns ErrServerClosed.
+type Supervisor struct {
 	// Command returns a fresh command for each start of the sidecar; the child must
 	// run RunSidecar. The Supervisor adds the key and ready pipes as ExtraFiles
 	// (descriptors KeyFD and ReadyFD), makes the child a process-group leader and
@@ -50,27 +62,32 @@ type SupervisorConfig struct {
 	Key []byte
 	// Logger receives the supervisor's log records; nil discards them.
 	Logger *slog.Logger
-	// ReadyTimeout bounds a start, from exec to the ready line. Default 15s.
+	// ReadyTimeout bounds a start, from exec to the ready line; zero or negative
+	// means 15 seconds.
 	ReadyTimeout time.Duration
-	// HealthInterval is the time between health checks. Default 1s.
+	// HealthInterval is the time between health checks; zero or negative means 1
+	// second.
 	HealthInterval time.Duration
-	// HealthTimeout bounds one health check. Default 2s.
+	// HealthTimeout bounds one health check; zero or negative means 2 seconds.
 	HealthTimeout time.Duration
 	// HealthFailures is how many checks in a row may fail before the child is
-	// killed and restarted. Default 3.
+	// killed and restarted; zero or negative means 3.
 	HealthFailures int
-	// MinBackoff and MaxBackoff bound the wait before a restart, which doubles with
-	// each failed attempt. Defaults 100ms and 10s.
+	// MinBackoff and MaxBackoff bound the wait before a restart, which doubles
+	// with each failed attempt (a gitfleet.Backoff, with its jitter); zero or
+	// negative means 100 ms and 10 s.
 	MinBackoff, MaxBackoff time.Duration
-}
 
-// Supervisor runs the storage sidecar as a child process, restarts it when it exits
-// or stops answering, and keeps its Client pointed at the current address.
-type Supervisor struct {
-	cfg    SupervisorConfig
-	key    []byte
-	log    *slog.Logger
-	client *Client
+	initOnce       sync.Once
+	command        func() *exec.Cmd
+	key            []byte
+	log            *slog.Logger
+	client         *Client
+	readyTimeout   time.Duration
+	healthInterval time.Duration
+	healthTimeout  time.Duration
+	healthFailures int
+	backoffPolicy  gitfleet.Backoff
 
 	stop     chan struct{} // closed by Shutdown: stop restarting, SIGTERM the child
 	kill     chan struct{} // closed when Shutdown's deadline passes: SIGKILL
@@ -79,60 +96,61 @@ type Supervisor struct {
 	ready    chan struct{} // closed at the first ready
 	done     chan struct{} // closed when the run loop has ended
 	wg       sync.WaitGroup
-	started  bool
 
-	mu    sync.Mutex
-	state SupervisorState
+	mu       sync.Mutex
+	started  bool
+	shutdown bool
+	state    SupervisorState
 }
 
-// NewSupervisor returns a supervisor; Start starts the child.
-func NewSupervisor(cfg SupervisorConfig) (*Supervisor, error) {
-	if cfg.Command == nil {
-		return nil, errors.New("mesh: SupervisorConfig.Command is required")
-	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
+// init copies the configuration and makes the client, once.
+func (s *Supervisor) init() {
+	s.initOnce.Do(func() {
+		orDefault := func(d, v time.Duration) time.Duration {
+			if d <= 0 {
+				return v
+			}
+			return d
 		}
-	}
-	def(&cfg.ReadyTimeout, 15*time.Second)
-	def(&cfg.HealthInterval, time.Second)
-	def(&cfg.HealthTimeout, 2*time.Second)
-	def(&cfg.MinBackoff, 100*time.Millisecond)
-	def(&cfg.MaxBackoff, 10*time.Second)
-	if cfg.HealthFailures <= 0 {
-		cfg.HealthFailures = 3
-	}
-	key := cfg.Key
-	if key == nil {
-		var err error
-		if key, err = NewKey(); err != nil {
-			return nil, err
+		s.command = s.Command
+		s.readyTimeout = orDefault(s.ReadyTimeout, 15*time.Second)
+		s.healthInterval = orDefault(s.HealthInterval, time.Second)
+		s.healthTimeout = orDefault(s.HealthTimeout, 2*time.Second)
+		s.healthFailures = s.HealthFailures
+		if s.healthFailures <= 0 {
+			s.healthFailures = 3
 		}
-	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	return &Supervisor{
-		cfg:    cfg,
-		key:    key,
-		log:    logger,
-		client: NewClient(ClientConfig{Key: key, Logger: logger, CallTimeout: 30 * time.Second}),
-		stop:   make(chan struct{}),
-		kill:   make(chan struct{}),
-		ready:  make(chan struct{}),
-		done:   make(chan struct{}),
-		state:  SupervisorState{Phase: PhaseStarting},
-	}, nil
+		s.backoffPolicy = gitfleet.Backoff{
+			Min: orDefault(s.MinBackoff, 100*time.Millisecond),
+			Max: orDefault(s.MaxBackoff, 10*time.Second),
+		}
+		s.key = slices.Clone(s.Key)
+		if s.key == nil {
+			s.key, _ = NewKey() // crypto/rand.Read does not fail
+		}
+		s.log = s.Logger
+		if s.log == nil {
+			s.log = slog.New(slog.DiscardHandler)
+		}
+		s.client = NewClient(ClientConfig{Key: s.key, Logger: s.log, CallTimeout: 30 * time.Second})
+		s.stop = make(chan struct{})
+		s.kill = make(chan struct{})
+		s.ready = make(chan struct{})
+		s.done = make(chan struct{})
+		s.state = SupervisorState{Phase: PhaseStarting}
+	})
 }
 
 // Client returns the client that follows the supervised sidecar. It is closed by
-// Shutdown.
-func (s *Supervisor) Client() *Client { return s.client }
+// Shutdown and Close.
+func (s *Supervisor) Client() *Client {
+	s.init()
+	return s.client
+}
 
 // State returns a snapshot of the supervisor's state.
 func (s *Supervisor) State() SupervisorState {
+	s.init()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.state
@@ -146,10 +164,19 @@ func (s *Supervisor) update(f func(*SupervisorState)) {
 
 // Start starts the sidecar and returns once it is ready. When ctx ends first it
 // returns ctx.Err(), and the supervisor keeps trying in the background until
-// Shutdown. Start may be called once.
+// Shutdown or Close. Start may be called once; after Shutdown or Close (also one
+// that ends a Start still waiting) it returns ErrServerClosed.
 func (s *Supervisor) Start(ctx context.Context) error {
+	s.init()
+	if s.command == nil {
+		return errors.New("mesh: Supervisor.Command is required")
+	}
 	s.mu.Lock()
-	if s.started {
+	switch {
+	case s.shutdown:
+		s.mu.Unlock()
+		return ErrServerClosed
+	case s.started:
 		s.mu.Unlock()
 		return errors.New("mesh: Supervisor already started")
 	}
@@ -161,7 +188,7 @@ func (s *Supervisor) Start(ctx context.Context) error {
 	case <-s.ready:
 		return nil
 	case <-s.done:
-		return ErrClosed
+		return ErrServerClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -169,11 +196,14 @@ func (s *Supervisor) Start(ctx context.Context) error {
 
 // Shutdown stops the sidecar: no more restarts, SIGTERM to the child, which lets its
 // running git services finish; when ctx ends first the child is killed and
-// Shutdown returns ctx.Err(). It waits for the child and closes the Client.
+// Shutdown returns ctx.Err(). It waits for the child and closes the Client. It is
+// safe to call more than once, and before Start.
 func (s *Supervisor) Shutdown(ctx context.Context) error {
+	s.init()
 	s.stopOnce.Do(func() { close(s.stop) })
 	var err error
 	s.mu.Lock()
+	s.shutdown = true
 	started := s.started
 	s.mu.Unlock()
 	if started {
@@ -191,7 +221,8 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Close kills the sidecar at once and waits for it.
+// Close kills the sidecar at once and waits for it. It is safe to call more than
+// once.
 func (s *Supervisor) Close() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -270,12 +301,7 @@ func (s *Supervisor) run() {
 
 // backoff waits before restart attempt n; it reports false when stopped meanwhile.
 func (s *Supervisor) backoff(n int) bool {
-	d := s.cfg.MinBackoff
-	for i := 1; i < n && d < s.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, s.cfg.MaxBackoff)
-	t := time.NewTimer(d)
+	t := time.NewTimer(s.backoffPolicy.Delay(n))
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -288,7 +314,7 @@ func (s *Supervisor) backoff(n int) bool {
 // watch health-checks a ready child until it exits, stops answering (it is then
 // killed) or the supervisor stops. It returns why the child is gone.
 func (s *Supervisor) watch(c *child) (reason string, stopped bool) {
-	tick := time.NewTicker(s.cfg.HealthInterval)
+	tick := time.NewTicker(s.healthInterval)
 	defer tick.Stop()
 	failures := 0
 	for {
@@ -305,7 +331,7 @@ func (s *Supervisor) watch(c *child) (reason string, stopped bool) {
 			}
 			return "stopped: " + exitReason(c.err), true
 		case <-tick.C:
-			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HealthTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), s.healthTimeout)
 			pid, err := s.client.Health(ctx)
 			cancel()
 			if err == nil && pid == c.pid {
@@ -314,7 +340,7 @@ func (s *Supervisor) watch(c *child) (reason string, stopped bool) {
 			}
 			failures++
 			s.log.Warn("mesh: sidecar health check failed", "pid", c.pid, "failures", failures, "err", err)
-			if failures >= s.cfg.HealthFailures {
+			if failures >= s.healthFailures {
 				c.signal(syscall.SIGKILL)
 				<-c.exited
 				return fmt.Sprintf("unresponsive after %d health checks: killed", failures), false
@@ -332,7 +358,7 @@ func exitReason(err error) string {
 
 // startChild starts a sidecar and waits for its ready line.
 func (s *Supervisor) startChild() (*child, error) {
-	cmd := s.cfg.Command()
+	cmd := s.command()
 	keyR, keyW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -387,7 +413,7 @@ func (s *Supervisor) startChild() (*child, error) {
 		return fail(fmt.Errorf("mesh: handing the sidecar its key: %w", err))
 	}
 	keyW.Close()
-	readyR.SetReadDeadline(time.Now().Add(s.cfg.ReadyTimeout))
+	readyR.SetReadDeadline(time.Now().Add(s.readyTimeout))
 	line, err := bufio.NewReader(readyR).ReadString('\n')
 	if err != nil {
 		select {
@@ -395,7 +421,7 @@ func (s *Supervisor) startChild() (*child, error) {
 			return nil, fmt.Errorf("mesh: the sidecar exited before it was ready: %s", exitReason(c.err))
 		default:
 		}
-		return fail(fmt.Errorf("mesh: the sidecar did not report ready within %v: %w", s.cfg.ReadyTimeout, err))
+		return fail(fmt.Errorf("mesh: the sidecar did not report ready within %v: %w", s.readyTimeout, err))
 	}
 	addr := strings.TrimSpace(line)
 	if ap, err := netip.ParseAddrPort(addr); err != nil || !ap.Addr().IsLoopback() {

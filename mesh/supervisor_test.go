@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/internal/testutil"
 	"github.com/gitfleet/gitfleet/mesh"
 )
@@ -147,7 +148,7 @@ func TestClientDeadSidecar(t *testing.T) {
 	if _, err := c.Subscribe(ctx); !errors.Is(err, mesh.ErrUnavailable) {
 		t.Errorf("Subscribe: %v, want ErrUnavailable", err)
 	}
-	err := c.ServeGit(ctx, mesh.ServiceUploadPack, "PROJ/r", nil, strings.NewReader(""), io.Discard, io.Discard)
+	err := c.ServeGit(ctx, request(gitfleet.UploadPack, "PROJ/r", nil), strings.NewReader(""), io.Discard, io.Discard)
 	if !errors.Is(err, mesh.ErrUnavailable) {
 		t.Errorf("ServeGit: %v, want ErrUnavailable", err)
 	}
@@ -169,8 +170,8 @@ type pausingBackend struct {
 	fn    func()
 }
 
-func (p pausingBackend) ServeGit(ctx context.Context, service, repo string, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	return p.gitBackend.ServeGit(ctx, service, repo, env, stdin, &pausingWriter{w: stdout, p: p}, stderr)
+func (p pausingBackend) ServeGit(ctx context.Context, req gitfleet.GitRequest, stdin io.Reader, stdout, stderr io.Writer) error {
+	return p.gitBackend.ServeGit(ctx, req, stdin, &pausingWriter{w: stdout, p: p}, stderr)
 }
 
 type pausingWriter struct {
@@ -367,7 +368,7 @@ func TestSupervisorShutdown(t *testing.T) {
 			outR, outW := io.Pipe()
 			served := make(chan error, 1)
 			go func() {
-				served <- c.ServeGit(ctx, mesh.ServiceUploadPack, "PROJ/r", nil, stdinR, outW, io.Discard)
+				served <- c.ServeGit(ctx, request(gitfleet.UploadPack, "PROJ/r", nil), stdinR, outW, io.Discard)
 				outW.Close()
 			}()
 			br := bufio.NewReader(outR)
@@ -425,15 +426,12 @@ func runParentHelper() int {
 	if err != nil {
 		return 2
 	}
-	sup, err := mesh.NewSupervisor(mesh.SupervisorConfig{Command: func() *exec.Cmd {
+	sup := &mesh.Supervisor{Command: func() *exec.Cmd {
 		cmd := exec.Command(exe)
 		cmd.Env = append(os.Environ(), helperEnv+"=sidecar")
 		cmd.Stderr = os.Stderr
 		return cmd
-	}})
-	if err != nil {
-		return 2
-	}
+	}}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := sup.Start(ctx); err != nil {
@@ -488,15 +486,13 @@ func TestSupervisorFollowsPortChange(t *testing.T) {
 	t.Parallel()
 	root := filepath.Join(t.TempDir(), "repositories")
 	port := freePort(t)
-	sup, err := mesh.NewSupervisor(mesh.SupervisorConfig{
+	sup := &mesh.Supervisor{
 		Command:        sidecarCommand(t, root, port),
 		Logger:         testLogger(t),
 		HealthInterval: 200 * time.Millisecond,
 		MinBackoff:     2 * time.Second, // time enough to take the port before the restart
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
+	var err error
 	ctx := ctxT(t)
 	if err := sup.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -521,5 +517,62 @@ func TestSupervisorFollowsPortChange(t *testing.T) {
 	}
 	if ok, err := c.Exists(ctx, "PROJ", "r"); err != nil || !ok {
 		t.Fatalf("Exists through the moved sidecar: %v, %v", ok, err)
+	}
+}
+
+// TestLifecycleIdiom checks the net/http shape of Server and Supervisor: Close is
+// safe twice, and Serve and Start return ErrServerClosed after it; a Supervisor
+// without a Command refuses to start.
+func TestLifecycleIdiom(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	var zero mesh.Supervisor
+	if err := zero.Start(ctx); err == nil || errors.Is(err, mesh.ErrServerClosed) {
+		t.Fatalf("Start without a Command: %v, want an error saying so", err)
+	}
+	zero.Close()
+
+	sup := &mesh.Supervisor{Command: func() *exec.Cmd { return exec.Command("false") }}
+	if err := sup.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sup.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := sup.Start(ctx); !errors.Is(err, mesh.ErrServerClosed) {
+		t.Fatalf("Start after Close: %v, want ErrServerClosed", err)
+	}
+	if err := sup.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown after Close: %v", err)
+	}
+	if st := sup.State(); st.Phase != mesh.PhaseStopped {
+		t.Fatalf("state after Close: %+v", st)
+	}
+
+	key, err := mesh.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &mesh.Server{Store: openStore(t), Key: key}
+	l, err := mesh.Listen(ctx, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; !errors.Is(err, mesh.ErrServerClosed) {
+		t.Fatalf("Serve after Shutdown: %v, want ErrServerClosed", err)
+	}
+	srv.Close()
+	srv.Close()
+	l2, err := mesh.Listen(ctx, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(l2); !errors.Is(err, mesh.ErrServerClosed) {
+		t.Fatalf("Serve after Close: %v, want ErrServerClosed", err)
 	}
 }

@@ -101,7 +101,8 @@ func encodeError(err error) (int, errorBody) {
 }
 
 // remoteError is an error reported by the sidecar: its message, and the sentinels
-// it matched there, so errors.Is works the same on both sides.
+// it matched there, so errors.Is works the same on both sides (a not-found error
+// matches ErrNotFound and, as there, fs.ErrNotExist).
 type remoteError struct {
 	msg   string
 	kinds []error
@@ -111,7 +112,7 @@ func (e *remoteError) Error() string { return e.msg }
 
 func (e *remoteError) Is(target error) bool {
 	for _, k := range e.kinds {
-		if k == target {
+		if errors.Is(k, target) {
 			return true
 		}
 	}

@@ -88,6 +88,58 @@ type StateReply struct {
 	SSHHostKeys   []string `json:"sshHostKeys,omitempty"`
 }
 
+// RepoEntry is one repository in GET /repos.
+type RepoEntry struct {
+	Project  string `json:"project"`
+	Slug     string `json:"slug"`
+	SSHURL   string `json:"sshUrl"`
+	RefsHash string `json:"refsHash"`
+}
+
+// AuthRequest is the body of POST /authenticate.
+type AuthRequest struct {
+	PublicKey string `json:"publicKey"` // the user's key, one authorized_keys line
+	Project   string `json:"project"`
+	Slug      string `json:"slug"`
+}
+
+// AuthReply is the reply to POST /authenticate.
+type AuthReply struct {
+	Allowed bool   `json:"allowed"`
+	User    string `json:"user,omitempty"`
+}
+
+// FeedType says what a change-feed event reports.
+type FeedType string
+
+// The change-feed event types.
+const (
+	FeedRepoCreated    FeedType = "repo_created"
+	FeedRepoDeleted    FeedType = "repo_deleted"
+	FeedRefsChanged    FeedType = "refs_changed"
+	FeedProjectAdded   FeedType = "project_added"
+	FeedProjectRemoved FeedType = "project_removed"
+)
+
+// FeedEvent is one entry of the upstream's change feed.
+type FeedEvent struct {
+	Seq      uint64   `json:"seq"`
+	Type     FeedType `json:"type"`
+	Project  string   `json:"project"`
+	Slug     string   `json:"slug,omitempty"`
+	RefsHash string   `json:"refsHash,omitempty"`
+	// Mirror limits a project event to one mirror; empty means every mirror.
+	// It is not sent.
+	Mirror string `json:"-"`
+}
+
+// EventsReply is the body of GET /events.
+type EventsReply struct {
+	Events []FeedEvent `json:"events"`
+	Last   uint64      `json:"last"`
+	Resync bool        `json:"resync,omitempty"` // with status 410: the cursor is too old
+}
+
 // apiError is one entry of a Bitbucket-style error body.
 type apiError struct {
 	Message string `json:"message"`

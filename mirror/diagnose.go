@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -81,8 +80,8 @@ type diag struct {
 	timeout time.Duration
 	report  *Report
 	failed  map[string]bool
-	ident   *identity
-	reg     registration
+	ident   *Identity
+	reg     Registration
 	signer  ssh.Signer
 	upURL   *url.URL
 	sshAddr string
@@ -90,8 +89,8 @@ type diag struct {
 
 // Diagnose runs the checks behind the mirror troubleshooting tables against the
 // mirror described by cfg (its setup, and the identity and registration stored
-// in cfg.DB and cfg.Home when it was set up) and returns a report. It changes
-// nothing. Each check is bounded by cfg.CheckTimeout (zero: 10 seconds); a check
+// in cfg.State with cfg.Key when it was set up; either may be nil for a mirror
+// never started) and returns a report. It changes nothing. Each check is bounded by cfg.CheckTimeout (zero: 10 seconds); a check
 // that cannot run because an earlier one failed is skipped with the reason.
 func Diagnose(ctx context.Context, cfg Config) *Report {
 	d := &diag{cfg: cfg, now: cfg.Now, timeout: cfg.CheckTimeout, report: &Report{}, failed: map[string]bool{}}
@@ -162,16 +161,17 @@ func (d *diag) run(ctx context.Context, name, title string, deps []string, f che
 
 // loadState reads what the mirror stored at setup, if anything.
 func (d *diag) loadState() {
-	if d.cfg.DB == nil {
+	if d.cfg.State == nil {
 		return
 	}
-	if id, err := loadIdentity(d.cfg.DB); err == nil && id != nil {
-		d.ident = id
-		if s, err := readKey(id.KeyFile); err == nil {
-			d.signer = s
+	ctx := context.Background()
+	if id, err := d.cfg.State.Identity(ctx); err == nil {
+		d.ident = &id
+		if d.cfg.Key != nil {
+			d.signer = d.cfg.Key.Signer
 		}
 	}
-	if reg, err := loadRegistrationView(d.cfg.DB); err == nil {
+	if reg, err := d.cfg.State.Registration(ctx); err == nil {
 		d.reg = reg
 	}
 	if u, err := url.Parse(d.reg.SSHBaseURL); err == nil && u.Hostname() != "" {
@@ -183,8 +183,17 @@ func (d *diag) loadState() {
 	}
 }
 
-// loadRegistrationView reads the registration without creating buckets.
-func loadRegistrationView(db *bolt.DB) (registration, error) { return loadRegistration(db) }
+// keyName names the mirror key for an action: its file when known, else its
+// fingerprint.
+func (d *diag) keyName() string {
+	switch {
+	case d.cfg.Key != nil && d.cfg.Key.File != "":
+		return "in " + d.cfg.Key.File
+	case d.signer != nil:
+		return ssh.FingerprintSHA256(d.signer.PublicKey())
+	}
+	return "(none given)"
+}
 
 func (d *diag) name() string {
 	if d.ident != nil {
@@ -360,7 +369,7 @@ func (d *diag) checkRegistration(ctx context.Context) (string, string, error) {
 			"a removed mirror cannot register again with the same id: remove the mirror's home and start it to register anew", err
 	case errors.As(err, &ae) && ae.Status == http.StatusUnauthorized:
 		return "the upstream refused the mirror's signed request",
-			"check the clocks, and that the mirror key in " + d.ident.KeyFile + " is the one the mirror registered", err
+			"check the clocks, and that the mirror key " + d.keyName() + " is the one the mirror registered", err
 	case err != nil:
 		return err.Error(), "check the upstream's HTTPS service", err
 	}

@@ -16,7 +16,7 @@ import (
 // diagnose runs Diagnose on a node's configuration with the given changes.
 func diagnose(t *testing.T, p *mirrortest.Primary, n *mirrortest.Node, change func(*mirror.Config)) *mirror.Report {
 	t.Helper()
-	cfg := mirror.Config{Home: n.Home.Dir, DB: n.DB, RootCAs: p.CA.Pool, CheckTimeout: 5 * time.Second,
+	cfg := mirror.Config{State: n.State, Key: n.Key, RootCAs: p.CA.Pool, CheckTimeout: 5 * time.Second,
 		Setup: mirror.SetupConfig{UpstreamURL: p.URL, BaseURL: n.Mirror.Status().BaseURL, DisplayName: n.Mirror.Status().Name}}
 	if change != nil {
 		change(&cfg)
@@ -90,7 +90,7 @@ func TestDiagnoseFailures(t *testing.T) {
 	// A diagnosis of a mirror set up against url: Diagnose reads the upstream URL
 	// from the stored setup, so these use a mirror that was never set up.
 	fresh := func(c *mirror.Config, url string) {
-		c.DB = nil
+		c.State = nil
 		c.Setup.UpstreamURL = url
 	}
 	tests := []struct {
@@ -116,7 +116,7 @@ func TestDiagnoseFailures(t *testing.T) {
 			mirror.CheckUpstreamTLS, []string{"SSL_CERT_FILE", "update-ca-certificates"}, nil},
 		{"clock ahead", func(c *mirror.Config) { c.Now = func() time.Time { return time.Now().Add(5 * time.Minute) } },
 			mirror.CheckClock, []string{"ahead of", "NTP"}, nil},
-		{"mirror base URL down", func(c *mirror.Config) { c.Setup.BaseURL = closedURL; c.DB = nil },
+		{"mirror base URL down", func(c *mirror.Config) { c.Setup.BaseURL = closedURL; c.State = nil },
 			mirror.CheckMirrorBaseURL, []string{"connection refused", "the upstream checks it when accepting"}, nil},
 	}
 	for _, tc := range tests {
@@ -171,7 +171,7 @@ func TestDiagnoseRegistrationAndKeys(t *testing.T) {
 			t.Fatal("delete failed")
 		}
 		db := mirrortest.OpenDB(t, n.Home.DB)
-		cfg := mirror.Config{Home: n.Home.Dir, DB: db, RootCAs: p.CA.Pool, CheckTimeout: 5 * time.Second,
+		cfg := mirror.Config{State: mirror.NewBoltState(db), Key: n.Key, RootCAs: p.CA.Pool, CheckTimeout: 5 * time.Second,
 			Setup: mirror.SetupConfig{UpstreamURL: p.URL, BaseURL: mirrortest.StartSite(t, p.CA, testutil.LeafOptions{})}}
 		r := mirror.Diagnose(context.Background(), cfg)
 		expectCheck(t, r, mirror.CheckSSHAuth, mirror.CheckFail, "Permission denied (publickey)", "not approved", "removed")

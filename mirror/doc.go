@@ -9,23 +9,26 @@
 // On the primary, with the node's embedded database and its SSH host keys:
 //
 //	up, err := mirror.NewUpstream(mirror.UpstreamConfig{
-//		DB:          db, // <home>/shared/data/gitfleet.db
+//		State:       mirror.NewBoltState(db), // <home>/shared/data/gitfleet.db
 //		Admin:       isAdmin,
-//		SSHBaseURL:  "ssh://git.example.com:7999",
+//		SSHBaseURL:  "ssh://git@git.example.com:7999",
 //		SSHHostKeys: hostKeys,
 //		Repos:       store,
 //		ReadAccess:  userMayRead,
 //	})
 //	defer up.Close()
 //	mux.Handle(mirror.APIPrefix+"/", up)
-//	// In sshserve's authentication callback, recognise mirror keys:
-//	if g, ok := up.MirrorKey(key); ok { /* read-only principal; g.CanRead(project) */ }
+//	// Accepted mirrors read their projects; every other key is the primary's:
+//	srv.PublicKeyCallback = up.PublicKeyCallback(usersByKey)
+//	srv.Authorizer = up.Authorizer(userPermissions)
 //
 // On the mirror, from bitbucket.properties (application.mode=mirror; see
 // SetupFromProps):
 //
+//	key, err := mirror.LoadOrCreateKey(home) // <home>/shared/config/mirror_ed25519, 0600
 //	m, err := mirror.Open(ctx, mirror.Config{
-//		Home: home, DB: db, Repos: store, // the mirror's own mesh.Repos
+//		State: mirror.NewBoltState(db), Key: key,
+//		Repos: store, // the mirror's own mesh.Repos
 //		Setup: mirror.SetupConfig{
 //			DisplayName:  "Sydney",                          // setup.displayName
 //			BaseURL:      "https://mirror-syd.example.com",  // setup.baseUrl
@@ -34,12 +37,33 @@
 //		},
 //	})
 //	if err != nil { return err } // e.g. *SetupChangedError, *CertError
-//	srv := &sshserve.Server{HostKeys: hostKeys}
-//	m.ConfigureServer(srv) // read-only, access asked of the upstream and cached
+//	srv := &sshserve.Server{HostKeys: hostKeys, Backend: store}
+//	m.ConfigureServer(srv) // wraps srv's callbacks: read-only, access asked of the upstream
 //	go srv.Serve(sshListener)
-//	go m.Run(ctx)
-//	defer m.Close()
+//	go m.Run(ctx)          // until ctx ends or Shutdown; returns ErrMirrorClosed after it
+//	defer m.Shutdown(shutdownCtx)
 //	fmt.Println(m.Status().State) // PENDING until an administrator accepts it
+//
+// # Lifecycle
+//
+// A Mirror follows net/http's idiom as far as it fits: Run is its Serve (it
+// blocks, and returns ErrMirrorClosed once Shutdown or Close was called),
+// Shutdown(ctx) stops it and waits for it within ctx, and Close is safe to call
+// twice. It has no listener of its own (the SSH server is sshserve's), and its
+// construction is kept apart as Open because the setup can fail fast and must
+// be reported before anything is served: the upstream's HTTPS check on the first
+// start, and a changed base URL, upstream or key on later ones. An Upstream is an
+// http.Handler: the embedder's http.Server serves it, and Close ends its long
+// polls and its goroutines.
+//
+// # Composition
+//
+// Nothing here overwrites an sshserve.Server's callbacks. Mirror.PublicKeyCallback
+// and Mirror.Authorizer, Upstream.PublicKeyCallback and Upstream.Authorizer take
+// the callback to wrap (next) and return one that applies the mirroring policy
+// and defers to next for the rest, as charmbracelet/wish composes handlers; nil
+// next means the mirroring policy alone. Mirror.ConfigureServer wraps whatever a
+// server already has.
 //
 // # Setup
 //
@@ -47,11 +71,14 @@
 // upstream URL is https:// and answers with a certificate the system roots trust
 // (SSL_CERT_FILE and SSL_CERT_DIR are honoured; Config.RootCAs replaces the roots,
 // and nothing turns verification off), then generates the mirror id (a UUID) and
-// an Ed25519 key written with mode 0600 to <home>/shared/config/mirror_ed25519,
-// and stores both with the setup in the database. On later starts a changed
-// setup.baseUrl or plugin.mirroring.upstream.url fails with "the mirror base URL
-// can only be set once; remove the mirror's home to set it up again"; a changed
-// display name is ignored. The key is the only secret a mirror holds.
+// stores it with the setup and the mirror key's public half in Config.State. On
+// later starts a changed setup.baseUrl or plugin.mirroring.upstream.url fails
+// with "the mirror base URL can only be set once; remove the mirror's home to set
+// it up again", and another key than the first start's is refused; a changed
+// display name is ignored. Open writes no file. The mirror key is the only secret
+// a mirror holds: creating it is the explicit call LoadOrCreateKey, which writes
+// an Ed25519 key with mode 0600 to <home>/shared/config/mirror_ed25519 (and
+// refuses to load one that others may read); GenerateKey makes one in memory.
 //
 // # The mirror API
 //
@@ -92,7 +119,7 @@
 //
 //	GET /mirrorServers/{id}/state
 //	-> 200 {"state":"ACCEPTED","mirroringMode":"SELECTED_PROJECTS","projects":["PROJ"],
-//	        "sshBaseUrl":"ssh://git.example.com:7999","sshHostKeys":["ssh-ed25519 AAAA..."]}
+//	        "sshBaseUrl":"ssh://git@git.example.com:7999","sshHostKeys":["ssh-ed25519 AAAA..."]}
 //	-> 200 {"state":"PENDING"}  (host keys only once accepted)
 //	-> 404 for an unknown or removed id
 //	GET /mirrorServers/{id}/state?state=PENDING&wait=25s
@@ -100,7 +127,7 @@
 //	   (bounded by UpstreamConfig.MaxWait): a pending mirror learns of its
 //	   approval at once
 //	GET /repos?start=0&limit=25
-//	-> 200 {"values":[{"project":"PROJ","slug":"repo","sshUrl":"ssh://git.example.com:7999/PROJ/repo.git",
+//	-> 200 {"values":[{"project":"PROJ","slug":"repo","sshUrl":"ssh://git@git.example.com:7999/proj/repo.git",
 //	        "refsHash":"9f86d0..."}],"size":1,"isLastPage":true,"start":0,"limit":25}
 //	GET /events?after=41&wait=30s
 //	-> 200 {"events":[{"seq":42,"type":"refs_changed","project":"PROJ","slug":"repo",
@@ -145,7 +172,8 @@
 //   - Fetches run on a bounded pool of Workers (4). At most one operation runs
 //     per repository; events arriving meanwhile coalesce into one follow-up
 //     fetch. A failed fetch is retried with exponential backoff (500 ms doubling
-//     to 2 minutes, with jitter); each is bounded by FetchTimeout. An upstream
+//     to 2 minutes, with jitter: gitfleet.Backoff, as every retry of the package);
+//     each is bounded by FetchTimeout. An upstream
 //     outage pauses sync (Status().Sync.Paused) and it resumes by itself, with a
 //     reconcile, when the upstream answers again.
 //   - Fetches use mesh.Repos.Fetch over SSH, never HTTP, with the mirror key and
@@ -165,18 +193,20 @@
 //
 // # Serving
 //
-// ConfigureServer points an sshserve.Server at the mirror's storage: any key
-// may connect; each read is asked of the upstream (POST /authenticate with the
-// user's public key) and cached, "allowed" for 5 minutes and "denied" for 30
-// seconds (AuthCacheConfig); while the upstream cannot be reached, cached
-// answers keep serving up to an hour past their expiry, and unknown keys are
-// refused. A push is refused with a message naming the upstream's clone URL.
-// Repositories outside the mirror's projects, and everything while it is not
-// accepted, are "not found".
+// ConfigureServer (or Mirror.PublicKeyCallback and Mirror.Authorizer) makes an
+// sshserve.Server serve the mirror's storage read-only: any key may connect;
+// each read is asked of the upstream (POST /authenticate with the user's public
+// key) and cached, "allowed" for 5 minutes and "denied" for 30 seconds
+// (AuthCacheConfig); while the upstream cannot be reached, cached answers keep
+// serving up to an hour past their expiry, and unknown keys are refused. A push
+// is refused with a message naming the upstream's clone URL. Repositories
+// outside the mirror's projects, and everything while it is not accepted, are
+// "not found".
 //
-// On the primary, Upstream.MirrorKey gives an accepted mirror's key read access
-// to exactly its projects; pending, rejected and removed mirrors' keys are not
-// recognised, and a removal takes effect on the next request.
+// On the primary, Upstream.PublicKeyCallback and Upstream.Authorizer give an
+// accepted mirror's key read access to exactly its projects (Upstream.MirrorKey
+// answers the same question directly); pending, rejected and removed mirrors'
+// keys are not recognised, and a removal takes effect on the next request.
 //
 // # Diagnosis
 //
@@ -231,9 +261,14 @@
 //
 // # State
 //
-// The upstream keeps registrations, decisions, project selections, recent
-// nonces and the change feed's sequence number in buckets under
-// "gitfleet.mirror.upstream" of the database it is given; the mirror keeps its
-// id, setup, registration state, pinned host keys and sync state under
-// "gitfleet.mirror.node". Every change is one bbolt transaction.
+// Both sides keep their durable state behind small interfaces, so that an
+// embedder can bring its own store: the mirror's identity, setup, registration
+// (with the pinned host keys), change-feed cursor and per-repository sync times
+// in a MirrorState; the upstream's registrations, decisions, project
+// selections, removed ids, recent nonces and the change feed's sequence number in
+// an UpstreamState. Each method is one transaction. NewBoltState is the default,
+// in the node's bbolt database under the buckets "gitfleet.mirror.node" and
+// "gitfleet.mirror.upstream" (one bbolt transaction per call, and no write
+// before the first call that needs one); NewMemoryState keeps everything in
+// memory, for tests and programs that keep nothing across restarts.
 package mirror

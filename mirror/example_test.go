@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gitfleet/gitfleet/mirror"
+	"github.com/gitfleet/gitfleet/sshserve"
 )
 
 // The text a mirror signs for a long poll of the change feed with an empty body.
@@ -49,4 +50,25 @@ func ExampleDiagnose() {
 	// 10  mirror-base-url       FAIL     setup.baseUrl is "http://mirror-syd.example.com"
 	//                                    -> the mirror's base URL must be https://; it can only be set once, so remove the mirror's home to set it up again
 	// some checks failed: act on the first failure first
+}
+
+// An Upstream's grant to mirrors wraps the primary's own authorization: a
+// principal that is no accepted mirror is the primary's business. The state
+// here is in memory; a node passes mirror.NewBoltState(db).
+func ExampleUpstream_Authorizer() {
+	up, err := mirror.NewUpstream(mirror.UpstreamConfig{State: mirror.NewMemoryState()})
+	if err != nil {
+		panic(err)
+	}
+	defer up.Close()
+	users := func(ctx context.Context, c sshserve.ConnInfo, p sshserve.Principal, project, slug string, a sshserve.Access) error {
+		fmt.Println("the primary decides for", p.Name)
+		return nil
+	}
+	authorize := up.Authorizer(users)
+	err = authorize(context.Background(), sshserve.ConnInfo{}, sshserve.Principal{Name: "alice"}, "PROJ", "app", sshserve.AccessRead)
+	fmt.Println(err)
+	// Output:
+	// the primary decides for alice
+	// <nil>
 }

@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"encoding/json"
+	"github.com/gitfleet/gitfleet"
 	"net/http"
 	"reflect"
 	"testing"
@@ -24,7 +25,7 @@ func FuzzRequestBodies(f *testing.F) {
 		switch kind % 3 {
 		case 0:
 			r := new(RegisterRequest)
-			v, validate = r, func() error { _, err := validateRegister(r); return err }
+			v, validate = r, func() error { _, err := validateRegister(r, gitfleet.KeyPolicy{}); return err }
 		case 1:
 			r := new(AcceptRequest)
 			v, validate = r, func() error {

@@ -4,28 +4,28 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/gitfleet/gitfleet/mesh"
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/ssh"
 )
 
-// ErrMirrorClosed is returned by Mirror.Run after Close.
+// ErrMirrorClosed is returned by Mirror.Run after Shutdown or Close, as
+// net/http's ErrServerClosed is returned by Serve.
 var ErrMirrorClosed = errors.New("mirror: closed")
 
 // Config configures a Mirror.
 type Config struct {
-	// Home is the mirror's home directory; the mirror key is written to
-	// <home>/shared/config/mirror_ed25519 on the first start. Required.
-	Home string
-	// DB holds the mirror's durable state (id, setup, registration, pinned host
-	// keys, sync state) in buckets under "gitfleet.mirror.node". Required.
-	DB *bolt.DB
+	// State holds the mirror's durable state: its id, setup, registration,
+	// pinned host keys and sync state. NewBoltState(db) keeps it in the node's
+	// bbolt database. Required.
+	State MirrorState
+	// Key is the mirror key, which signs API calls and authenticates fetches.
+	// LoadOrCreateKey(home) keeps it in <home>/shared/config/mirror_ed25519.
+	// Later starts must bring the key of the first start. Required.
+	Key *Key
 	// Setup is applied on the first start and checked on later ones.
 	Setup SetupConfig
 	// Repos is the mirror's own storage, which sync fills and sshserve serves.
@@ -72,21 +72,20 @@ type Config struct {
 
 // Mirror is the mirror side of smart mirroring: it registers with the upstream,
 // waits for approval, pins the upstream's SSH host keys, and (with Repos) keeps
-// its repositories in sync. Open it, call Run, and Close it when done.
+// its repositories in sync. Open it, call Run, and Shutdown or Close it when
+// done.
 type Mirror struct {
-	cfg    Config
-	log    *slog.Logger
-	now    func() time.Time
-	ident  *identity
-	signer ssh.Signer
-	keyPEM []byte
-	api    *apiClient
-	auth   *authCache
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	ident Identity
+	api   *apiClient
+	auth  *authCache
 
 	pollNow chan struct{} // asks the registration loop to poll at once
 
 	mu      sync.Mutex
-	reg     registration
+	reg     Registration
 	lastErr string
 	contact time.Time
 	running bool
@@ -98,12 +97,13 @@ type Mirror struct {
 
 // Open applies the setup on the mirror's first start (after checking that the
 // upstream answers over HTTPS with a trusted certificate, then generating the
-// mirror id and Ed25519 key), or checks it against the stored setup on later
-// starts: a changed base URL or upstream URL is a *SetupChangedError. It does
-// not contact the upstream on later starts.
+// mirror id), or checks it against the stored setup on later starts: a changed
+// base URL or upstream URL is a *SetupChangedError, and a key other than the
+// first start's is refused. It does not contact the upstream on later starts,
+// and writes no file: its only writes go to cfg.State.
 func Open(ctx context.Context, cfg Config) (*Mirror, error) {
-	if cfg.DB == nil || cfg.Home == "" {
-		return nil, errors.New("mirror: Config.DB and Config.Home are required")
+	if cfg.State == nil || cfg.Key == nil || cfg.Key.Signer == nil {
+		return nil, errors.New("mirror: Config.State and Config.Key are required")
 	}
 	m := &Mirror{cfg: cfg, log: cfg.Logger, now: cfg.Now, pollNow: make(chan struct{}, 1),
 		closeCh: make(chan struct{}), runDone: make(chan struct{})}
@@ -122,7 +122,7 @@ func Open(ctx context.Context, cfg Config) (*Mirror, error) {
 		defer cancel()
 		return CheckHTTPS(ctx, cfg.Setup.UpstreamURL, cfg.RootCAs, m.now)
 	}
-	ident, signer, first, err := setupIdentity(ctx, cfg.DB, cfg.Home, cfg.Setup, check, m.now())
+	ident, first, err := setupIdentity(ctx, cfg.State, cfg.Key, cfg.Setup, check, m.now())
 	if err != nil {
 		return nil, err
 	}
@@ -130,16 +130,12 @@ func Open(ctx context.Context, cfg Config) (*Mirror, error) {
 		m.log.Info("setup.displayName is applied on the first start only; keeping the stored name",
 			"stored", ident.Setup.DisplayName, "given", cfg.Setup.DisplayName)
 	}
-	m.ident, m.signer = ident, signer
+	m.ident = ident
 	m.auth = &authCache{cfg: cfg.AuthCache}
-	if m.keyPEM, err = os.ReadFile(ident.KeyFile); err != nil {
-		return nil, fmt.Errorf("mirror: read key: %w", err)
-	}
-	m.reg, err = loadRegistration(cfg.DB)
-	if err != nil {
+	if m.reg, err = loadRegistration(ctx, cfg.State); err != nil {
 		return nil, err
 	}
-	m.api = &apiClient{base: trimSlash(ident.Setup.UpstreamURL), id: ident.ID, signer: signer,
+	m.api = &apiClient{base: trimSlash(ident.Setup.UpstreamURL), id: ident.ID, signer: cfg.Key.Signer,
 		http: newHTTPClient(cfg.RootCAs, m.now, 0), now: m.now}
 	if first {
 		m.log.Info("mirror set up", "id", ident.ID, "baseUrl", ident.Setup.BaseURL, "upstream", ident.Setup.UpstreamURL)
@@ -151,11 +147,11 @@ func Open(ctx context.Context, cfg Config) (*Mirror, error) {
 func (m *Mirror) ID() string { return m.ident.ID }
 
 // PublicKey returns the mirror's public key.
-func (m *Mirror) PublicKey() ssh.PublicKey { return m.signer.PublicKey() }
+func (m *Mirror) PublicKey() ssh.PublicKey { return m.cfg.Key.PublicKey() }
 
 // Run registers the mirror, follows its registration state and, once accepted,
-// keeps its repositories in sync, until ctx ends or Close is called. It returns
-// ctx.Err() or ErrMirrorClosed. Call it once.
+// keeps its repositories in sync, until ctx ends or Shutdown or Close is called.
+// It returns ctx.Err() or ErrMirrorClosed. Call it once.
 func (m *Mirror) Run(ctx context.Context) error {
 	m.mu.Lock()
 	if m.closed {
@@ -188,22 +184,32 @@ func (m *Mirror) Run(ctx context.Context) error {
 	return err
 }
 
-// Close stops Run and waits for it. It is safe to call twice.
-func (m *Mirror) Close() error {
+// Shutdown stops Run and waits for it to return, or for ctx to end, in which
+// case it returns ctx.Err() and Run still ends soon after. Fetches in flight are
+// cancelled: each is applied atomically, so nothing is half-synced, and the next
+// start fetches again. It is safe to call more than once, and with Close.
+func (m *Mirror) Shutdown(ctx context.Context) error {
 	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return nil
+	if !m.closed {
+		m.closed = true
+		close(m.closeCh)
 	}
-	m.closed = true
 	running := m.running
-	close(m.closeCh)
 	m.mu.Unlock()
 	if running {
-		<-m.runDone
+		select {
+		case <-m.runDone:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	m.api.http.CloseIdleConnections()
 	return nil
+}
+
+// Close stops Run and waits for it. It is safe to call twice.
+func (m *Mirror) Close() error {
+	return m.Shutdown(context.Background())
 }
 
 // setError records err as the last error (nil clears it).

@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/gitfleet/gitfleet"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -19,47 +18,21 @@ import (
 // acts.
 var ErrHostKeyChanged = errors.New("mirror: the upstream's SSH host key changed")
 
-// registration is what the mirror knows of its registration, stored durably.
-type registration struct {
-	Registered bool     `json:"registered"` // the upstream answered the registration
-	State      State    `json:"state"`
-	Mode       Mode     `json:"mode,omitempty"`
-	Projects   []string `json:"projects,omitempty"`
-	SSHBaseURL string   `json:"sshBaseUrl,omitempty"`
-	HostKeys   []string `json:"hostKeys,omitempty"` // pinned at acceptance
-	KeyChanged []string `json:"keyChanged,omitempty"`
-}
-
-func loadRegistration(db *bolt.DB) (registration, error) {
-	reg := registration{State: StateUnregistered}
-	err := db.View(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(nodeBucket); b != nil {
-			if v := b.Get(registrationKy); v != nil {
-				return json.Unmarshal(v, &reg)
-			}
-		}
-		return nil
-	})
+// loadRegistration reads the stored registration.
+func loadRegistration(ctx context.Context, state MirrorState) (Registration, error) {
+	reg, err := state.Registration(ctx)
 	if err != nil {
-		return reg, fmt.Errorf("mirror: read registration: %w", err)
+		return Registration{State: StateUnregistered}, fmt.Errorf("mirror: read registration: %w", err)
+	}
+	if reg.State == "" {
+		reg.State = StateUnregistered
 	}
 	return reg, nil
 }
 
 // saveRegistration stores reg and makes it current.
-func (m *Mirror) saveRegistration(reg registration) error {
-	v, err := json.Marshal(reg)
-	if err != nil {
-		return err
-	}
-	err = m.cfg.DB.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(nodeBucket)
-		if err != nil {
-			return err
-		}
-		return b.Put(registrationKy, v)
-	})
-	if err != nil {
+func (m *Mirror) saveRegistration(reg Registration) error {
+	if err := m.cfg.State.SetRegistration(context.Background(), reg); err != nil {
 		return fmt.Errorf("mirror: store registration: %w", err)
 	}
 	m.mu.Lock()
@@ -68,7 +41,7 @@ func (m *Mirror) saveRegistration(reg registration) error {
 	return nil
 }
 
-func (m *Mirror) registration() registration {
+func (m *Mirror) registration() Registration {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.reg
@@ -85,7 +58,10 @@ func (m *Mirror) registrationLoop(ctx context.Context) error {
 		maxDelay = time.Minute
 	}
 	maxDelay = max(maxDelay, minDelay)
-	delay := minDelay
+	// A failing upstream is retried from minDelay up to maxDelay.
+	retry := gitfleet.Backoff{Min: minDelay, Max: maxDelay}
+	failures := 0
+	var delay time.Duration
 	for {
 		reg := m.registration()
 		wasRegistered := reg.Registered
@@ -107,10 +83,14 @@ func (m *Mirror) registrationLoop(ctx context.Context) error {
 		}
 		m.setError(err)
 		reg = m.registration()
+		if err == nil {
+			failures = 0
+		}
 		switch {
 		case err != nil:
 			m.log.Warn("mirror registration", "err", err)
-			delay = min(delay*2, maxDelay)
+			failures++
+			delay = retry.Delay(failures)
 		case reg.State == StateAccepted:
 			delay = maxDelay
 		case reg.State == StatePending:
@@ -139,13 +119,13 @@ func (m *Mirror) registrationLoop(ctx context.Context) error {
 // register sends the registration request.
 func (m *Mirror) register(ctx context.Context) error {
 	req := RegisterRequest{ID: m.ident.ID, Name: m.ident.Setup.DisplayName, BaseURL: m.ident.Setup.BaseURL,
-		PublicKey: authorizedLine(m.signer.PublicKey())}
+		PublicKey: authorizedLine(m.PublicKey())}
 	var reply MirrorServer
 	_, err := m.api.call(ctx, http.MethodPost, "/mirrorServers", req, &reply)
 	var ae *APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusConflict && ae.Code == "removed" {
 		m.log.Error("the upstream removed this mirror; remove the mirror's home to register it again")
-		return m.saveRegistration(registration{Registered: true, State: StateRemoved})
+		return m.saveRegistration(Registration{Registered: true, State: StateRemoved})
 	}
 	if err != nil {
 		return fmt.Errorf("register with %s: %w", m.ident.Setup.UpstreamURL, err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/internal/testutil"
 	"github.com/gitfleet/gitfleet/mirror"
 	"github.com/gitfleet/gitfleet/mirror/mirrortest"
@@ -41,7 +42,7 @@ func TestRegistrationRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := p.NewMirror(t, mirrortest.MirrorOptions{Home: &home, Name: "Sydney", Configure: func(c *mirror.Config) { c.DB = db }})
+	m := p.NewMirror(t, mirrortest.MirrorOptions{Home: &home, Name: "Sydney", Configure: func(c *mirror.Config) { c.State = mirror.NewBoltState(db) }})
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)
 	go func() { runDone <- m.Run(ctx) }()
@@ -112,7 +113,7 @@ func TestRegistrationRoundTrip(t *testing.T) {
 	db.Close()
 	db2 := mirrortest.OpenDB(t, home.DB)
 	m2 := p.NewMirror(t, mirrortest.MirrorOptions{Home: &home, Name: "Sydney", BaseURL: st.BaseURL,
-		Configure: func(c *mirror.Config) { c.DB = db2 }})
+		Configure: func(c *mirror.Config) { c.State = mirror.NewBoltState(db2) }})
 	if m2.ID() != m.ID() {
 		t.Fatalf("restart changed the id: %s -> %s", m.ID(), m2.ID())
 	}
@@ -262,7 +263,12 @@ func TestSetupFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, home := p.MirrorConfig(t, mirrortest.MirrorOptions{BaseURL: tc.baseURL})
 			cfg.Setup.UpstreamURL = tc.upstream
-			cfg.DB = mirrortest.OpenDB(t, home.DB)
+			cfg.State = mirror.NewBoltState(mirrortest.OpenDB(t, home.DB))
+			key, err := mirror.GenerateKey()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Key = key
 			m, err := mirror.Open(context.Background(), cfg)
 			if err == nil {
 				m.Close()
@@ -291,7 +297,11 @@ func TestSetupAppliesOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		c.DB = db
+		c.State = mirror.NewBoltState(db)
+		if c.Key, err = mirror.LoadOrCreateKey(gitfleet.Home(home.Dir)); err != nil {
+			db.Close()
+			return nil, err
+		}
 		m, err := mirror.Open(context.Background(), c)
 		if err == nil {
 			m.Close()

@@ -4,14 +4,12 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gitfleet/gitfleet/mesh"
-	bolt "go.etcd.io/bbolt"
 )
 
 // blockingRepos is a mesh.Repos whose Fetch blocks until released and counts
@@ -59,14 +57,9 @@ func (b *blockingRepos) Fetch(ctx context.Context, project, slug string, opts me
 }
 
 func TestSchedulerCoalescesAndBounds(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	repos := &blockingRepos{release: make(chan struct{}), perRepo: map[string]int{}}
-	m := &Mirror{cfg: Config{Repos: repos, DB: db, Workers: 2}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: time.Now,
-		reg: registration{State: StateAccepted, SSHBaseURL: "ssh://127.0.0.1:2", HostKeys: []string{"ssh-ed25519 AAAA"}}}
+	m := &Mirror{cfg: Config{Repos: repos, State: NewMemoryState(), Key: &Key{}, Workers: 2}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: time.Now,
+		reg: Registration{State: StateAccepted, SSHBaseURL: "ssh://127.0.0.1:2", HostKeys: []string{"ssh-ed25519 AAAA"}}}
 	s := &syncer{m: m, kick: make(chan struct{}, 1), full: make(chan struct{}, 1), repos: map[string]*repoSync{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for range 2 {

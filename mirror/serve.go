@@ -4,95 +4,67 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync"
+	"slices"
 	"time"
 
 	"github.com/gitfleet/gitfleet/sshserve"
 	"golang.org/x/crypto/ssh"
 )
 
-// AuthCacheConfig tunes how the mirror caches the upstream's answers about
-// users' read access.
-type AuthCacheConfig struct {
-	// Allowed is how long a "may read" answer is trusted. Zero means 5 minutes.
-	Allowed time.Duration
-	// Denied is how long a "may not read" answer is trusted. Zero means 30 seconds.
-	Denied time.Duration
-	// Stale is how long past its expiry an answer keeps serving while the
-	// upstream cannot be reached. Zero means 1 hour; negative means never.
-	Stale time.Duration
-	// MaxEntries bounds the cache. Zero means 10,000.
-	MaxEntries int
-}
-
-// authEntry is one cached answer.
-type authEntry struct {
-	allowed bool
-	user    string
-	expires time.Time
-}
-
-// authCache caches the upstream's /authenticate answers per key and repository.
-type authCache struct {
-	cfg AuthCacheConfig
-	mu  sync.Mutex
-	m   map[string]authEntry
-}
-
-func (c *authCache) get(key string) (authEntry, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[key]
-	return e, ok
-}
-
-func (c *authCache) put(key string, e authEntry, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]authEntry{}
-	}
-	max := c.cfg.MaxEntries
-	if max <= 0 {
-		max = 10000
-	}
-	if len(c.m) >= max {
-		for k, old := range c.m {
-			if now.After(old.expires) {
-				delete(c.m, k)
-			}
-		}
-		for k := range c.m { // still full: drop arbitrary entries
-			if len(c.m) < max {
-				break
-			}
-			delete(c.m, k)
-		}
-	}
-	c.m[key] = e
-}
-
-// ConfigureServer sets srv's Backend, PublicKeyCallback and Authorizer so that it
-// serves the mirror's repositories read-only: any key may connect; each read is
-// asked of the upstream (POST /authenticate) and cached; pushes are refused with
-// a message naming the upstream's clone URL; repositories outside the mirror's
-// projects, or any repository while the mirror is not accepted, are not found.
+// ConfigureServer makes srv serve the mirror's repositories read-only, composing
+// with what srv already has: its PublicKeyCallback and Authorizer are wrapped
+// with Mirror.PublicKeyCallback and Mirror.Authorizer, and its Backend, when nil,
+// becomes Config.Repos. Call it once, before srv serves.
 func (m *Mirror) ConfigureServer(srv *sshserve.Server) {
-	srv.Backend = m.cfg.Repos
-	srv.PublicKeyCallback = func(ctx context.Context, conn sshserve.ConnInfo, key ssh.PublicKey) (sshserve.Principal, error) {
+	if srv.Backend == nil && m.cfg.Repos != nil {
+		srv.Backend = m.cfg.Repos
+	}
+	srv.PublicKeyCallback = m.PublicKeyCallback(srv.PublicKeyCallback)
+	srv.Authorizer = m.Authorizer(srv.Authorizer)
+}
+
+// PublicKeyCallback wraps next with the mirror's key lookup: any key the
+// server's key policy accepts may connect, because the upstream decides each
+// read. A key that next (when not nil) maps to a principal keeps that principal,
+// so that an embedder can name keys of its own; any other key connects as a
+// principal named by its SHA256 fingerprint.
+func (m *Mirror) PublicKeyCallback(next sshserve.PublicKeyCallback) sshserve.PublicKeyCallback {
+	return func(ctx context.Context, conn sshserve.ConnInfo, key ssh.PublicKey) (sshserve.Principal, error) {
+		if next != nil {
+			if p, err := next(ctx, conn, key); err == nil {
+				return p, nil
+			}
+		}
 		fp := ssh.FingerprintSHA256(key)
 		return sshserve.Principal{Name: fp, ID: fp}, nil
 	}
-	srv.Authorizer = m.authorize
 }
 
-// authorize is the mirror's sshserve.Authorizer.
-func (m *Mirror) authorize(ctx context.Context, conn sshserve.ConnInfo, p sshserve.Principal, project, slug string, access sshserve.Access) error {
+// Authorizer wraps next with the mirror's policy, which decides first:
+// repositories outside the mirror's projects, and every repository while the
+// mirror is not accepted, are not found; a push is refused with a message
+// naming the upstream's clone URL; a read is asked of the upstream (MayRead)
+// with the principal's key, and cached. What the mirror allows, next (when not
+// nil) may still refuse; nil next means the mirror's policy alone.
+func (m *Mirror) Authorizer(next sshserve.Authorizer) sshserve.Authorizer {
+	return func(ctx context.Context, conn sshserve.ConnInfo, p sshserve.Principal, project, slug string, access sshserve.Access) error {
+		if err := m.authorize(ctx, p, project, slug, access); err != nil {
+			return err
+		}
+		if next != nil {
+			return next(ctx, conn, p, project, slug, access)
+		}
+		return nil
+	}
+}
+
+// authorize is the mirror's own policy.
+func (m *Mirror) authorize(ctx context.Context, p sshserve.Principal, project, slug string, access sshserve.Access) error {
 	reg := m.registration()
 	if reg.State != StateAccepted {
 		return sshserve.ErrNotFound
 	}
-	if reg.Mode != ModeAllProjects && !contains(reg.Projects, project) {
+	if reg.Mode != ModeAllProjects && !slices.Contains(reg.Projects, project) {
 		return sshserve.ErrNotFound
 	}
 	if access != sshserve.AccessRead {
@@ -111,15 +83,6 @@ func (m *Mirror) authorize(ctx context.Context, conn sshserve.ConnInfo, p sshser
 		return sshserve.ErrDenied
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ErrAuthUnavailable is returned by MayRead when the upstream cannot answer and no

@@ -4,14 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/mesh"
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // RepoStatus describes the sync state of one mirrored repository.
@@ -109,9 +111,8 @@ func (m *Mirror) startSync() {
 	s := &syncer{m: m, kick: make(chan struct{}, 1), full: make(chan struct{}, 1), repos: map[string]*repoSync{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.cursor = m.loadCursor()
-	for key, at := range m.loadRepoStates() {
-		p, sl, _ := strings.Cut(key, "/")
-		s.repos[key] = &repoSync{project: p, slug: sl, lastSync: at}
+	for repo, at := range m.loadRepoStates() {
+		s.repos[repo.String()] = &repoSync{project: repo.Project, slug: repo.Slug, lastSync: at}
 	}
 	m.sync = s
 	workers := m.cfg.Workers
@@ -255,7 +256,7 @@ func (s *syncer) worker() {
 
 // fetchURL returns the SSH URL of project/slug on the upstream.
 func (m *Mirror) fetchURL(project, slug string) string {
-	return strings.TrimSuffix(m.registration().SSHBaseURL, "/") + "/" + project + "/" + slug + ".git"
+	return gitfleet.CloneURL(m.registration().SSHBaseURL, gitfleet.RepoName{Project: project, Slug: slug})
 }
 
 // knownHosts returns known_hosts lines pinning the upstream's host keys.
@@ -265,12 +266,11 @@ func (m *Mirror) knownHosts() ([]byte, error) {
 	if err != nil || u.Scheme != "ssh" || u.Hostname() == "" {
 		return nil, fmt.Errorf("mirror: bad SSH base URL %q from the upstream", reg.SSHBaseURL)
 	}
-	host := u.Hostname()
-	if p := u.Port(); p != "" && p != "22" {
-		host = "[" + host + "]:" + p
-	} else if strings.Contains(host, ":") {
-		host = "[" + host + "]"
+	port := u.Port()
+	if port == "" {
+		port = "22"
 	}
+	host := knownhosts.Normalize(net.JoinHostPort(u.Hostname(), port))
 	var b strings.Builder
 	for _, k := range reg.HostKeys {
 		b.WriteString(host + " " + k + "\n")
@@ -310,7 +310,7 @@ func (s *syncer) run(rs *repoSync) {
 	case err == nil:
 		if remove && !rs.pending {
 			delete(s.repos, key)
-			m.forgetRepo(key)
+			m.forgetRepo(gitfleet.RepoName{Project: rs.project, Slug: rs.slug})
 			return
 		}
 		if !remove {
@@ -319,7 +319,7 @@ func (s *syncer) run(rs *repoSync) {
 			if !rs.pending {
 				rs.behindSince = time.Time{}
 			}
-			m.saveRepo(key, rs.lastSync)
+			m.saveRepo(gitfleet.RepoName{Project: rs.project, Slug: rs.slug}, rs.lastSync)
 		}
 	default:
 		rs.attempts++
@@ -345,13 +345,14 @@ func (s *syncer) run(rs *repoSync) {
 	}
 }
 
-// backoff returns the delay before retry n (from 1): exponential from 500 ms to
-// 2 minutes, with up to 50% jitter.
-func backoff(n int) time.Duration {
-	d := 500 * time.Millisecond << min(n-1, 8)
-	d = min(d, 2*time.Minute)
-	return d/2 + rand.N(d/2+1)
+// syncRetry is how failed fetches and the change-feed follower retry: 500 ms
+// doubling to 2 minutes, each delay shortened at random by up to half.
+func syncRetry() gitfleet.Backoff {
+	return gitfleet.Backoff{Min: 500 * time.Millisecond, Max: 2 * time.Minute, Jitter: 0.5}
 }
+
+// backoff returns the delay before retry n (from 1) of syncRetry.
+func backoff(n int) time.Duration { return syncRetry().Delay(n) }
 
 // isHostKeyFailure reports whether a fetch failed on the upstream's host key.
 func isHostKeyFailure(err error) bool {
@@ -378,7 +379,7 @@ func (s *syncer) fetch(rs *repoSync, want string) error {
 	var received int64
 	_, err = m.cfg.Repos.Fetch(s.ctx, rs.project, rs.slug, mesh.FetchOptions{
 		URL:        m.fetchURL(rs.project, rs.slug),
-		PrivateKey: m.keyPEM,
+		PrivateKey: m.cfg.Key.PEM,
 		KnownHosts: kh,
 		Timeout:    timeout,
 		Progress: func(p mesh.FetchProgress) {

@@ -31,7 +31,7 @@ func (s *syncer) feedLoop() {
 			if err := s.position(); err != nil {
 				failures++
 				s.pause(err)
-				if s.sleep(backoff(failures)) != nil {
+				if syncRetry().Wait(s.ctx, failures) != nil {
 					return
 				}
 				continue
@@ -42,7 +42,7 @@ func (s *syncer) feedLoop() {
 			if err := s.reconcile(); err != nil {
 				failures++
 				s.pause(err)
-				if s.sleep(backoff(failures)) != nil {
+				if syncRetry().Wait(s.ctx, failures) != nil {
 					return
 				}
 				continue
@@ -67,7 +67,7 @@ func (s *syncer) feedLoop() {
 			}
 			failures++
 			s.pause(err)
-			if s.sleep(backoff(failures)) != nil {
+			if syncRetry().Wait(s.ctx, failures) != nil {
 				return
 			}
 			continue
@@ -171,17 +171,6 @@ func (s *syncer) resume() {
 	}
 	if halted == nil {
 		s.m.setError(nil)
-	}
-}
-
-func (s *syncer) sleep(d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-s.ctx.Done():
-		return s.ctx.Err()
 	}
 }
 

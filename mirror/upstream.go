@@ -12,16 +12,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/mesh"
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/ssh"
 )
 
 // UpstreamConfig configures an Upstream.
 type UpstreamConfig struct {
-	// DB holds the upstream's durable state (registrations, decisions, projects,
-	// recent nonces) in buckets under "gitfleet.mirror.upstream". Required.
-	DB *bolt.DB
+	// State holds the upstream's durable state: registrations, decisions,
+	// projects, removed mirrors, recent nonces and the change feed's sequence
+	// number. NewBoltState(db) keeps it in the node's bbolt database. Required.
+	State UpstreamState
+	// KeyPolicy says which keys mirrors may register; the zero value is
+	// gitfleet's default (Ed25519, ECDSA, their sk- variants, RSA >= 2048).
+	KeyPolicy gitfleet.KeyPolicy
 	// Admin reports whether a request comes from an administrator. Nil refuses
 	// every administrative call.
 	Admin func(r *http.Request) bool
@@ -61,7 +65,7 @@ type UpstreamConfig struct {
 // NewUpstream; its methods are safe for concurrent use.
 type Upstream struct {
 	cfg    UpstreamConfig
-	db     *bolt.DB
+	state  UpstreamState
 	log    *slog.Logger
 	now    func() time.Time
 	mux    *http.ServeMux
@@ -75,16 +79,14 @@ type Upstream struct {
 	once   sync.Once
 }
 
-// NewUpstream creates the upstream's buckets in cfg.DB and, when cfg.Repos is set,
-// starts following its events. Call Close to stop.
+// NewUpstream starts a fresh change-feed window in cfg.State (see the package
+// documentation) and, when cfg.Repos is set, starts following its events. Call
+// Close to stop.
 func NewUpstream(cfg UpstreamConfig) (*Upstream, error) {
-	if cfg.DB == nil {
-		return nil, errors.New("mirror: UpstreamConfig.DB is required")
+	if cfg.State == nil {
+		return nil, errors.New("mirror: UpstreamConfig.State is required")
 	}
-	if err := initUpstreamBuckets(cfg.DB); err != nil {
-		return nil, fmt.Errorf("mirror: init upstream state: %w", err)
-	}
-	u := &Upstream{cfg: cfg, db: cfg.DB, log: cfg.Logger, now: cfg.Now}
+	u := &Upstream{cfg: cfg, state: cfg.State, log: cfg.Logger, now: cfg.Now}
 	if u.log == nil {
 		u.log = slog.New(slog.DiscardHandler)
 	}
@@ -94,7 +96,8 @@ func NewUpstream(cfg UpstreamConfig) (*Upstream, error) {
 	u.client = newHTTPClient(cfg.RootCAs, u.now, 0)
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	var err error
-	if u.feed, err = newFeed(u.db, cfg.FeedSize, u.now); err != nil {
+	if u.feed, err = newFeed(u.ctx, u.state, cfg.FeedSize, u.now); err != nil {
+		u.cancel()
 		return nil, err
 	}
 	u.routes()
@@ -111,7 +114,7 @@ func NewUpstream(cfg UpstreamConfig) (*Upstream, error) {
 }
 
 // Close stops following repository events, ends pending long polls and waits for
-// its goroutines. It does not close the database. It is safe to call twice.
+// its goroutines. It does not close its State. It is safe to call twice.
 func (u *Upstream) Close() error {
 	u.once.Do(func() {
 		u.cancel()
@@ -176,31 +179,24 @@ func readBody(r *http.Request) ([]byte, error) {
 }
 
 // signedHandler handles a verified request of an accepted mirror.
-type signedHandler func(w http.ResponseWriter, r *http.Request, rec *serverRecord, body []byte)
+type signedHandler func(w http.ResponseWriter, r *http.Request, rec *MirrorRecord, body []byte)
 
 // authenticate verifies the signature of r (body already read) against the key of
 // the mirror named in its headers. It returns the live record, or the record of a
 // removed mirror with removed set, and records the nonce.
-func (u *Upstream) authenticate(r *http.Request, body []byte) (rec *serverRecord, removed bool, err error) {
+func (u *Upstream) authenticate(r *http.Request, body []byte) (rec *MirrorRecord, removed bool, err error) {
 	h, err := parseSignedHeaders(r)
 	if err != nil {
 		return nil, false, err
 	}
-	err = u.db.View(func(tx *bolt.Tx) error {
-		rec, err = getRecord(tx, serversBucket, h.id)
-		if errors.Is(err, errNoRecord) {
-			removed = true
-			rec, err = getRecord(tx, removedBucket, h.id)
-		}
-		return err
-	})
-	if errors.Is(err, errNoRecord) {
+	rec, removed, err = u.state.Mirror(r.Context(), h.id)
+	if isNotFound(err) {
 		return nil, false, ErrUnknownMirror
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	pub, err := parseAuthorizedKey(rec.PublicKey)
+	pub, err := parseAuthorizedKey(rec.PublicKey, u.cfg.KeyPolicy)
 	if err != nil {
 		return nil, false, err
 	}
@@ -208,10 +204,17 @@ func (u *Upstream) authenticate(r *http.Request, body []byte) (rec *serverRecord
 	if err := h.verify(pub, r.Method, r.RequestURI, body, now); err != nil {
 		return nil, false, err
 	}
-	if err := u.db.Update(func(tx *bolt.Tx) error { return useNonce(tx, h.id, h.timestamp, h.nonce, now) }); err != nil {
+	if err := u.useNonce(r.Context(), h, now); err != nil {
 		return nil, false, err
 	}
 	return rec, removed, nil
+}
+
+// useNonce records the nonce of a verified request, and fails with ErrReplay
+// when it was used before. Nonces older than twice the skew are forgotten: a
+// request that old is refused by the clock check alone.
+func (u *Upstream) useNonce(ctx context.Context, h signedHeaders, now time.Time) error {
+	return u.state.UseNonce(ctx, h.id, h.timestamp, h.nonce, now.Add(-2*MaxSkew).Unix())
 }
 
 // refuse answers a failed signature check with 401 and logs the reason.
@@ -250,7 +253,7 @@ func (u *Upstream) signed(h signedHandler) http.HandlerFunc {
 // awaitState waits, up to wait (bounded by MaxWait), for the state of mirror id to
 // differ from known, and returns its record then or at the deadline; nil and
 // removed when the mirror was removed meanwhile, nil alone on a read error.
-func (u *Upstream) awaitState(ctx context.Context, id string, known State, wait time.Duration) (rec *serverRecord, removed bool) {
+func (u *Upstream) awaitState(ctx context.Context, id string, known State, wait time.Duration) (rec *MirrorRecord, removed bool) {
 	maxWait := u.cfg.MaxWait
 	if maxWait <= 0 {
 		maxWait = time.Minute
@@ -260,8 +263,8 @@ func (u *Upstream) awaitState(ctx context.Context, id string, known State, wait 
 	for {
 		// Take the change channel before reading, so a change in between wakes us.
 		changed := u.feed.changes()
-		cur, err := u.liveRecord(id)
-		if errors.Is(err, errNoRecord) {
+		cur, err := u.liveRecord(ctx, id)
+		if isNotFound(err) {
 			return nil, true
 		}
 		if err != nil {

@@ -9,12 +9,12 @@ import (
 	"time"
 	"unicode/utf8"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/gitfleet/gitfleet"
 	"golang.org/x/crypto/ssh"
 )
 
 // validateRegister checks a registration body and returns the mirror's key.
-func validateRegister(req *RegisterRequest) (ssh.PublicKey, error) {
+func validateRegister(req *RegisterRequest, policy gitfleet.KeyPolicy) (ssh.PublicKey, error) {
 	if !validID(req.ID) {
 		return nil, errors.New("id must be a lower-case UUID")
 	}
@@ -24,7 +24,7 @@ func validateRegister(req *RegisterRequest) (ssh.PublicKey, error) {
 	if _, err := parseHTTPSURL(req.BaseURL); err != nil {
 		return nil, errors.New("baseUrl must be an https:// URL with a host")
 	}
-	return parseAuthorizedKey(req.PublicKey)
+	return parseAuthorizedKey(req.PublicKey, policy)
 }
 
 // handleRegister serves POST /mirrorServers. The request must be signed with the
@@ -40,7 +40,7 @@ func (u *Upstream) handleRegister(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	pub, err := validateRegister(&req)
+	pub, err := validateRegister(&req, u.cfg.KeyPolicy)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
@@ -54,7 +54,7 @@ func (u *Upstream) handleRegister(w http.ResponseWriter, r *http.Request) {
 		err = h.verify(pub, r.Method, r.RequestURI, body, now)
 	}
 	if err == nil {
-		err = u.db.Update(func(tx *bolt.Tx) error { return useNonce(tx, h.id, h.timestamp, h.nonce, now) })
+		err = u.useNonce(r.Context(), h, now)
 	}
 	if err != nil {
 		u.refuse(w, r, err)
@@ -62,43 +62,25 @@ func (u *Upstream) handleRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	fp := ssh.FingerprintSHA256(pub)
 	keyLine := authorizedLine(pub)
-	var rec *serverRecord
+	rec := &MirrorRecord{ID: req.ID, Name: req.Name, BaseURL: req.BaseURL, PublicKey: keyLine,
+		Fingerprint: fp, State: StatePending, Created: now, Updated: now}
 	status := http.StatusCreated
-	code, msg := "", ""
-	err = u.db.Update(func(tx *bolt.Tx) error {
-		if _, err := getRecord(tx, removedBucket, req.ID); err == nil {
-			code, msg = "removed", "this mirror was removed; reset the mirror's home to register it again with a new id"
-			return nil
-		}
-		existing, err := getRecord(tx, serversBucket, req.ID)
-		switch {
-		case err == nil:
-			if existing.BaseURL != req.BaseURL || existing.Fingerprint != fp {
-				code, msg = "conflict", "a mirror with this id is registered with a different base URL or key"
-				return nil
-			}
-			rec, status = existing, http.StatusOK
-			return nil
-		case !errors.Is(err, errNoRecord):
-			return err
-		}
-		if owner := ub(tx, keysBucket).Get([]byte(fp)); owner != nil {
-			code, msg = "conflict", "this key is registered by another mirror"
-			return nil
-		}
-		rec = &serverRecord{ID: req.ID, Name: req.Name, BaseURL: req.BaseURL, PublicKey: keyLine,
-			Fingerprint: fp, State: StatePending, Created: now, Updated: now}
-		if err := ub(tx, keysBucket).Put([]byte(fp), []byte(req.ID)); err != nil {
-			return err
-		}
-		return putRecord(tx, serversBucket, rec)
-	})
-	if err != nil {
-		u.internal(w, r, err)
+	existing, err := u.state.AddMirror(r.Context(), rec)
+	switch {
+	case errors.Is(err, ErrMirrorRemoved):
+		writeError(w, http.StatusConflict, "removed", "this mirror was removed; reset the mirror's home to register it again with a new id")
 		return
-	}
-	if code != "" {
-		writeError(w, http.StatusConflict, code, msg)
+	case errors.Is(err, ErrMirrorExists) && existing != nil:
+		if existing.BaseURL != req.BaseURL || existing.Fingerprint != fp {
+			writeError(w, http.StatusConflict, "conflict", "a mirror with this id is registered with a different base URL or key")
+			return
+		}
+		rec, status = existing, http.StatusOK
+	case errors.Is(err, ErrKeyInUse):
+		writeError(w, http.StatusConflict, "conflict", "this key is registered by another mirror")
+		return
+	case err != nil:
+		u.internal(w, r, err)
 		return
 	}
 	if status == http.StatusCreated {
@@ -119,8 +101,8 @@ func (u *Upstream) handleList(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var recs []*serverRecord
-	if err := u.db.View(func(tx *bolt.Tx) (err error) { recs, err = listRecords(tx); return err }); err != nil {
+	recs, err := u.state.Mirrors(r.Context())
+	if err != nil {
 		u.internal(w, r, err)
 		return
 	}
@@ -169,12 +151,8 @@ func makePage[T any](all []T, start, limit int) Page[T] {
 
 // handleGet serves GET /mirrorServers/{id}.
 func (u *Upstream) handleGet(w http.ResponseWriter, r *http.Request) {
-	var rec *serverRecord
-	err := u.db.View(func(tx *bolt.Tx) (err error) {
-		rec, err = getRecord(tx, serversBucket, r.PathValue("id"))
-		return err
-	})
-	if errors.Is(err, errNoRecord) {
+	rec, err := u.liveRecord(r.Context(), r.PathValue("id"))
+	if isNotFound(err) {
 		writeError(w, http.StatusNotFound, "not_found", "no such mirror")
 		return
 	}
@@ -189,21 +167,8 @@ func (u *Upstream) handleGet(w http.ResponseWriter, r *http.Request) {
 // API access at once, and its id can never register again.
 func (u *Upstream) handleDelete(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	var rec *serverRecord
-	err := u.db.Update(func(tx *bolt.Tx) (err error) {
-		if rec, err = getRecord(tx, serversBucket, id); err != nil {
-			return err
-		}
-		if err := ub(tx, keysBucket).Delete([]byte(rec.Fingerprint)); err != nil {
-			return err
-		}
-		if err := ub(tx, serversBucket).Delete([]byte(id)); err != nil {
-			return err
-		}
-		rec.Updated = u.now()
-		return putRecord(tx, removedBucket, rec)
-	})
-	if errors.Is(err, errNoRecord) {
+	rec, err := u.state.RemoveMirror(r.Context(), id, u.now())
+	if isNotFound(err) {
 		writeError(w, http.StatusNotFound, "not_found", "no such mirror")
 		return
 	}
@@ -216,30 +181,34 @@ func (u *Upstream) handleDelete(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// refusal is a change that update refuses, with the status to answer.
+type refusal struct {
+	status int
+	msg    string
+}
+
+func (e *refusal) Error() string { return e.msg }
+
 // update applies change to the live record of id in one transaction and replies
-// with the new view. change returns a status and message to refuse.
-func (u *Upstream) update(w http.ResponseWriter, r *http.Request, change func(rec *serverRecord) (int, string)) (*serverRecord, bool) {
-	var rec *serverRecord
-	status, msg := 0, ""
-	err := u.db.Update(func(tx *bolt.Tx) (err error) {
-		if rec, err = getRecord(tx, serversBucket, r.PathValue("id")); err != nil {
-			return err
-		}
-		if status, msg = change(rec); status != 0 {
-			return nil
+// with the new view. change returns a non-nil refusal to refuse.
+func (u *Upstream) update(w http.ResponseWriter, r *http.Request, change func(rec *MirrorRecord) *refusal) (*MirrorRecord, bool) {
+	rec, err := u.state.UpdateMirror(r.Context(), r.PathValue("id"), func(rec *MirrorRecord) error {
+		if ref := change(rec); ref != nil {
+			return ref
 		}
 		rec.Updated = u.now()
-		return putRecord(tx, serversBucket, rec)
+		return nil
 	})
+	var ref *refusal
 	switch {
-	case errors.Is(err, errNoRecord):
+	case isNotFound(err):
 		writeError(w, http.StatusNotFound, "not_found", "no such mirror")
+		return nil, false
+	case errors.As(err, &ref):
+		writeError(w, ref.status, "conflict", ref.msg)
 		return nil, false
 	case err != nil:
 		u.internal(w, r, err)
-		return nil, false
-	case status != 0:
-		writeError(w, status, "conflict", msg)
 		return nil, false
 	}
 	writeJSON(w, http.StatusOK, rec.view())
@@ -250,7 +219,7 @@ func (u *Upstream) update(w http.ResponseWriter, r *http.Request, change func(re
 func normaliseProjects(keys []string) ([]string, error) {
 	out := make([]string, 0, len(keys))
 	for _, k := range keys {
-		if !validProjectKey(k) {
+		if gitfleet.CheckProjectKey(k) != nil {
 			return nil, errors.New("invalid project key " + strconv.Quote(k))
 		}
 		out = append(out, k)
@@ -289,14 +258,11 @@ func (u *Upstream) handleAccept(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var baseURL string
-	err = u.db.View(func(tx *bolt.Tx) error {
-		rec, err := getRecord(tx, serversBucket, r.PathValue("id"))
-		if err == nil {
-			baseURL = rec.BaseURL
-		}
-		return err
-	})
-	if errors.Is(err, errNoRecord) {
+	rec, err := u.liveRecord(r.Context(), r.PathValue("id"))
+	if err == nil {
+		baseURL = rec.BaseURL
+	}
+	if isNotFound(err) {
 		writeError(w, http.StatusNotFound, "not_found", "no such mirror")
 		return
 	}
@@ -316,12 +282,12 @@ func (u *Upstream) handleAccept(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, "base_url_check", "the mirror's base URL failed the HTTPS check: "+err.Error())
 		return
 	}
-	rec, ok := u.update(w, r, func(rec *serverRecord) (int, string) {
+	rec, ok := u.update(w, r, func(rec *MirrorRecord) *refusal {
 		if rec.State != StatePending {
-			return http.StatusConflict, "only a PENDING mirror can be accepted; it is " + string(rec.State)
+			return &refusal{http.StatusConflict, "only a PENDING mirror can be accepted; it is " + string(rec.State)}
 		}
 		rec.State, rec.Mode, rec.Projects = StateAccepted, req.MirroringMode, projects
-		return 0, ""
+		return nil
 	})
 	if ok {
 		u.log.Info("mirror accepted", "mirror", rec.ID, "mode", rec.Mode, "projects", rec.Projects)
@@ -331,12 +297,12 @@ func (u *Upstream) handleAccept(w http.ResponseWriter, r *http.Request) {
 
 // handleReject serves POST /mirrorServers/{id}/reject.
 func (u *Upstream) handleReject(w http.ResponseWriter, r *http.Request) {
-	rec, ok := u.update(w, r, func(rec *serverRecord) (int, string) {
+	rec, ok := u.update(w, r, func(rec *MirrorRecord) *refusal {
 		if rec.State != StatePending {
-			return http.StatusConflict, "only a PENDING mirror can be rejected; it is " + string(rec.State)
+			return &refusal{http.StatusConflict, "only a PENDING mirror can be rejected; it is " + string(rec.State)}
 		}
 		rec.State = StateRejected
-		return 0, ""
+		return nil
 	})
 	if ok {
 		u.log.Info("mirror rejected", "mirror", rec.ID)
@@ -356,17 +322,18 @@ func (u *Upstream) handleRemoveProject(w http.ResponseWriter, r *http.Request) {
 
 func (u *Upstream) changeProject(w http.ResponseWriter, r *http.Request, add bool) {
 	key := r.PathValue("key")
-	if !validProjectKey(key) {
+	if gitfleet.CheckProjectKey(key) != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", "invalid project key")
 		return
 	}
 	changed := false
-	rec, ok := u.update(w, r, func(rec *serverRecord) (int, string) {
+	rec, ok := u.update(w, r, func(rec *MirrorRecord) *refusal {
+		changed = false // a store may run the change again
 		if rec.State != StateAccepted {
-			return http.StatusConflict, "projects can be changed only for an ACCEPTED mirror; it is " + string(rec.State)
+			return &refusal{http.StatusConflict, "projects can be changed only for an ACCEPTED mirror; it is " + string(rec.State)}
 		}
 		if rec.Mode == ModeAllProjects {
-			return http.StatusConflict, "the mirror holds all projects; that choice cannot be narrowed or undone"
+			return &refusal{http.StatusConflict, "the mirror holds all projects; that choice cannot be narrowed or undone"}
 		}
 		i, found := slices.BinarySearch(rec.Projects, key)
 		switch {
@@ -377,14 +344,14 @@ func (u *Upstream) changeProject(w http.ResponseWriter, r *http.Request, add boo
 			rec.Projects = slices.Delete(rec.Projects, i, i+1)
 			changed = true
 		}
-		return 0, ""
+		return nil
 	})
 	if ok && changed {
 		typ := FeedProjectAdded
 		if !add {
 			typ = FeedProjectRemoved
 		}
-		if err := u.feed.append(FeedEvent{Type: typ, Project: key, Mirror: rec.ID}); err != nil {
+		if err := u.feed.append(r.Context(), FeedEvent{Type: typ, Project: key, Mirror: rec.ID}); err != nil {
 			u.log.Error("mirror feed append failed", "err", err)
 		}
 	}

@@ -3,79 +3,24 @@ package mirror
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/mesh"
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/ssh"
 )
 
-// Grant is the read access an accepted mirror's key holds on the primary.
-type Grant struct {
-	MirrorID string
-	Name     string
-	Mode     Mode
-	Projects []string // sorted; empty for ModeAllProjects
-}
-
-// CanRead reports whether the grant covers project.
-func (g Grant) CanRead(project string) bool {
-	if g.Mode == ModeAllProjects {
-		return true
-	}
-	_, found := slices.BinarySearch(g.Projects, project)
-	return found
-}
-
-// MirrorKey reports whether pub belongs to an accepted mirror and what it may
-// read. The primary's SSH authentication callback uses it to recognise mirrors,
-// and its authorization callback calls Grant.CanRead; a pending, rejected or
-// removed mirror's key is not found. The answer reflects the database at the
-// moment of the call, so a removal takes effect at once.
-func (u *Upstream) MirrorKey(pub ssh.PublicKey) (Grant, bool) {
-	fp := ssh.FingerprintSHA256(pub)
-	var g Grant
-	found := false
-	err := u.db.View(func(tx *bolt.Tx) error {
-		id := ub(tx, keysBucket).Get([]byte(fp))
-		if id == nil {
-			return nil
-		}
-		rec, err := getRecord(tx, serversBucket, string(id))
-		if err != nil || rec.State != StateAccepted {
-			return err
-		}
-		found = true
-		g = Grant{MirrorID: rec.ID, Name: rec.Name, Mode: rec.Mode, Projects: slices.Clone(rec.Projects)}
-		return nil
-	})
-	if err != nil {
-		u.log.Error("mirror key lookup failed", "err", err)
-		return Grant{}, false
-	}
-	return g, found
-}
-
-// RepoEntry is one repository in GET /repos.
-type RepoEntry struct {
-	Project  string `json:"project"`
-	Slug     string `json:"slug"`
-	SSHURL   string `json:"sshUrl"`
-	RefsHash string `json:"refsHash"`
-}
-
 // cloneURL returns the SSH clone URL of project/slug.
 func (u *Upstream) cloneURL(project, slug string) string {
-	return strings.TrimSuffix(u.cfg.SSHBaseURL, "/") + "/" + project + "/" + slug + ".git"
+	return gitfleet.CloneURL(u.cfg.SSHBaseURL, gitfleet.RepoName{Project: project, Slug: slug})
 }
 
 // handleRepos serves the signed GET /repos?start=N&limit=N: the repositories in
 // the mirror's projects with their refs hashes.
-func (u *Upstream) handleRepos(w http.ResponseWriter, r *http.Request, rec *serverRecord, _ []byte) {
+func (u *Upstream) handleRepos(w http.ResponseWriter, r *http.Request, rec *MirrorRecord, _ []byte) {
 	start, limit, ok := pageParams(w, r)
 	if !ok {
 		return
@@ -113,7 +58,7 @@ func (u *Upstream) handleRepos(w http.ResponseWriter, r *http.Request, rec *serv
 }
 
 // handleEvents serves the signed long poll GET /events?after=N&wait=30s.
-func (u *Upstream) handleEvents(w http.ResponseWriter, r *http.Request, rec *serverRecord, _ []byte) {
+func (u *Upstream) handleEvents(w http.ResponseWriter, r *http.Request, rec *MirrorRecord, _ []byte) {
 	q := r.URL.Query()
 	after, err := strconv.ParseUint(q.Get("after"), 10, 64)
 	if err != nil {
@@ -136,7 +81,7 @@ func (u *Upstream) handleEvents(w http.ResponseWriter, r *http.Request, rec *ser
 	id := rec.ID
 	for {
 		// Re-read the record each round: projects change and mirrors are removed.
-		cur, err := u.liveRecord(id)
+		cur, err := u.liveRecord(r.Context(), id)
 		if err != nil || cur.State != StateAccepted {
 			u.refuse(w, r, ErrUnknownMirror)
 			return
@@ -169,32 +114,21 @@ func (u *Upstream) handleEvents(w http.ResponseWriter, r *http.Request, rec *ser
 	}
 }
 
-// liveRecord reads the live record of id.
-func (u *Upstream) liveRecord(id string) (*serverRecord, error) {
-	var rec *serverRecord
-	err := u.db.View(func(tx *bolt.Tx) (err error) {
-		rec, err = getRecord(tx, serversBucket, id)
-		return err
-	})
-	return rec, err
-}
-
-// AuthRequest is the body of POST /authenticate.
-type AuthRequest struct {
-	PublicKey string `json:"publicKey"` // the user's key, one authorized_keys line
-	Project   string `json:"project"`
-	Slug      string `json:"slug"`
-}
-
-// AuthReply is the reply to POST /authenticate.
-type AuthReply struct {
-	Allowed bool   `json:"allowed"`
-	User    string `json:"user,omitempty"`
+// liveRecord reads the live record of id; a removed mirror is not found.
+func (u *Upstream) liveRecord(ctx context.Context, id string) (*MirrorRecord, error) {
+	rec, removed, err := u.state.Mirror(ctx, id)
+	if err == nil && removed {
+		err = fmt.Errorf("mirror %q was removed: %w", id, gitfleet.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rec, nil
 }
 
 // validateAuth checks an authenticate body and returns the user's key.
 func validateAuth(req *AuthRequest) (ssh.PublicKey, error) {
-	if !validProjectKey(req.Project) || req.Slug == "" || len(req.Slug) > 128 {
+	if gitfleet.CheckProjectKey(req.Project) != nil || req.Slug == "" || len(req.Slug) > gitfleet.MaxNameLen {
 		return nil, errors.New("project and slug are required")
 	}
 	pub, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(req.PublicKey))
@@ -206,7 +140,7 @@ func validateAuth(req *AuthRequest) (ssh.PublicKey, error) {
 
 // handleAuthenticate serves the signed POST /authenticate: may the user owning
 // a key read a repository that this mirror holds.
-func (u *Upstream) handleAuthenticate(w http.ResponseWriter, r *http.Request, rec *serverRecord, body []byte) {
+func (u *Upstream) handleAuthenticate(w http.ResponseWriter, r *http.Request, rec *MirrorRecord, body []byte) {
 	var req AuthRequest
 	if err := decodeJSON(body, &req); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
@@ -231,8 +165,8 @@ func (u *Upstream) handleAuthenticate(w http.ResponseWriter, r *http.Request, re
 
 // Publish adds an event to the change feed, for changes the primary knows of
 // that its mesh.Repos does not report (Seq is assigned).
-func (u *Upstream) Publish(ev FeedEvent) error {
-	return u.feed.append(ev)
+func (u *Upstream) Publish(ctx context.Context, ev FeedEvent) error {
+	return u.feed.append(ctx, ev)
 }
 
 // follow turns repository events into feed events until the subscription ends.
@@ -249,7 +183,7 @@ func (u *Upstream) follow(events <-chan mesh.Event) {
 			fe = FeedEvent{Type: FeedRefsChanged, Project: ev.Project, Slug: ev.Slug}
 		case mesh.EventGap:
 			u.log.Warn("repository events were missed; mirrors will reconcile")
-			if err := u.feed.reset(); err != nil {
+			if err := u.feed.reset(u.ctx); err != nil {
 				u.log.Error("mirror feed reset failed", "err", err)
 			}
 			continue
@@ -266,7 +200,7 @@ func (u *Upstream) follow(events <-chan mesh.Event) {
 				u.log.Warn("refs hash for feed event failed", "repo", ev.Project+"/"+ev.Slug, "err", err)
 			}
 		}
-		if err := u.feed.append(fe); err != nil {
+		if err := u.feed.append(u.ctx, fe); err != nil {
 			u.log.Error("mirror feed append failed", "err", err)
 		}
 	}

@@ -3,12 +3,12 @@ package sshserve
 import (
 	"bytes"
 	"context"
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"net"
 	"slices"
 
+	"github.com/gitfleet/gitfleet"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -105,8 +105,9 @@ type PublicKeyCallback func(ctx context.Context, conn ConnInfo, key ssh.PublicKe
 // *DeniedError are logged at warning level.
 type Authorizer func(ctx context.Context, conn ConnInfo, p Principal, project, slug string, access Access) error
 
-// DefaultMinRSABits is the smallest RSA key accepted when Server.MinRSABits is zero.
-const DefaultMinRSABits = 2048
+// DefaultMinRSABits is the smallest RSA key accepted when Server.MinRSABits is zero
+// (gitfleet.DefaultMinRSABits).
+const DefaultMinRSABits = gitfleet.DefaultMinRSABits
 
 // DefaultPublicKeyAlgorithms are the signature algorithms accepted for client
 // authentication when Server.PublicKeyAlgorithms is nil: no SHA-1 RSA signatures
@@ -141,29 +142,15 @@ func keyTypesFor(algos []string) []string {
 	return types
 }
 
-// ErrKeyPolicy is wrapped by the errors that refuse a key for its type or size.
-var ErrKeyPolicy = errors.New("sshserve: key refused by policy")
+// ErrKeyPolicy is wrapped by the errors that refuse a key for its type or size. It
+// is gitfleet.ErrKeyRejected, so either spelling matches with errors.Is.
+var ErrKeyPolicy = gitfleet.ErrKeyRejected
 
-// checkKey enforces the key policy: a plain (non-certificate) key of an accepted
-// type, and RSA keys of at least minRSA bits.
+// checkKey enforces the key policy: gitfleet's KeyPolicy with the server's
+// MinRSABits, restricted to the key types that the accepted signature algorithms
+// can authenticate.
 func checkKey(key ssh.PublicKey, types []string, minRSA int) error {
-	if !slices.Contains(types, key.Type()) {
-		return fmt.Errorf("%w: key type %s is not accepted", ErrKeyPolicy, key.Type())
-	}
-	if key.Type() == ssh.KeyAlgoRSA {
-		ck, ok := key.(ssh.CryptoPublicKey)
-		if !ok {
-			return fmt.Errorf("%w: unreadable RSA key", ErrKeyPolicy)
-		}
-		rk, ok := ck.CryptoPublicKey().(*rsa.PublicKey)
-		if !ok {
-			return fmt.Errorf("%w: unreadable RSA key", ErrKeyPolicy)
-		}
-		if bits := rk.N.BitLen(); bits < minRSA {
-			return fmt.Errorf("%w: RSA key of %d bits, at least %d required", ErrKeyPolicy, bits, minRSA)
-		}
-	}
-	return nil
+	return gitfleet.KeyPolicy{MinRSABits: minRSA, Types: types}.Check(key)
 }
 
 // Keys under which the authentication callbacks leave their results in

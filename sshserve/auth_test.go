@@ -177,7 +177,7 @@ func TestKeyPolicy(t *testing.T) {
 		{testutil.ECDSA384, true, ""},
 		{testutil.ECDSA521, true, ""},
 		{testutil.RSA2048, true, ""},
-		{testutil.RSA1024, false, "RSA key of 1024 bits, at least 2048 required"},
+		{testutil.RSA1024, false, "RSA keys must have at least 2048 bits; this one has 1024"},
 		{testutil.DSA, false, "ssh-dss"},
 	}
 	for _, tc := range cases {

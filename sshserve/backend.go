@@ -4,33 +4,30 @@ import (
 	"context"
 	"errors"
 	"io"
+
+	"github.com/gitfleet/gitfleet"
 )
 
-// GitBackend runs git services for the server. It uses standard-library types
-// only, so that a storage package can satisfy it without importing sshserve.
+// GitBackend runs git services for the server. It uses only standard-library and
+// ground-floor (gitfleet) types, so that a storage package can satisfy it without
+// importing sshserve.
 //
-// The server has already parsed and validated the repository name and authorized
-// the request before it calls ServeGit. stdin is the client's stream: it may stay
+// The server has already parsed and validated the request and authorized it before
+// it calls ServeGit, once per session: the backend receives the parsed request and
+// never re-parses the repository path. stdin is the client's stream: it may stay
 // open after the service has finished reading (a git client keeps its side open
 // until it has the whole response), so ServeGit must return when the service
 // exits without waiting for stdin to end; the server closes the stream afterwards,
 // which ends any read still blocked on it. ctx ends when the client goes away or
 // the server is closed.
 type GitBackend interface {
-	// ServeGit runs service ("git-upload-pack", "git-receive-pack" or
-	// "git-upload-archive") for repo ("PROJECT/slug"), with extra environment such as
-	// "GIT_PROTOCOL=version=2", wired to the session's streams. A non-zero exit is
-	// returned as an error that has an ExitCode() int method.
-	ServeGit(ctx context.Context, service, repo string, env []string,
-		stdin io.Reader, stdout, stderr io.Writer) error
-}
-
-// RepoChecker is implemented by backends that can tell whether a repository
-// exists (mesh.Repos has this method). When the Backend implements it, the server
-// asks it after authorization and answers a missing repository with
-// NotFoundMessage, the same answer as a refusal, without calling ServeGit.
-type RepoChecker interface {
-	Exists(ctx context.Context, project, slug string) (bool, error)
+	// ServeGit runs req.Service on req.Repo, with the wire protocol version
+	// req.Protocol (see GitRequest.Env), wired to the session's streams. For a
+	// repository that does not exist it returns, before writing anything, an
+	// error wrapping gitfleet.ErrNotFound: the client then sees NotFoundMessage,
+	// the same answer as a refusal. A non-zero exit is returned as an error that
+	// has an ExitCode() int method.
+	ServeGit(ctx context.Context, req gitfleet.GitRequest, stdin io.Reader, stdout, stderr io.Writer) error
 }
 
 // exitCode returns the exit status to report for the error ServeGit returned: 0

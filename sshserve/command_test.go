@@ -5,7 +5,14 @@ import (
 	"path"
 	"strings"
 	"testing"
+
+	"github.com/gitfleet/gitfleet"
 )
+
+// cmd is the Command for service on PROJECT/slug.
+func cmd(service gitfleet.Service, project, slug string) Command {
+	return Command{Service: service, Repo: gitfleet.RepoName{Project: project, Slug: slug}}
+}
 
 func TestParseCommand(t *testing.T) {
 	long := strings.Repeat("a", 10000)
@@ -14,15 +21,15 @@ func TestParseCommand(t *testing.T) {
 		want    Command
 		wantErr error
 	}{
-		{"git-upload-pack 'PROJ/repo.git'", Command{ServiceUploadPack, "PROJ", "repo"}, nil},
-		{"git-upload-pack '/PROJ/repo.git'", Command{ServiceUploadPack, "PROJ", "repo"}, nil},
-		{"git-upload-pack '/proj/Repo'", Command{ServiceUploadPack, "PROJ", "repo"}, nil},
-		{"git upload-pack '/PROJ/repo.git'", Command{ServiceUploadPack, "PROJ", "repo"}, nil},
-		{"git-receive-pack '/PROJ/my-repo.x_y'", Command{ServiceReceivePack, "PROJ", "my-repo.x_y"}, nil},
-		{"git receive-pack 'PROJ/repo'", Command{ServiceReceivePack, "PROJ", "repo"}, nil},
-		{"git-upload-archive '/PROJ/repo.git'", Command{ServiceUploadArchive, "PROJ", "repo"}, nil},
-		{"git upload-archive 'PROJ/repo.git'", Command{ServiceUploadArchive, "PROJ", "repo"}, nil},
-		{"git-upload-pack PROJ/repo.git", Command{ServiceUploadPack, "PROJ", "repo"}, nil},
+		{"git-upload-pack 'PROJ/repo.git'", cmd(gitfleet.UploadPack, "PROJ", "repo"), nil},
+		{"git-upload-pack '/PROJ/repo.git'", cmd(gitfleet.UploadPack, "PROJ", "repo"), nil},
+		{"git-upload-pack '/proj/Repo'", cmd(gitfleet.UploadPack, "PROJ", "repo"), nil},
+		{"git upload-pack '/PROJ/repo.git'", cmd(gitfleet.UploadPack, "PROJ", "repo"), nil},
+		{"git-receive-pack '/PROJ/my-repo.x_y'", cmd(gitfleet.ReceivePack, "PROJ", "my-repo.x_y"), nil},
+		{"git receive-pack 'PROJ/repo'", cmd(gitfleet.ReceivePack, "PROJ", "repo"), nil},
+		{"git-upload-archive '/PROJ/repo.git'", cmd(gitfleet.UploadArchive, "PROJ", "repo"), nil},
+		{"git upload-archive 'PROJ/repo.git'", cmd(gitfleet.UploadArchive, "PROJ", "repo"), nil},
+		{"git-upload-pack PROJ/repo.git", cmd(gitfleet.UploadPack, "PROJ", "repo"), nil},
 		{"whoami", Command{Service: CommandWhoami}, nil},
 
 		// Hostile input.
@@ -31,7 +38,7 @@ func TestParseCommand(t *testing.T) {
 		{"git-upload-pack '/PROJ/..'", Command{}, ErrBadRepoPath},
 		// An absolute path of two components names a repository like any other
 		// (here ETC/passwd in the store), never a file.
-		{"git-upload-pack '/etc/passwd'", Command{ServiceUploadPack, "ETC", "passwd"}, nil},
+		{"git-upload-pack '/etc/passwd'", cmd(gitfleet.UploadPack, "ETC", "passwd"), nil},
 		{"git-upload-pack '/var/lib/repos/PROJ/repo.git'", Command{}, ErrBadRepoPath},
 		{"git-upload-pack '/PROJ/re\x00po'", Command{}, ErrBadQuoting},
 		{"git-upload-pack '" + long + "'", Command{}, ErrUnknownCommand},
@@ -94,7 +101,7 @@ func TestParseCommand(t *testing.T) {
 }
 
 func TestCommandAccess(t *testing.T) {
-	for svc, want := range map[string]Access{ServiceUploadPack: AccessRead, ServiceUploadArchive: AccessRead, ServiceReceivePack: AccessWrite} {
+	for svc, want := range map[gitfleet.Service]Access{gitfleet.UploadPack: AccessRead, gitfleet.UploadArchive: AccessRead, gitfleet.ReceivePack: AccessWrite} {
 		if got := (Command{Service: svc}).Access(); got != want {
 			t.Errorf("%s needs %v, want %v", svc, got, want)
 		}
@@ -127,7 +134,7 @@ func TestUnquote(t *testing.T) {
 }
 
 // FuzzParseCommand checks that whatever parses names a known service and a
-// repository that round-trips through ParseRepoPath, with nothing a shell or git
+// repository that round-trips through gitfleet.ParseRepoPath, with nothing a shell or git
 // would read specially.
 func FuzzParseCommand(f *testing.F) {
 	for _, s := range []string{"git-upload-pack 'PROJ/repo.git'", "git upload-pack '/p/r'", "whoami",
@@ -141,41 +148,20 @@ func FuzzParseCommand(f *testing.F) {
 		}
 		switch c.Service {
 		case CommandWhoami:
-			if c.Project != "" || c.Slug != "" {
+			if !c.Repo.IsZero() {
 				t.Fatalf("whoami with a repository: %+v", c)
 			}
 			return
-		case ServiceUploadPack, ServiceReceivePack, ServiceUploadArchive:
+		case gitfleet.UploadPack, gitfleet.ReceivePack, gitfleet.UploadArchive:
 		default:
 			t.Fatalf("unknown service %q from %q", c.Service, line)
 		}
-		p, s, err := ParseRepoPath(c.Repo())
-		if err != nil || p != c.Project || s != c.Slug {
-			t.Fatalf("%q: repo %q does not round-trip: %q %q %v", line, c.Repo(), p, s, err)
+		r, err := gitfleet.ParseRepoPath(c.Repo.String())
+		if err != nil || r != c.Repo {
+			t.Fatalf("%q: repo %q does not round-trip: %v %v", line, c.Repo, r, err)
 		}
-		if strings.ContainsAny(c.Repo(), "'\"\\$`;|&<> \t\n\x00") || path.Clean(c.Repo()) != c.Repo() || strings.HasPrefix(c.Slug, "-") {
-			t.Fatalf("%q: unsafe repository %q accepted", line, c.Repo())
-		}
-	})
-}
-
-// FuzzParseRepoPath checks that accepted paths are canonical: upper-case project,
-// lower-case slug, and idempotent.
-func FuzzParseRepoPath(f *testing.F) {
-	for _, s := range []string{"PROJ/repo", "/proj/repo.git", "../x", "P/r.git.git", "P//r", "P/r/"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, path string) {
-		p, s, err := ParseRepoPath(path)
-		if err != nil {
-			return
-		}
-		if p != strings.ToUpper(p) || s != strings.ToLower(s) || !validProject(p) || !validSlug(s) {
-			t.Fatalf("%q: non-canonical %q %q", path, p, s)
-		}
-		p2, s2, err := ParseRepoPath("/" + p + "/" + s + ".git")
-		if err != nil || p2 != p || s2 != s {
-			t.Fatalf("%q: not idempotent: %q %q %v", path, p2, s2, err)
+		if name := c.Repo.String(); strings.ContainsAny(name, "'\"\\$`;|&<> \t\n\x00") || path.Clean(name) != name || strings.HasPrefix(c.Repo.Slug, "-") {
+			t.Fatalf("%q: unsafe repository %q accepted", line, name)
 		}
 	})
 }

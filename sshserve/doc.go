@@ -6,7 +6,17 @@
 // read/write authorization per repository, command parsing, limits and timeouts,
 // and the PROXY protocol. Storage is behind the GitBackend interface (mesh.Store
 // and mesh.Client satisfy it) and the user database behind two callbacks, so the
-// package imports no other gitfleet package.
+// package imports no other gitfleet package but the ground floor (package gitfleet:
+// repository names, services, the key policy, the PROXY policy, clone URLs,
+// sentinels).
+//
+// A request is parsed once, where it enters: ParseCommand turns the exec line
+// into a Command (a gitfleet.Service and a gitfleet.RepoName), the session adds
+// the protocol version of an accepted GIT_PROTOCOL, and the backend receives the
+// result as a gitfleet.GitRequest. Whether the repository exists is the
+// backend's answer: ServeGit returns an error wrapping gitfleet.ErrNotFound,
+// before writing anything, and the client sees NotFoundMessage, as for a
+// refusal.
 //
 // Typical usage:
 //
@@ -15,7 +25,7 @@
 //	srv := &sshserve.Server{
 //		Addr:     ":7999",
 //		HostKeys: hostKeys,
-//		Backend:  store, // a mesh.Repos
+//		Backend:  store, // a mesh.Repos, or any GitBackend
 //		PublicKeyCallback: func(ctx context.Context, c sshserve.ConnInfo, key ssh.PublicKey) (sshserve.Principal, error) {
 //			u, err := db.UserByKey(ctx, key) // no side effects: also called for keys merely offered
 //			if err != nil { return sshserve.Principal{}, err }
@@ -27,9 +37,25 @@
 //		},
 //		Logger: logger,
 //	}
-//	go srv.ListenAndServe()
+//	go srv.ListenAndServe() // or srv.Serve(l); ErrServerClosed after Shutdown or Close
 //	...
 //	srv.Shutdown(ctx) // running clones finish; new connections are refused
+//
+// A GitBackend of its own receives the parsed request:
+//
+//	func (b *myBackend) ServeGit(ctx context.Context, req gitfleet.GitRequest, stdin io.Reader, stdout, stderr io.Writer) error {
+//		dir, ok := b.dirs[req.Repo] // req.Repo is validated and normalised
+//		if !ok {
+//			return gitfleet.ErrNotFound // the client sees NotFoundMessage
+//		}
+//		cmd := exec.CommandContext(ctx, "git", req.Service.Subcommand(), dir)
+//		cmd.Env = append(os.Environ(), req.Env()...) // GIT_PROTOCOL, when asked for
+//		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+//		return cmd.Run()
+//	}
+//
+// Clone URLs for users come from gitfleet.CloneURL(gitfleet.SSHBaseURL(host,
+// port), repo).
 //
 // # Identity
 //
@@ -37,13 +63,17 @@
 // authentication: x/crypto calls PublicKeyCallback for every key a client offers,
 // including keys it never signs with, so the principal is kept in the
 // ssh.Permissions of that key and checked again once its signature has verified.
-// Key policy (types, RSA of at least 2048 bits, no SHA-1 signatures) is enforced
-// at login, before the callback is asked.
+// Key policy (gitfleet.KeyPolicy: types, RSA of at least Server.MinRSABits,
+// restricted to what PublicKeyAlgorithms can authenticate; no SHA-1 signatures) is
+// enforced at login, before the callback is asked; a refusal wraps
+// gitfleet.ErrKeyRejected (ErrKeyPolicy).
 //
 // # Refusals
 //
 // A denied and a missing repository give the same answer (NotFoundMessage, exit
-// status 1), so that a client cannot probe for names. An Authorizer that wants to
+// status 1), so that a client cannot probe for names: an Authorizer's ErrDenied or
+// ErrNotFound, and a GitBackend's error wrapping gitfleet.ErrNotFound (ErrNotFound
+// is that very sentinel), are answered alike. An Authorizer that wants to
 // say more, such as a mirror refusing a push and naming the upstream clone URL,
 // returns a *DeniedError whose Message the client sees on stderr.
 //
@@ -59,8 +89,8 @@
 //     AES-GCM (and ChaCha20-Poly1305 on CPUs without AES instructions, see
 //     DefaultCiphers); encrypt-then-MAC SHA-2 MACs. Server.Disabled* apply
 //     Bitbucket's plugin.ssh.disabled.ciphers|key.exchanges|macs on top.
-//   - PROXY protocol v1/v2 (off | optional | required, trusted CIDRs, a header
-//     timeout), read in the connection's goroutine before the SSH banner; the
+//   - PROXY protocol v1/v2 (gitfleet.ProxyPolicy: off | optional | required,
+//     trusted CIDRs, a header timeout), read in the connection's goroutine before the SSH banner; the
 //     header's source address is what logs, callbacks, from= options and the
 //     per-address limits see.
 //   - Limits: login grace 30 s, 6 authentication attempts, 100 unauthenticated
@@ -69,6 +99,8 @@
 //     traffic in both directions, keepalives every 15 s (3 unanswered close the
 //     connection), an optional maximum session length. A limit hit closes the
 //     connection (or refuses the channel) cleanly and the log names the limit.
+//     Accept errors other than a closed listener are retried after a
+//     gitfleet.Backoff delay (5 ms doubling to 1 s, with jitter).
 //   - Requests: only exec of the four commands and the GIT_PROTOCOL variable
 //     (version=0|1|2); shell, pty, X11, agent, subsystems, port forwarding,
 //     other variables and other channel types are refused.

@@ -2,6 +2,8 @@ package sshserve
 
 import (
 	"errors"
+
+	"github.com/gitfleet/gitfleet"
 )
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Shutdown or Close.
@@ -12,15 +14,18 @@ var ErrServerClosed = errors.New("sshserve: Server closed")
 // refusal does not reveal whether the repository exists.
 var ErrDenied = errors.New("sshserve: access denied")
 
-// ErrNotFound is what an Authorizer (or a GitBackend) returns for a repository that
-// does not exist. The client sees the same message as for ErrDenied.
-var ErrNotFound = errors.New("sshserve: repository not found")
+// ErrNotFound is what an Authorizer (or a GitBackend) returns, or wraps, for a
+// repository that does not exist. The client sees the same message as for
+// ErrDenied. It is gitfleet.ErrNotFound, so either spelling matches with errors.Is.
+var ErrNotFound = gitfleet.ErrNotFound
 
-// Errors returned by ParseCommand and ParseRepoPath; test with errors.Is.
+// Errors returned by ParseCommand; test with errors.Is.
 var (
 	ErrUnknownCommand = errors.New("sshserve: unknown command")
 	ErrBadQuoting     = errors.New("sshserve: badly quoted argument")
-	ErrBadRepoPath    = errors.New("sshserve: invalid repository path")
+	// ErrBadRepoPath is gitfleet.ErrInvalidName: a missing or invalid repository
+	// path.
+	ErrBadRepoPath = gitfleet.ErrInvalidName
 )
 
 // NotFoundMessage is what a client sees on stderr when a repository is missing or

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/internal/testutil"
 	"github.com/gitfleet/gitfleet/sshserve"
 	"github.com/gitfleet/gitfleet/sshserve/sshservetest"
@@ -21,7 +22,8 @@ import (
 // scriptBackend stands in for git where a test needs a session of a known shape.
 type scriptBackend struct{ ticks int }
 
-func (b scriptBackend) ServeGit(ctx context.Context, service, repo string, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func (b scriptBackend) ServeGit(ctx context.Context, req gitfleet.GitRequest, stdin io.Reader, stdout, stderr io.Writer) error {
+	repo := req.Repo.String()
 	switch repo {
 	case "PROJ/drip": // output only: a byte every 100 ms
 		for i := 0; i < b.ticks; i++ {
@@ -437,13 +439,13 @@ func TestStatsAndSessionHook(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	i := infos[0]
-	if i.Principal.Name != sshservetest.DefaultUser || i.Service != sshserve.ServiceUploadPack || i.Project != "PROJ" ||
-		i.Slug != "repo" || i.ExitStatus != 0 || i.Err != nil || i.BytesOut < 1000 || i.BytesIn == 0 || i.Duration <= 0 ||
+	if i.Principal.Name != sshservetest.DefaultUser || i.Service != gitfleet.UploadPack || i.Repo.Project != "PROJ" ||
+		i.Repo.Slug != "repo" || i.ExitStatus != 0 || i.Err != nil || i.BytesOut < 1000 || i.BytesIn == 0 || i.Duration <= 0 ||
 		!strings.HasPrefix(i.Conn.RemoteAddr.String(), "127.0.0.1:") || i.Principal.Key == nil {
 		t.Fatalf("session info %+v", i)
 	}
 	st := srv.Stats()
-	if st.TotalConns != 2 || st.Sessions[sshserve.ServiceUploadPack] != 1 || st.BytesOut != uint64(i.BytesOut) ||
+	if st.TotalConns != 2 || st.Sessions[gitfleet.UploadPack] != 1 || st.BytesOut != uint64(i.BytesOut) ||
 		st.BytesIn != uint64(i.BytesIn) || st.AuthFailures == 0 || st.Rejected[sshserve.RejectHandshake] != 1 {
 		t.Fatalf("stats %+v", st)
 	}

@@ -6,51 +6,9 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/pires/go-proxyproto"
 )
-
-// ProxyPolicy says whether connections start with a PROXY protocol header (v1 or
-// v2), as a load balancer such as HAProxy with send-proxy-v2 sends it.
-type ProxyPolicy int
-
-// The PROXY protocol policies.
-const (
-	// ProxyOff expects no header: a connection is SSH from its first byte.
-	ProxyOff ProxyPolicy = iota
-	// ProxyOptional accepts a header from a trusted peer (Server.ProxyTrusted) and
-	// a connection without one from any peer; a header from an untrusted peer
-	// closes the connection.
-	ProxyOptional
-	// ProxyRequired requires a header from a trusted peer: a connection from an
-	// untrusted peer, or without a valid header, is closed.
-	ProxyRequired
-)
-
-func (p ProxyPolicy) String() string {
-	switch p {
-	case ProxyOff:
-		return "off"
-	case ProxyOptional:
-		return "optional"
-	case ProxyRequired:
-		return "required"
-	}
-	return fmt.Sprintf("ProxyPolicy(%d)", int(p))
-}
-
-// ParseProxyPolicy parses "off", "optional" or "required" (the values of the
-// plugin.ssh.proxy-protocol property); the empty string is "off".
-func ParseProxyPolicy(s string) (ProxyPolicy, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "", "off":
-		return ProxyOff, nil
-	case "optional":
-		return ProxyOptional, nil
-	case "required":
-		return ProxyRequired, nil
-	}
-	return ProxyOff, fmt.Errorf("sshserve: PROXY protocol policy %q: want off, optional or required", s)
-}
 
 // ParseCIDRs parses a comma- or space-separated list of CIDR blocks or single
 // addresses (the plugin.ssh.proxy-protocol.trusted property).
@@ -93,18 +51,18 @@ func (s *Server) trustedProxy(addr net.Addr) bool {
 // On error the connection is refused (logged and counted) and the caller closes it.
 func (c *conn) acceptProxyHeader() (net.Conn, error) {
 	s := c.srv
-	if s.ProxyProtocol == ProxyOff {
+	if s.ProxyProtocol == gitfleet.ProxyOff {
 		return c.nc, nil
 	}
 	peer := c.nc.RemoteAddr()
 	trusted := s.trustedProxy(peer)
 	var policy proxyproto.Policy
 	switch {
-	case s.ProxyProtocol == ProxyRequired && !trusted:
+	case s.ProxyProtocol == gitfleet.ProxyRequired && !trusted:
 		s.stats.reject(RejectProxyUntrusted)
 		c.log.Info("connection refused: PROXY header required from a trusted peer", "conn", c.id, "peer", addrString(peer))
 		return nil, fmt.Errorf("sshserve: untrusted peer %s", peer)
-	case s.ProxyProtocol == ProxyRequired:
+	case s.ProxyProtocol == gitfleet.ProxyRequired:
 		policy = proxyproto.REQUIRE
 	case trusted:
 		policy = proxyproto.USE

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/gitfleet/gitfleet"
 )
 
 // addrConn is one end of a net.Pipe that reports a TCP peer address.
@@ -27,7 +29,7 @@ var v2Signature = []byte("\r\n\r\n\x00\r\nQUIT\n")
 // must not panic or hang, and when it accepts the connection the SSH stream
 // that follows must start exactly after the header: for v1 after the first
 // CRLF, within 107 bytes; for v2 after 16 bytes and the length the header
-// gives. Under ProxyRequired a header must have been consumed; the client
+// gives. Under gitfleet.ProxyRequired a header must have been consumed; the client
 // address becomes the header's source or stays the peer's.
 func FuzzProxyHeader(f *testing.F) {
 	ssh := "SSH-2.0-OpenSSH_9.2\r\n"
@@ -48,12 +50,12 @@ func FuzzProxyHeader(f *testing.F) {
 	f.Add(byte(0), []byte("PROXY "+string(bytes.Repeat([]byte("9"), 200))+"\r\n"))
 	f.Fuzz(func(t *testing.T, policy byte, data []byte) {
 		s := &Server{
-			ProxyProtocol:      ProxyRequired,
+			ProxyProtocol:      gitfleet.ProxyRequired,
 			ProxyTrusted:       []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 			ProxyHeaderTimeout: time.Second,
 		}
 		if policy%2 == 1 {
-			s.ProxyProtocol = ProxyOptional
+			s.ProxyProtocol = gitfleet.ProxyOptional
 		}
 		client, server := net.Pipe()
 		peer := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 9), Port: 5000}
@@ -80,8 +82,8 @@ func FuzzProxyHeader(f *testing.F) {
 		header := data[:len(data)-len(rest)]
 		switch {
 		case len(header) == 0:
-			if s.ProxyProtocol == ProxyRequired {
-				t.Fatalf("accepted without a header under ProxyRequired: %q", data)
+			if s.ProxyProtocol == gitfleet.ProxyRequired {
+				t.Fatalf("accepted without a header under gitfleet.ProxyRequired: %q", data)
 			}
 		case bytes.HasPrefix(header, []byte("PROXY ")):
 			if len(header) > 107 || !bytes.HasSuffix(header, []byte("\r\n")) || bytes.Count(header, []byte("\r\n")) != 1 {

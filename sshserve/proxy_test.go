@@ -16,6 +16,7 @@ import (
 	"github.com/pires/go-proxyproto"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/internal/testutil"
 	"github.com/gitfleet/gitfleet/sshserve"
 	"github.com/gitfleet/gitfleet/sshserve/sshservetest"
@@ -54,7 +55,7 @@ func (s *seenAddrs) lastAuth() string {
 	return s.auth[len(s.auth)-1]
 }
 
-func withProxy(policy sshserve.ProxyPolicy, trusted ...string) sshservetest.Option {
+func withProxy(policy gitfleet.ProxyPolicy, trusted ...string) sshservetest.Option {
 	return func(s *sshserve.Server) {
 		s.ProxyProtocol = policy
 		for _, p := range trusted {
@@ -117,7 +118,7 @@ func v2Header(t *testing.T, src string) []byte {
 func TestProxyProtocol(t *testing.T) {
 	var seen seenAddrs
 	var logs logBuffer
-	srv := sshservetest.NewServer(t, withProxy(sshserve.ProxyRequired, "127.0.0.1/32"), seen.option(),
+	srv := sshservetest.NewServer(t, withProxy(gitfleet.ProxyRequired, "127.0.0.1/32"), seen.option(),
 		sshservetest.WithLogger(logs.logger()))
 
 	t.Run("banner waits for the header", func(t *testing.T) {
@@ -187,7 +188,7 @@ func TestProxyProtocol(t *testing.T) {
 
 func TestProxyProtocolOptional(t *testing.T) {
 	var seen seenAddrs
-	srv := sshservetest.NewServer(t, withProxy(sshserve.ProxyOptional, "127.0.0.1/32"), seen.option())
+	srv := sshservetest.NewServer(t, withProxy(gitfleet.ProxyOptional, "127.0.0.1/32"), seen.option())
 	// A trusted peer may send a header...
 	c := dialFrom(t, srv, "127.0.0.1")
 	c.Write(v2Header(t, "192.0.2.44"))
@@ -225,7 +226,7 @@ func TestHAProxySendProxyV2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := sshservetest.NewServer(t, withProxy(sshserve.ProxyRequired, "127.0.0.1/32"), sshservetest.WithLogger(logs.logger()),
+	srv := sshservetest.NewServer(t, withProxy(gitfleet.ProxyRequired, "127.0.0.1/32"), sshservetest.WithLogger(logs.logger()),
 		func(s *sshserve.Server) {
 			s.PublicKeyCallback = sshserve.AuthorizedKeysCallback(keys, func(k sshserve.AuthorizedKey) sshserve.Principal {
 				return sshserve.Principal{Name: k.Comment}
@@ -270,7 +271,7 @@ backend gitfleet
 	g := testutil.NewGit(t)
 	g.SetEnv("GIT_SSH_COMMAND", testutil.SSHCommand(userKey.Path, kh)+" -b 127.0.0.3")
 	g.SetEnv("GIT_SSH_VARIANT", "ssh")
-	url := sshserve.CloneURL(sshserve.BaseURL("127.0.0.1", port), "PROJ", "repo")
+	url := gitfleet.CloneURL(gitfleet.SSHBaseURL("127.0.0.1", port), gitfleet.RepoName{Project: "PROJ", Slug: "repo"})
 	dst := tempDir(t, "clone")
 	g.Run("", "clone", "-q", url, dst)
 	g.Fsck(dst)

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -43,8 +44,10 @@ type Server struct {
 	// nil means DefaultPublicKeyAlgorithms(). Listing ssh.KeyAlgoRSA re-enables
 	// SHA-1 RSA signatures.
 	PublicKeyAlgorithms []string
-	// MinRSABits is the smallest RSA client key accepted; zero means
-	// DefaultMinRSABits (2048).
+	// MinRSABits is the smallest RSA client key accepted; zero or negative means
+	// DefaultMinRSABits (2048), and a value below 1024 counts as 1024 (the key
+	// policy is gitfleet.KeyPolicy, restricted to the key types that
+	// PublicKeyAlgorithms can authenticate).
 	MinRSABits int
 	// KeyExchanges, Ciphers and MACs are the transport algorithms offered, in order
 	// of preference; nil means DefaultKeyExchanges(), DefaultCiphers(),
@@ -56,11 +59,12 @@ type Server struct {
 	DisabledKeyExchanges, DisabledCiphers, DisabledMACs []string
 
 	// ProxyProtocol says whether connections start with a PROXY protocol header;
-	// the zero value is ProxyOff.
-	ProxyProtocol ProxyPolicy
+	// the zero value is gitfleet.ProxyOff.
+	ProxyProtocol gitfleet.ProxyPolicy
 	// ProxyTrusted lists the peers (load balancers) allowed to send a PROXY
-	// header. Under ProxyOptional a header from any other peer closes the
-	// connection; under ProxyRequired any connection from another peer is closed.
+	// header. Under gitfleet.ProxyOptional a header from any other peer closes the
+	// connection; under gitfleet.ProxyRequired any connection from another peer is
+	// closed.
 	ProxyTrusted []netip.Prefix
 	// ProxyHeaderTimeout bounds the wait for a PROXY header; zero means 5 seconds.
 	ProxyHeaderTimeout time.Duration
@@ -184,7 +188,10 @@ func (s *Server) Serve(l net.Listener) error {
 	defer s.trackListener(&l, false)
 	log := s.logger()
 	log.Info("serving", "addr", l.Addr().String())
-	var backoff time.Duration
+	// Accept errors other than a closed listener (EMFILE, ENFILE) are retried
+	// after a growing delay.
+	backoff := gitfleet.Backoff{Min: 5 * time.Millisecond, Max: time.Second}
+	failures := 0
 	for {
 		nc, err := l.Accept()
 		if err != nil {
@@ -194,12 +201,13 @@ func (s *Server) Serve(l net.Listener) error {
 			if errors.Is(err, net.ErrClosed) {
 				return err
 			}
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			log.Warn("accept failed; retrying", "err", err, "delay", backoff)
-			time.Sleep(backoff)
+			failures++
+			delay := backoff.Delay(failures)
+			log.Warn("accept failed; retrying", "err", err, "delay", delay)
+			time.Sleep(delay)
 			continue
 		}
-		backoff = 0
+		failures = 0
 		s.stats.totalConns.Add(1)
 		if reason := s.admitAccepted(); reason != "" {
 			s.stats.reject(reason)

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -29,12 +30,12 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
 	c.touch()
-	var env []string
+	protocol := 0
 	var done chan struct{}
 	for req := range reqs {
 		switch req.Type {
 		case "env":
-			ok := done == nil && c.acceptEnv(req.Payload, &env)
+			ok := done == nil && c.acceptEnv(req.Payload, &protocol)
 			req.Reply(ok, nil)
 		case "exec":
 			var cmd struct{ Command string }
@@ -44,10 +45,10 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 			}
 			req.Reply(true, nil)
 			done = make(chan struct{})
-			go func(env []string) {
+			go func(protocol int) {
 				defer close(done)
-				c.exec(ctx, ch, cmd.Command, env)
-			}(env)
+				c.exec(ctx, ch, cmd.Command, protocol)
+			}(protocol)
 		default:
 			s.stats.reject(RejectRequest)
 			c.log.Info("session request refused", "conn", c.id, "type", printable(req.Type))
@@ -63,14 +64,13 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 	ch.Close()
 }
 
-// acceptEnv accepts GIT_PROTOCOL=version=0|1|2 into env and refuses any other
-// variable or value.
-func (c *conn) acceptEnv(payload []byte, env *[]string) bool {
+// acceptEnv accepts GIT_PROTOCOL=version=0|1|2 (gitfleet.ParseProtocol) into
+// protocol and refuses any other variable or value.
+func (c *conn) acceptEnv(payload []byte, protocol *int) bool {
 	var kv struct{ Name, Value string }
 	if err := ssh.Unmarshal(payload, &kv); err == nil && kv.Name == "GIT_PROTOCOL" {
-		switch kv.Value {
-		case "version=0", "version=1", "version=2":
-			*env = []string{"GIT_PROTOCOL=" + kv.Value}
+		if v, err := gitfleet.ParseProtocol(kv.Value); err == nil {
+			*protocol = v
 			return true
 		}
 	}
@@ -80,7 +80,7 @@ func (c *conn) acceptEnv(payload []byte, env *[]string) bool {
 }
 
 // exec runs one command and ends the session: end of output, exit status, close.
-func (c *conn) exec(ctx context.Context, ch ssh.Channel, line string, env []string) {
+func (c *conn) exec(ctx context.Context, ch ssh.Channel, line string, protocol int) {
 	s := c.srv
 	info := SessionInfo{Conn: c.info, Principal: c.principal, Start: time.Now()}
 	if d := s.MaxSessionTime; d > 0 {
@@ -98,7 +98,7 @@ func (c *conn) exec(ctx context.Context, ch ssh.Channel, line string, env []stri
 	}
 	out := &countingWriter{w: stdout, c: c}
 	errw := &countingWriter{w: ch.Stderr(), c: c}
-	status, err := c.run(ctx, &info, line, env, in, out, errw)
+	status, err := c.run(ctx, &info, line, protocol, in, out, errw)
 	ch.CloseWrite()
 	ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(status)}))
 	ch.Close()
@@ -112,15 +112,16 @@ func (c *conn) exec(ctx context.Context, ch ssh.Channel, line string, env []stri
 		level = c.log.Warn
 	}
 	level("session", "conn", c.id, "remote", addrString(c.remote), "principal", c.principal.Name,
-		"service", info.Service, "repo", info.Project+"/"+info.Slug, "status", status,
+		"service", info.Service, "repo", info.Repo.String(), "status", status,
 		"bytes_in", info.BytesIn, "bytes_out", info.BytesOut, "duration", info.Duration, "err", err)
 	if s.SessionHook != nil {
 		s.SessionHook(info)
 	}
 }
 
-// run parses, authorizes and runs a command, returning its exit status.
-func (c *conn) run(ctx context.Context, info *SessionInfo, line string, env []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+// run parses, authorizes and runs a command, returning its exit status. The
+// command is parsed here once; the backend receives the parsed request.
+func (c *conn) run(ctx context.Context, info *SessionInfo, line string, protocol int, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	s := c.srv
 	cmd, err := ParseCommand(line)
 	if err != nil {
@@ -131,7 +132,7 @@ func (c *conn) run(ctx context.Context, info *SessionInfo, line string, env []st
 		}
 		return 1, err
 	}
-	info.Service, info.Project, info.Slug = cmd.Service, cmd.Project, cmd.Slug
+	info.Service, info.Repo = cmd.Service, cmd.Repo
 	s.stats.session(cmd.Service)
 	if cmd.Service == CommandWhoami {
 		_, err := fmt.Fprintf(stdout, "%s\n", c.principal.Name)
@@ -150,31 +151,28 @@ func (c *conn) run(ctx context.Context, info *SessionInfo, line string, env []st
 		io.WriteString(stderr, msgInternal)
 		return 1, errors.New("sshserve: no Backend configured")
 	}
-	err = s.Backend.ServeGit(ctx, cmd.Service, cmd.Repo(), env, stdin, stdout, stderr)
+	err = s.Backend.ServeGit(ctx, cmd.Request(protocol), stdin, stdout, stderr)
+	if errors.Is(err, gitfleet.ErrNotFound) {
+		// The backend found no repository and wrote nothing: the same answer as a
+		// refusal.
+		io.WriteString(stderr, NotFoundMessage)
+		return 1, err
+	}
 	return exitCode(err), err
 }
 
-// authorize asks the Authorizer, then the backend whether the repository exists.
+// authorize asks the Authorizer. Whether the repository exists is the backend's
+// answer (see GitBackend).
 func (c *conn) authorize(ctx context.Context, cmd Command) error {
 	s := c.srv
 	if s.Authorizer == nil {
 		return fmt.Errorf("%w: no Authorizer configured", ErrDenied)
 	}
-	if err := s.Authorizer(ctx, c.info, c.principal, cmd.Project, cmd.Slug, cmd.Access()); err != nil {
+	if err := s.Authorizer(ctx, c.info, c.principal, cmd.Repo.Project, cmd.Repo.Slug, cmd.Access()); err != nil {
 		if !errors.Is(err, ErrDenied) && !errors.Is(err, ErrNotFound) {
-			c.log.Warn("authorizer failed", "conn", c.id, "principal", c.principal.Name, "repo", cmd.Repo(), "err", err)
+			c.log.Warn("authorizer failed", "conn", c.id, "principal", c.principal.Name, "repo", cmd.Repo.String(), "err", err)
 		}
 		return err
-	}
-	if rc, ok := s.Backend.(RepoChecker); ok {
-		exists, err := rc.Exists(ctx, cmd.Project, cmd.Slug)
-		if err != nil {
-			c.log.Warn("repository lookup failed", "conn", c.id, "repo", cmd.Repo(), "err", err)
-			return err
-		}
-		if !exists {
-			return fmt.Errorf("%w: %s", ErrNotFound, cmd.Repo())
-		}
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/internal/testutil"
 	"github.com/gitfleet/gitfleet/sshserve"
 	"github.com/gitfleet/gitfleet/sshserve/sshservetest"
@@ -21,14 +22,14 @@ type gatedBackend struct {
 	release chan struct{}
 }
 
-func (g *gatedBackend) ServeGit(ctx context.Context, service, repo string, env []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	g.started <- service
+func (g *gatedBackend) ServeGit(ctx context.Context, req gitfleet.GitRequest, stdin io.Reader, stdout, stderr io.Writer) error {
+	g.started <- string(req.Service)
 	select {
 	case <-g.release:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return g.GitBackend.ServeGit(ctx, service, repo, env, stdin, stdout, stderr)
+	return g.GitBackend.ServeGit(ctx, req, stdin, stdout, stderr)
 }
 
 func gate(g *gatedBackend) sshservetest.Option {

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gitfleet/gitfleet"
 )
 
 // Reasons a connection, a session or a request is rejected, as counted in
@@ -29,26 +31,25 @@ const (
 
 // Stats is a snapshot of a server's counters.
 type Stats struct {
-	OpenConns      int64             // connections open now
-	Authenticating int64             // of which not yet authenticated (counted by MaxStartups)
-	TotalConns     uint64            // connections accepted since start
-	AuthFailures   uint64            // failed authentication attempts (wrong key, refused key)
-	Rejected       map[string]uint64 // rejections by reason (the Reject* constants)
-	Sessions       map[string]uint64 // commands run, by service (or "whoami")
-	OpenSessions   int64             // sessions running now
-	BytesIn        uint64            // session bytes received from clients
-	BytesOut       uint64            // session bytes sent to clients (stdout and stderr)
+	OpenConns      int64                       // connections open now
+	Authenticating int64                       // of which not yet authenticated (counted by MaxStartups)
+	TotalConns     uint64                      // connections accepted since start
+	AuthFailures   uint64                      // failed authentication attempts (wrong key, refused key)
+	Rejected       map[string]uint64           // rejections by reason (the Reject* constants)
+	Sessions       map[gitfleet.Service]uint64 // commands run, by service (or CommandWhoami)
+	OpenSessions   int64                       // sessions running now
+	BytesIn        uint64                      // session bytes received from clients
+	BytesOut       uint64                      // session bytes sent to clients (stdout and stderr)
 }
 
 // SessionInfo describes a finished session to Server.SessionHook.
 type SessionInfo struct {
 	Conn       ConnInfo
 	Principal  Principal
-	Service    string // the Command's Service; empty when the command did not parse
-	Project    string
-	Slug       string
-	BytesIn    int64 // from the client
-	BytesOut   int64 // to the client, stdout and stderr
+	Service    gitfleet.Service  // the Command's Service; empty when the command did not parse
+	Repo       gitfleet.RepoName // the Command's Repo; zero for whoami or a command that did not parse
+	BytesIn    int64             // from the client
+	BytesOut   int64             // to the client, stdout and stderr
 	Start      time.Time
 	Duration   time.Duration
 	ExitStatus int
@@ -64,7 +65,7 @@ type stats struct {
 	bytesOut     atomic.Uint64
 	mu           sync.Mutex
 	rejected     map[string]uint64
-	sessions     map[string]uint64
+	sessions     map[gitfleet.Service]uint64
 }
 
 func (s *stats) reject(reason string) {
@@ -76,10 +77,10 @@ func (s *stats) reject(reason string) {
 	s.mu.Unlock()
 }
 
-func (s *stats) session(service string) {
+func (s *stats) session(service gitfleet.Service) {
 	s.mu.Lock()
 	if s.sessions == nil {
-		s.sessions = map[string]uint64{}
+		s.sessions = map[gitfleet.Service]uint64{}
 	}
 	s.sessions[service]++
 	s.mu.Unlock()
@@ -94,7 +95,7 @@ func (s *stats) snapshot() Stats {
 		BytesIn:      s.bytesIn.Load(),
 		BytesOut:     s.bytesOut.Load(),
 		Rejected:     map[string]uint64{},
-		Sessions:     map[string]uint64{},
+		Sessions:     map[gitfleet.Service]uint64{},
 	}
 	s.mu.Lock()
 	for k, v := range s.rejected {

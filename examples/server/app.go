@@ -27,8 +27,6 @@ type app struct {
 	sshBase string
 	// meshState reports the sidecar's state for /rest/api/1.0/admin/mesh.
 	meshState func() any
-	// mirrorKeys finds accepted mirrors by key (primary only); nil when absent.
-	mirrorKeys mirrorKeyLookup
 	// handler serves HTTP; it grows from /status alone to the full API.
 	handler atomic.Pointer[http.Handler]
 }

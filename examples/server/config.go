@@ -7,9 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/props"
 )
 
@@ -19,14 +19,14 @@ type layout struct {
 }
 
 func homeLayout(home string) layout {
-	shared := filepath.Join(home, "shared")
+	h := gitfleet.Home(home)
 	return layout{
 		Home:       home,
-		Shared:     shared,
-		Properties: filepath.Join(shared, props.FileName),
-		Repos:      filepath.Join(shared, "data", "repositories"),
-		Config:     filepath.Join(shared, "config"),
-		DB:         filepath.Join(shared, "data", "gitfleet.db"),
+		Shared:     h.Shared(),
+		Properties: h.PropertiesFile(),
+		Repos:      h.RepositoriesDir(),
+		Config:     h.ConfigDir(),
+		DB:         h.DBFile(),
 	}
 }
 
@@ -112,6 +112,6 @@ func checkConfig(home string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%d error(s), %d warning(s): the configuration is not valid\n", n, len(problems.Warnings()))
 		return 1
 	}
-	fmt.Fprintf(stdout, "configuration OK (%d warning(s)); properties: %s\n", len(problems.Warnings()), props.PropertiesPath(home))
+	fmt.Fprintf(stdout, "configuration OK (%d warning(s)); properties: %s\n", len(problems.Warnings()), gitfleet.Home(home).PropertiesFile())
 	return 0
 }

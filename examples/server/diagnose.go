@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/mirror"
 	"github.com/gitfleet/gitfleet/props"
 	bolt "go.etcd.io/bbolt"
@@ -63,7 +64,7 @@ func diagnoseReport(ctx context.Context, home string) (*mirror.Report, error) {
 	}
 	if _, err := os.Stat(l.DB); err != nil {
 		// Never started: check the setup as it would be applied.
-		return mirror.Diagnose(ctx, mirror.Config{Home: home, Setup: mirrorSetup(cfg)}), nil
+		return mirror.Diagnose(ctx, mirror.Config{Setup: mirrorSetup(cfg)}), nil
 	}
 	db, err := bolt.Open(l.DB, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
 	if errors.Is(err, bolt.ErrTimeout) {
@@ -73,7 +74,8 @@ func diagnoseReport(ctx context.Context, home string) (*mirror.Report, error) {
 		return nil, err
 	}
 	defer db.Close()
-	return mirror.Diagnose(ctx, mirror.Config{Home: home, DB: db, Setup: mirrorSetup(cfg)}), nil
+	key, _ := mirror.LoadKey(gitfleet.Home(home)) // nil when missing: the checks that need it say so
+	return mirror.Diagnose(ctx, mirror.Config{State: mirror.NewBoltState(db), Key: key, Setup: mirrorSetup(cfg)}), nil
 }
 
 // askRunningMirror fetches the diagnosis from the mirror running on this home.

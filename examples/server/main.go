@@ -25,7 +25,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/gitfleet/gitfleet/props"
+	"github.com/gitfleet/gitfleet"
 )
 
 // version is the server's version; release builds set it with -ldflags "-X main.version=...".
@@ -111,7 +111,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // resolveHome applies the home directory rule: -home, else $GITFLEET_HOME, else
 // ./gitfleet-home; the result is absolute.
 func resolveHome(flagHome string) string {
-	home := props.HomeDir(flagHome, os.LookupEnv)
+	home := gitfleet.ResolveHome(flagHome, os.LookupEnv).Dir()
 	if abs, err := filepath.Abs(home); err == nil {
 		home = abs
 	}

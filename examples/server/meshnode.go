@@ -55,7 +55,7 @@ func startMesh(ctx context.Context, l layout, cfg *props.Config, logger *slog.Lo
 	if _, ok := logger.Handler().(*slog.JSONHandler); ok {
 		format = "json"
 	}
-	sup, err := mesh.NewSupervisor(mesh.SupervisorConfig{
+	sup := &mesh.Supervisor{
 		Command: func() *exec.Cmd {
 			cmd := exec.Command(exe, sidecarCommand,
 				"-root", l.Repos,
@@ -67,9 +67,6 @@ func startMesh(ctx context.Context, l layout, cfg *props.Config, logger *slog.Lo
 			return cmd
 		},
 		Logger: logger.With("component", "mesh"),
-	})
-	if err != nil {
-		return nil, err
 	}
 	sctx, cancel := context.WithTimeout(ctx, sidecarStartTimeout)
 	defer cancel()

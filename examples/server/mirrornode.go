@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/mirror"
 	"github.com/gitfleet/gitfleet/props"
 	"github.com/gitfleet/gitfleet/sshserve"
@@ -39,9 +40,15 @@ func runMirrorNode(ctx context.Context, o options, l layout, cfg *props.Config, 
 	}
 	defer stopBase()
 
+	// The mirror key is created on the first start and loaded on later ones;
+	// Open checks that it is the key the mirror was set up with.
+	key, err := mirror.LoadOrCreateKey(gitfleet.Home(o.home))
+	if err != nil {
+		return err
+	}
 	mcfg := mirror.Config{
-		Home:         o.home,
-		DB:           a.db,
+		State:        mirror.NewBoltState(a.db),
+		Key:          key,
 		Setup:        mirrorSetup(cfg),
 		Repos:        a.repos,
 		SyncInterval: cfg.Mirroring.SyncInterval,

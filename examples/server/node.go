@@ -60,7 +60,7 @@ func runNode(ctx context.Context, o options, logger *slog.Logger, stdout io.Writ
 		return err
 	}
 	up, err := mirror.NewUpstream(mirror.UpstreamConfig{
-		DB:          a.db,
+		State:       mirror.NewBoltState(a.db),
 		Admin:       a.checkAdmin,
 		SSHBaseURL:  a.sshBase,
 		SSHHostKeys: publicKeys(hostKeys),
@@ -73,12 +73,12 @@ func runNode(ctx context.Context, o options, logger *slog.Logger, stdout io.Writ
 	}
 	defer up.Close()
 	a.upstream = up
-	a.mirrorKeys = up
 	a.setHandler(a.routes())
 
 	sshSrv := newSSHServer(cfg, hostKeys, a.repos, logger)
-	sshSrv.PublicKeyCallback = a.principalFor
-	sshSrv.Authorizer = a.authorize
+	// Accepted mirrors read their projects; everyone else is the database's.
+	sshSrv.PublicKeyCallback = up.PublicKeyCallback(a.principalFor)
+	sshSrv.Authorizer = up.Authorizer(a.authorize)
 	sshDone, err := serveSSH(ctx, sshSrv, cfg, logger)
 	if err != nil {
 		return err
@@ -164,13 +164,8 @@ func newSSHServer(cfg *props.Config, hostKeys []ssh.Signer, backend sshserve.Git
 		DisabledCiphers:      cfg.SSH.DisabledCiphers,
 		DisabledKeyExchanges: cfg.SSH.DisabledKeyExchanges,
 		DisabledMACs:         cfg.SSH.DisabledMACs,
+		ProxyProtocol:        cfg.SSH.ProxyProtocol,
 		ProxyTrusted:         cfg.SSH.ProxyTrusted,
-	}
-	switch cfg.SSH.ProxyProtocol {
-	case props.ProxyOptional:
-		srv.ProxyProtocol = sshserve.ProxyOptional
-	case props.ProxyRequired:
-		srv.ProxyProtocol = sshserve.ProxyRequired
 	}
 	return srv
 }
@@ -184,7 +179,7 @@ func serveSSH(ctx context.Context, srv *sshserve.Server, cfg *props.Config, logg
 	if err != nil {
 		return nil, fmt.Errorf("SSH: listen on %s (plugin.ssh.port): %w", addr, err)
 	}
-	logger.Info("SSH listening", "addr", ln.Addr().String(), "proxyProtocol", string(cfg.SSH.ProxyProtocol))
+	logger.Info("SSH listening", "addr", ln.Addr().String(), "proxyProtocol", cfg.SSH.ProxyProtocol.String())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

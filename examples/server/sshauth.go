@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/gitfleet/gitfleet/mirror"
 	"github.com/gitfleet/gitfleet/sshserve"
 	"golang.org/x/crypto/ssh"
 )
 
 // principalFor maps the key that authenticated an SSH connection to a principal:
-// a user key, a repository access key, or (on a primary) an accepted mirror's key.
+// a user key or a repository access key. On a primary, mirror.Upstream's
+// PublicKeyCallback wraps it to recognise accepted mirrors' keys first.
 func (a *app) principalFor(ctx context.Context, conn sshserve.ConnInfo, key ssh.PublicKey) (sshserve.Principal, error) {
 	if k, ok := a.keyByFingerprint(ssh.FingerprintSHA256(key)); ok {
 		if k.Project != "" {
@@ -23,26 +23,14 @@ func (a *app) principalFor(ctx context.Context, conn sshserve.ConnInfo, key ssh.
 		}
 		return sshserve.Principal{Name: k.User, ID: strconv.FormatUint(k.ID, 10), Kind: sshserve.KindUser}, nil
 	}
-	if a.mirrorKeys != nil {
-		if g, ok := a.mirrorKeys.MirrorKey(key); ok {
-			return sshserve.Principal{Name: "mirror:" + g.Name, ID: "mirror:" + g.MirrorID, Kind: sshserve.KindUser}, nil
-		}
-	}
 	return sshserve.Principal{}, fmt.Errorf("unknown key %s", ssh.FingerprintSHA256(key))
 }
 
 // authorize decides read and write access for a principal from the database (user
-// permissions and access keys) or, for a mirror, from its grant.
+// permissions and access keys). On a primary, mirror.Upstream's Authorizer wraps
+// it to decide for accepted mirrors from their grants.
 func (a *app) authorize(ctx context.Context, conn sshserve.ConnInfo, p sshserve.Principal, project, slug string, access sshserve.Access) error {
 	write := access == sshserve.AccessWrite
-	if a.mirrorKeys != nil {
-		if g, ok := a.mirrorKeys.MirrorKey(p.Key); ok {
-			if !write && g.CanRead(project) {
-				return nil
-			}
-			return sshserve.ErrDenied
-		}
-	}
 	k, ok := a.keyByFingerprint(ssh.FingerprintSHA256(p.Key))
 	if !ok { // the key was removed after login
 		return sshserve.ErrDenied
@@ -67,9 +55,4 @@ func (a *app) readAccess(ctx context.Context, key ssh.PublicKey, project, slug s
 		return k.User, false, nil
 	}
 	return k.User, a.mayAccess(k, project, slug, false), nil
-}
-
-// mirrorKeyLookup is the part of mirror.Upstream the SSH callbacks use.
-type mirrorKeyLookup interface {
-	MirrorKey(pub ssh.PublicKey) (mirror.Grant, bool)
 }

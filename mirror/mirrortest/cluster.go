@@ -3,13 +3,12 @@ package mirrortest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/internal/testutil"
 	"github.com/gitfleet/gitfleet/mesh"
 	"github.com/gitfleet/gitfleet/mirror"
@@ -97,48 +96,44 @@ func (p *Primary) readAccess(ctx context.Context, key ssh.PublicKey, project, sl
 	return name, ok, nil
 }
 
-// newSSHServer returns the primary's SSH server: users by key, mirrors through
-// Upstream.MirrorKey with read access to their projects only.
-func (p *Primary) newSSHServer() *sshserve.Server {
+// newSSHServer returns the primary's SSH server: users by key, with up's
+// wrappers giving mirrors read access to their projects only.
+func (p *Primary) newSSHServer(up *mirror.Upstream) *sshserve.Server {
 	return &sshserve.Server{
 		HostKeys: []ssh.Signer{p.HostKey.Signer},
 		Backend:  p.Store,
-		PublicKeyCallback: func(ctx context.Context, conn sshserve.ConnInfo, key ssh.PublicKey) (sshserve.Principal, error) {
-			if g, ok := p.upstream().MirrorKey(key); ok {
-				return sshserve.Principal{Name: "mirror " + g.Name, ID: "mirror:" + g.MirrorID}, nil
-			}
+		PublicKeyCallback: up.PublicKeyCallback(func(ctx context.Context, conn sshserve.ConnInfo, key ssh.PublicKey) (sshserve.Principal, error) {
 			if u := p.users.lookup(key); u != nil {
 				return sshserve.Principal{Name: u.Name, ID: "user:" + u.Name}, nil
 			}
 			return sshserve.Principal{}, errors.New("unknown key")
-		},
-		Authorizer: func(ctx context.Context, conn sshserve.ConnInfo, pr sshserve.Principal, project, slug string, access sshserve.Access) error {
-			if strings.HasPrefix(pr.ID, "mirror:") {
-				// Look the key up again: a removal takes effect at once.
-				g, ok := p.upstream().MirrorKey(pr.Key)
-				if !ok || access != sshserve.AccessRead || !g.CanRead(project) {
-					return sshserve.ErrNotFound
-				}
-				return nil
-			}
+		}),
+		Authorizer: up.Authorizer(func(ctx context.Context, conn sshserve.ConnInfo, pr sshserve.Principal, project, slug string, access sshserve.Access) error {
 			if _, ok := p.users.allowed(pr.Key, project, access == sshserve.AccessWrite); !ok {
 				return sshserve.ErrNotFound
 			}
 			return nil
-		},
+		}),
 	}
 }
 
 // SSHURL returns the primary's clone URL of project/slug.
 func (p *Primary) SSHURL(project, slug string) string {
-	return fmt.Sprintf("ssh://git@127.0.0.1:%d/%s/%s.git", p.SSHPort, project, slug)
+	return cloneURL(p.SSHPort, project, slug)
 }
 
-// Node is a running mirror node: its home and database, its own store, the
+// cloneURL returns the clone URL of project/slug on a loopback SSH server.
+func cloneURL(port int, project, slug string) string {
+	return gitfleet.CloneURL(gitfleet.SSHBaseURL("127.0.0.1", port), gitfleet.RepoName{Project: project, Slug: slug})
+}
+
+// Node is a running mirror node: its home, database and key, its own store, the
 // Mirror syncing into it, and an SSH server serving it.
 type Node struct {
 	Home       testutil.Home
 	DB         *bolt.DB
+	State      mirror.MirrorState // NewBoltState(DB)
+	Key        *mirror.Key
 	Store      *mesh.Store
 	Mirror     *mirror.Mirror
 	SSH        *sshserve.Server
@@ -171,6 +166,8 @@ func (p *Primary) StartNode(t testing.TB, opts NodeOptions) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
+	n.State = mirror.NewBoltState(n.DB)
+	n.Key = MirrorKey(t, n.Home)
 	n.Store, err = mesh.OpenStore(context.Background(), mesh.StoreConfig{Root: n.Home.Repos})
 	if err != nil {
 		n.DB.Close()
@@ -179,7 +176,7 @@ func (p *Primary) StartNode(t testing.TB, opts NodeOptions) *Node {
 	home := n.Home
 	n.Mirror = p.NewMirror(t, MirrorOptions{Home: &home, Name: opts.Name, BaseURL: opts.BaseURL, Repos: n.Store,
 		Configure: func(c *mirror.Config) {
-			c.DB = n.DB
+			c.State, c.Key = n.State, n.Key
 			if opts.Configure != nil {
 				opts.Configure(c)
 			}
@@ -219,7 +216,7 @@ func (n *Node) Stop() { n.stop() }
 
 // SSHURL returns the node's clone URL of project/slug.
 func (n *Node) SSHURL(project, slug string) string {
-	return fmt.Sprintf("ssh://git@127.0.0.1:%d/%s/%s.git", n.SSHPort, project, slug)
+	return cloneURL(n.SSHPort, project, slug)
 }
 
 // SetGrants replaces the projects u may read and write.

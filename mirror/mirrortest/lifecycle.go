@@ -58,7 +58,7 @@ func (p *Primary) start(t testing.TB, l net.Listener) {
 			}
 		}
 		p.sshListener = nil
-		ls.ssh = p.newSSHServer()
+		ls.ssh = p.newSSHServer(up)
 		ls.sshDone = make(chan struct{})
 		go func() { defer close(ls.sshDone); ls.ssh.Serve(sl) }()
 	}

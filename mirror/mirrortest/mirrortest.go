@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/internal/testutil"
 	"github.com/gitfleet/gitfleet/mesh"
 	"github.com/gitfleet/gitfleet/mirror"
@@ -67,13 +68,17 @@ type PrimaryOptions struct {
 	Now         func() time.Time // nil: time.Now
 	MaxWait     time.Duration
 	FeedSize    int
+	// State is the Upstream's state; nil means bbolt in the primary home's
+	// database (Primary.DB).
+	State mirror.UpstreamState
 }
 
 // Primary is a primary's mirror API served over HTTPS on loopback.
 type Primary struct {
 	CA       *testutil.CA
 	Home     testutil.Home
-	DB       *bolt.DB
+	DB       *bolt.DB // nil when PrimaryOptions.State was given
+	State    mirror.UpstreamState
 	Upstream *mirror.Upstream
 	Server   *httptest.Server
 	URL      string        // https://127.0.0.1:PORT
@@ -104,8 +109,11 @@ func StartPrimary(t testing.TB, opts PrimaryOptions) *Primary {
 	if ca == nil {
 		ca = testutil.NewCA(t, "gitfleet test CA")
 	}
-	p := &Primary{CA: ca, Home: testutil.NewHome(t)}
-	p.DB = OpenDB(t, p.Home.DB)
+	p := &Primary{CA: ca, Home: testutil.NewHome(t), State: opts.State}
+	if p.State == nil {
+		p.DB = OpenDB(t, p.Home.DB)
+		p.State = mirror.NewBoltState(p.DB)
+	}
 	if opts.Storage {
 		p.openStore(t)
 		opts.Repos = p.Store
@@ -123,7 +131,7 @@ func StartPrimary(t testing.TB, opts PrimaryOptions) *Primary {
 		base = "ssh://127.0.0.1:1"
 	}
 	p.upCfg = mirror.UpstreamConfig{
-		DB:                 p.DB,
+		State:              p.State,
 		Admin:              func(r *http.Request) bool { return r.Header.Get(AdminHeader) == AdminToken },
 		SSHBaseURL:         base,
 		SSHHostKeys:        keys,
@@ -220,7 +228,8 @@ type MirrorOptions struct {
 	Configure func(*mirror.Config)
 }
 
-// MirrorConfig returns the config NewMirror would open.
+// MirrorConfig returns the config NewMirror would open, without its State and
+// Key unless Configure sets them.
 func (p *Primary) MirrorConfig(t testing.TB, opts MirrorOptions) (mirror.Config, testutil.Home) {
 	t.Helper()
 	var home testutil.Home
@@ -238,7 +247,6 @@ func (p *Primary) MirrorConfig(t testing.TB, opts MirrorOptions) (mirror.Config,
 		name = "mirror"
 	}
 	cfg := mirror.Config{
-		Home:            home.Dir,
 		Setup:           mirror.SetupConfig{DisplayName: name, BaseURL: base, UpstreamURL: p.URL, UpstreamType: "server"},
 		Repos:           opts.Repos,
 		RootCAs:         p.CA.Pool,
@@ -252,13 +260,18 @@ func (p *Primary) MirrorConfig(t testing.TB, opts MirrorOptions) (mirror.Config,
 	return cfg, home
 }
 
-// NewMirror opens a mirror set up against the primary (its database is the
-// home's gitfleet.db); it is closed at test end. Start it with Run.
+// NewMirror opens a mirror set up against the primary (its state is the
+// home's gitfleet.db and its key the home's mirror key, created at the first
+// start, unless Configure set others); it is closed at test end. Start it with
+// Run.
 func (p *Primary) NewMirror(t testing.TB, opts MirrorOptions) *mirror.Mirror {
 	t.Helper()
 	cfg, home := p.MirrorConfig(t, opts)
-	if cfg.DB == nil {
-		cfg.DB = OpenDB(t, home.DB)
+	if cfg.State == nil {
+		cfg.State = mirror.NewBoltState(OpenDB(t, home.DB))
+	}
+	if cfg.Key == nil {
+		cfg.Key = MirrorKey(t, home)
 	}
 	m, err := mirror.Open(context.Background(), cfg)
 	if err != nil {
@@ -266,6 +279,17 @@ func (p *Primary) NewMirror(t testing.TB, opts MirrorOptions) *mirror.Mirror {
 	}
 	t.Cleanup(func() { m.Close() })
 	return m
+}
+
+// MirrorKey loads (or creates) the mirror key of home, as a mirror node does
+// before Open.
+func MirrorKey(t testing.TB, home testutil.Home) *mirror.Key {
+	t.Helper()
+	k, err := mirror.LoadOrCreateKey(gitfleet.Home(home.Dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 // Run runs m in the background until the test ends.

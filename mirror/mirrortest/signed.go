@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/internal/testutil"
 	"github.com/gitfleet/gitfleet/mirror"
 	"golang.org/x/crypto/ssh"
@@ -19,15 +18,11 @@ import (
 // KeyOf reads the mirror key stored in home.
 func KeyOf(t testing.TB, home testutil.Home) ssh.Signer {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(home.Config, mirror.KeyFileName))
+	k, err := mirror.LoadKey(gitfleet.Home(home.Dir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := ssh.ParsePrivateKey(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return k.Signer
 }
 
 // PublicLine returns pub as an authorized_keys line.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gitfleet/gitfleet/sshserve"
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/sshserve/sshservetest"
 )
 
@@ -79,7 +79,7 @@ func TestCloneWithFixture(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(out)) != head {
 		t.Fatalf("HEAD %q (%v), want %s", out, err, head)
 	}
-	if got := srv.Stats().Sessions[sshserve.ServiceUploadPack]; got != 1 {
+	if got := srv.Stats().Sessions[gitfleet.UploadPack]; got != 1 {
 		t.Fatalf("upload-pack sessions = %d, want 1", got)
 	}
 }

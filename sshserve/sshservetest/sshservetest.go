@@ -31,6 +31,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/internal/testutil"
 	"github.com/gitfleet/gitfleet/mesh"
 	"github.com/gitfleet/gitfleet/sshserve"
@@ -172,7 +173,7 @@ func (s *Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.
 
 // URL returns the ssh:// clone URL of a repository.
 func (s *Server) URL(project, slug string) string {
-	return sshserve.CloneURL(sshserve.BaseURL(s.Host, s.Port), project, slug)
+	return gitfleet.CloneURL(gitfleet.SSHBaseURL(s.Host, s.Port), gitfleet.RepoName{Project: project, Slug: slug})
 }
 
 // Env returns the environment entries that make git use the default user's key

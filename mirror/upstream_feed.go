@@ -1,54 +1,19 @@
 package mirror
 
 import (
-	"encoding/binary"
+	"context"
 	"fmt"
 	"sync"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
-
-// FeedType says what a change-feed event reports.
-type FeedType string
-
-// The change-feed event types.
-const (
-	FeedRepoCreated    FeedType = "repo_created"
-	FeedRepoDeleted    FeedType = "repo_deleted"
-	FeedRefsChanged    FeedType = "refs_changed"
-	FeedProjectAdded   FeedType = "project_added"
-	FeedProjectRemoved FeedType = "project_removed"
-)
-
-// FeedEvent is one entry of the upstream's change feed.
-type FeedEvent struct {
-	Seq      uint64   `json:"seq"`
-	Type     FeedType `json:"type"`
-	Project  string   `json:"project"`
-	Slug     string   `json:"slug,omitempty"`
-	RefsHash string   `json:"refsHash,omitempty"`
-	// Mirror limits a project event to one mirror; empty means every mirror.
-	// It is not sent.
-	Mirror string `json:"-"`
-}
-
-// EventsReply is the body of GET /events.
-type EventsReply struct {
-	Events []FeedEvent `json:"events"`
-	Last   uint64      `json:"last"`
-	Resync bool        `json:"resync,omitempty"` // with status 410: the cursor is too old
-}
-
-var feedLastKey = []byte("last")
 
 // feed is the upstream's change feed: a bounded in-memory window of events whose
 // sequence numbers keep increasing across restarts. A cursor older than the window
 // gets "resync".
 type feed struct {
-	db   *bolt.DB
-	size int
-	now  func() time.Time
+	state UpstreamState
+	size  int
+	now   func() time.Time
 
 	mu      sync.Mutex
 	events  []FeedEvent // oldest first, at most size
@@ -60,40 +25,26 @@ type feed struct {
 
 // newFeed loads the last sequence number and starts a fresh window after it: the
 // events of the previous run are gone, so every older cursor must resync.
-func newFeed(db *bolt.DB, size int, now func() time.Time) (*feed, error) {
+func newFeed(ctx context.Context, state UpstreamState, size int, now func() time.Time) (*feed, error) {
 	if size <= 0 {
 		size = 10000
 	}
-	f := &feed{db: db, size: size, now: now, changed: make(chan struct{})}
-	err := db.View(func(tx *bolt.Tx) error {
-		if v := ub(tx, feedMetaBucket).Get(feedLastKey); len(v) == 8 {
-			f.last = binary.BigEndian.Uint64(v)
-		}
-		return nil
-	})
-	if err != nil {
+	f := &feed{state: state, size: size, now: now, changed: make(chan struct{})}
+	var err error
+	if f.last, err = state.FeedSeq(ctx); err != nil {
 		return nil, fmt.Errorf("mirror: load change feed: %w", err)
 	}
-	if err := f.reset(); err != nil {
+	if err := f.reset(ctx); err != nil {
 		return nil, err
 	}
 	return f, nil
 }
 
-// persist stores last durably.
-func (f *feed) persist(last uint64) error {
-	return f.db.Update(func(tx *bolt.Tx) error {
-		var b [8]byte
-		binary.BigEndian.PutUint64(b[:], last)
-		return ub(tx, feedMetaBucket).Put(feedLastKey, b[:])
-	})
-}
-
 // reset empties the window so that every cursor handed out so far must resync.
-func (f *feed) reset() error {
+func (f *feed) reset(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.persist(f.last + 1); err != nil {
+	if err := f.state.SetFeedSeq(ctx, f.last+1); err != nil {
 		return fmt.Errorf("mirror: change feed: %w", err)
 	}
 	f.last++
@@ -104,10 +55,10 @@ func (f *feed) reset() error {
 }
 
 // append adds ev with the next sequence number.
-func (f *feed) append(ev FeedEvent) error {
+func (f *feed) append(ctx context.Context, ev FeedEvent) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.persist(f.last + 1); err != nil {
+	if err := f.state.SetFeedSeq(ctx, f.last+1); err != nil {
 		return fmt.Errorf("mirror: change feed: %w", err)
 	}
 	f.last++
