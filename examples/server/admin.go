@@ -18,6 +18,10 @@ import (
 
 var errUnauthorized = errors.New("unauthorized")
 
+// adminPasswordFile, in the home's config directory, holds a generated
+// administrator's credentials (mode 0600).
+const adminPasswordFile = "admin-password"
+
 // adminSetup is what the properties say about the system administrator.
 type adminSetup struct {
 	Username, Password, DisplayName, Email string
@@ -57,7 +61,7 @@ func (a *app) ensureAdmin(setup adminSetup, configDir string) (created bool, gen
 		return false, "", err
 	}
 	if generated != "" {
-		p := filepath.Join(configDir, "admin-password")
+		p := filepath.Join(configDir, adminPasswordFile)
 		if err := os.WriteFile(p, []byte(user+":"+pass+"\n"), 0o600); err != nil {
 			return false, "", fmt.Errorf("write %s: %w", p, err)
 		}

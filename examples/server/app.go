@@ -3,44 +3,53 @@ package main
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/mesh"
+	"github.com/gitfleet/gitfleet/node"
 	bolt "go.etcd.io/bbolt"
 )
 
-// app is the node's application state: the database, the repository storage and
-// what the REST API and the SSH callbacks share.
+// app is the example's own part of a node: its database of projects,
+// repositories, users' keys and permissions, the administrator, and the REST API
+// over them. The node (package node) runs everything else.
 type app struct {
-	db       *bolt.DB
-	repos    mesh.Repos
-	log      *slog.Logger
-	now      func() time.Time
-	status   *nodeStatus
-	creds    adminCreds
-	repoMu   sync.Mutex   // serialises repository creation and deletion
-	upstream http.Handler // the mirroring API (primary only); nil when absent
+	db     *bolt.DB
+	repos  mesh.Repos // set once the node's storage is up
+	node   *node.Node
+	log    *slog.Logger
+	now    func() time.Time
+	creds  adminCreds
+	repoMu sync.Mutex // serialises repository creation and deletion
 	// sshBase is the SSH base URL clone links are made from
 	// (ssh://git@host:7999 or plugin.ssh.baseurl).
 	sshBase string
-	// meshState reports the sidecar's state for /rest/api/1.0/admin/mesh.
-	meshState func() any
-	// handler serves HTTP; it grows from /status alone to the full API.
-	handler atomic.Pointer[http.Handler]
+}
+
+// meshStateJSON is the reply of GET /rest/api/1.0/admin/mesh.
+type meshStateJSON struct {
+	State    string `json:"state"`
+	Attempt  int    `json:"attempt,omitempty"`
+	PID      int    `json:"pid,omitempty"`
+	Address  string `json:"address,omitempty"`
+	Restarts int    `json:"restarts"`
+	LastExit string `json:"lastExit,omitempty"`
 }
 
 func (a *app) handleMeshState(w http.ResponseWriter, r *http.Request) {
-	if a.meshState == nil {
+	st, ok := a.node.StorageState()
+	if !ok {
 		writeJSON(w, http.StatusOK, map[string]string{"state": "IN_PROCESS"})
 		return
 	}
-	writeJSON(w, http.StatusOK, a.meshState())
+	writeJSON(w, http.StatusOK, meshStateJSON{State: strings.ToUpper(string(st.Phase)), Attempt: st.Attempt, PID: st.PID,
+		Address: st.Addr, Restarts: st.Restarts, LastExit: st.LastExit})
 }
 
-// setHandler installs the HTTP handler requests are served by from now on.
-func (a *app) setHandler(h http.Handler) { a.handler.Store(&h) }
-
-// ServeHTTP serves with the current handler.
-func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*a.handler.Load()).ServeHTTP(w, r) }
+// cloneURL returns the SSH clone URL of a repository.
+func (a *app) cloneURL(key, slug string) string {
+	return gitfleet.CloneURL(a.sshBase, gitfleet.RepoName{Project: key, Slug: slug})
+}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -83,50 +81,5 @@ func TestDecodeStrict(t *testing.T) {
 	}
 	if err := decodeStrict([]byte(`{"key":"A"}`), &v); err != nil || v.Key != "A" {
 		t.Fatalf("valid body: %v %+v", err, v)
-	}
-}
-
-func TestNodeStatus(t *testing.T) {
-	s := newNodeStatus("ssh", "database", "mesh")
-	if st, w := s.snapshot(); st != "STARTING" || strings.Join(w, ",") != "database,mesh,ssh" {
-		t.Fatalf("got %s %v", st, w)
-	}
-	s.ready("database")
-	s.ready("mesh")
-	s.ready("ssh")
-	if st, _ := s.snapshot(); st != "RUNNING" {
-		t.Fatalf("got %s", st)
-	}
-	s.stop()
-	if st, _ := s.snapshot(); st != "STOPPING" {
-		t.Fatalf("got %s", st)
-	}
-}
-
-func TestStatusEndpoint(t *testing.T) {
-	a := &app{status: newNodeStatus("database", "mesh", "ssh")}
-	get := func() (int, map[string]any) {
-		rec := httptest.NewRecorder()
-		a.handleStatus(rec, httptest.NewRequest("GET", "/status", nil))
-		var body map[string]any
-		json.Unmarshal(rec.Body.Bytes(), &body)
-		return rec.Code, body
-	}
-	code, body := get()
-	if code != 503 || body["state"] != "STARTING" || fmt.Sprint(body["waitingFor"]) != "[database mesh ssh]" {
-		t.Fatalf("starting: %d %v", code, body)
-	}
-	a.status.ready("database")
-	a.status.ready("mesh")
-	if code, body = get(); code != 503 || fmt.Sprint(body["waitingFor"]) != "[ssh]" {
-		t.Fatalf("waiting for ssh: %d %v", code, body)
-	}
-	a.status.ready("ssh")
-	if code, body = get(); code != 200 || body["state"] != "RUNNING" {
-		t.Fatalf("running: %d %v", code, body)
-	}
-	a.status.stop()
-	if code, body = get(); code != 503 || body["state"] != "STOPPING" {
-		t.Fatalf("stopping: %d %v", code, body)
 	}
 }

@@ -6,39 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/props"
 )
-
-// layout is the node's home directory layout (DESIGN.md).
-type layout struct {
-	Home, Shared, Properties, Repos, Config, DB string
-}
-
-func homeLayout(home string) layout {
-	h := gitfleet.Home(home)
-	return layout{
-		Home:       home,
-		Shared:     h.Shared(),
-		Properties: h.PropertiesFile(),
-		Repos:      h.RepositoriesDir(),
-		Config:     h.ConfigDir(),
-		DB:         h.DBFile(),
-	}
-}
-
-// create makes the home's directories.
-func (l layout) create() error {
-	for _, d := range []string{l.Repos, l.Config} {
-		if err := os.MkdirAll(d, 0o750); err != nil {
-			return fmt.Errorf("create %s: %w", d, err)
-		}
-	}
-	return nil
-}
 
 // configError is a configuration that cannot be used; its message lists every
 // problem with its source and fix.

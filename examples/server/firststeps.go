@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/props"
 )
 
@@ -14,8 +15,8 @@ import (
 // clone: the administrator's credentials, a project, a repository, the user's
 // public keys, a permission, the SSH host key, then push and clone. The README
 // quotes it for the default ports, and a test runs it as printed.
-func firstSteps(cfg *props.Config, adminUser string, generated bool, l layout) string {
-	base := strings.TrimRight(httpURL(cfg), "/")
+func firstSteps(cfg *props.Config, adminUser string, generated bool, home gitfleet.Home) string {
+	base := strings.TrimRight(cfg.PublicBaseURL(), "/")
 	sshURL, _ := url.Parse(cfg.SSHBaseURL())
 	sshHost, sshPort := "localhost", "7999"
 	if sshURL != nil {
@@ -26,7 +27,7 @@ func firstSteps(cfg *props.Config, adminUser string, generated bool, l layout) s
 	}
 	var b strings.Builder
 	if generated {
-		fmt.Fprintf(&b, "ADMIN=\"$(cat %s)\"\n", filepath.Join(l.Config, "admin-password"))
+		fmt.Fprintf(&b, "ADMIN=\"$(cat %s)\"\n", filepath.Join(home.ConfigDir(), adminPasswordFile))
 	} else {
 		fmt.Fprintf(&b, "ADMIN='%s:<setup.sysadmin.password>'\n", adminUser)
 	}
@@ -43,11 +44,11 @@ func firstSteps(cfg *props.Config, adminUser string, generated bool, l layout) s
 
 // printFirstSteps tells the operator, on a node's first start, where the
 // administrator's credentials are and what to run next.
-func printFirstSteps(w io.Writer, cfg *props.Config, adminUser, generatedPassword string, l layout) {
+func printFirstSteps(w io.Writer, cfg *props.Config, adminUser, generatedPassword string, home gitfleet.Home) {
 	cred := fmt.Sprintf("password %s\n             (generated once; also in %s, mode 0600)",
-		generatedPassword, filepath.Join(l.Config, "admin-password"))
+		generatedPassword, filepath.Join(home.ConfigDir(), adminPasswordFile))
 	if generatedPassword == "" {
-		cred = "password from setup.sysadmin.password in " + l.Properties
+		cred = "password from setup.sysadmin.password in " + home.PropertiesFile()
 	}
 	fmt.Fprintf(w, `
 gitfleet is running.
@@ -58,5 +59,5 @@ gitfleet is running.
 Next steps (copy and paste):
 
 %s
-`, httpURL(cfg), cfg.SSHBaseURL(), adminUser, cred, firstSteps(cfg, adminUser, generatedPassword != "", l))
+`, cfg.PublicBaseURL(), cfg.SSHBaseURL(), adminUser, cred, firstSteps(cfg, adminUser, generatedPassword != "", home))
 }

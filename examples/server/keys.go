@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/ssh"
 )
@@ -50,7 +51,7 @@ func (a *app) parseKeyText(text string) (sshKey, ssh.PublicKey, error) {
 	if len(options) > 0 || len(strings.TrimSpace(string(rest))) > 0 {
 		return sshKey{}, nil, fmt.Errorf("%w: give one public key line without options", errBadRequest)
 	}
-	if err := a.keyPolicy(pub); err != nil {
+	if err := (gitfleet.KeyPolicy{}).Check(pub); err != nil {
 		return sshKey{}, nil, fmt.Errorf("%w: %v", errBadRequest, err)
 	}
 	k := sshKey{
@@ -58,7 +59,7 @@ func (a *app) parseKeyText(text string) (sshKey, ssh.PublicKey, error) {
 		Label:       comment,
 		Fingerprint: ssh.FingerprintSHA256(pub),
 		Algorithm:   pub.Type(),
-		BitLength:   keyBits(pub),
+		BitLength:   gitfleet.RSABits(pub),
 		Created:     a.now().UTC(),
 	}
 	return k, pub, nil

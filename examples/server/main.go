@@ -26,6 +26,7 @@ import (
 	"syscall"
 
 	"github.com/gitfleet/gitfleet"
+	"github.com/gitfleet/gitfleet/node"
 )
 
 // version is the server's version; release builds set it with -ldflags "-X main.version=...".
@@ -42,8 +43,8 @@ type options struct {
 }
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == sidecarCommand {
-		os.Exit(runSidecarCommand(os.Args[2:]))
+	if len(os.Args) > 1 && os.Args[1] == node.SidecarArg {
+		os.Exit(node.RunSidecarCommand(os.Args[2:]))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -84,7 +85,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case o.checkConfig:
 		return checkConfig(o.home, stdout, stderr)
 	case o.diagnose:
-		return diagnose(o.home, logger, stdout, stderr)
+		return diagnose(o.home, stdout, stderr)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/gitfleet/gitfleet/internal/testutil"
+	"github.com/gitfleet/gitfleet/node"
 )
 
 // readmeMirrorProperties returns the mirror properties the README's "Run a mirror"
@@ -43,14 +44,14 @@ func readmeMirrorProperties(t testing.TB, primary *testutil.ServerNode, mirrorHT
 }
 
 // mirrorStatus reads the mirror's unauthenticated status page.
-func mirrorStatus(t testing.TB, m *testutil.ServerNode) mirrorStatusJSON {
+func mirrorStatus(t testing.TB, m *testutil.ServerNode) node.MirrorStatusJSON {
 	t.Helper()
 	resp, err := m.Client.Get(m.URL("/rest/mirroring/1.0/status"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var st mirrorStatusJSON
+	var st node.MirrorStatusJSON
 	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&st) != nil {
 		t.Fatalf("mirror status: %d", resp.StatusCode)
 	}

@@ -2,11 +2,11 @@ package main
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -25,28 +25,21 @@ type repository struct {
 	Created time.Time `json:"created"`
 }
 
-var (
-	projectKeyRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,127}$`)
-	slugRE       = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,127}$`)
-	slugRunRE    = regexp.MustCompile(`[^a-z0-9._-]+`)
-)
-
-// validProjectKey reports whether key is a valid project key (upper-case letters,
-// digits and underscores, starting with a letter).
+// validProjectKey reports whether key is a project key as the API takes it
+// (gitfleet.CheckProjectKey), as a bad request when it is not.
 func validProjectKey(key string) error {
-	if !projectKeyRE.MatchString(key) {
-		return fmt.Errorf("%w: project key %q must start with an upper-case letter and contain only A-Z, 0-9 and _ (at most 128 characters)", errBadRequest, key)
+	if err := gitfleet.CheckProjectKey(key); err != nil {
+		return fmt.Errorf("%w: %v", errBadRequest, err)
 	}
 	return nil
 }
 
-// slugify turns a repository name into its slug: lower-cased, every run of other
-// characters than a-z, 0-9, '.', '_' and '-' turned into '-', then trimmed.
+// slugify turns a repository name into its slug (gitfleet.Slugify), as a bad
+// request when it gives none.
 func slugify(name string) (string, error) {
-	s := slugRunRE.ReplaceAllString(strings.ToLower(name), "-")
-	s = strings.Trim(s, "-._")
-	if !slugRE.MatchString(s) || strings.HasSuffix(s, ".git") {
-		return "", fmt.Errorf("%w: repository name %q gives no valid slug (letters, digits, '.', '_' or '-'; at most 128 characters; not ending in .git)", errBadRequest, name)
+	s, err := gitfleet.Slugify(name)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", errBadRequest, err)
 	}
 	return s, nil
 }
@@ -138,9 +131,4 @@ func (a *app) getRepo(key, slug string) (repository, error) {
 
 func hasPrefix(b, prefix []byte) bool {
 	return len(b) >= len(prefix) && string(b[:len(prefix)]) == string(prefix)
-}
-
-// cloneURL returns the SSH clone URL of a repository.
-func (a *app) cloneURL(key, slug string) string {
-	return strings.TrimRight(a.sshBase, "/") + "/" + strings.ToLower(key) + "/" + slug + ".git"
 }

@@ -11,11 +11,10 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// routes returns the node's HTTP handler: /status without authentication, the REST
-// API behind the administrator's HTTP Basic credentials.
+// routes returns the example's REST API, behind the administrator's HTTP Basic
+// credentials (the node serves /status and the mirroring API before it).
 func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /status", a.handleStatus)
 
 	admin := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, a.requireAdmin(h)) }
 	admin("POST /rest/api/1.0/projects", a.handleCreateProject)
@@ -31,12 +30,17 @@ func (a *app) routes() http.Handler {
 	admin("DELETE /rest/ssh/1.0/keys/{id}", a.handleDeleteKey)
 	admin("POST /rest/keys/1.0/projects/{key}/repos/{slug}/ssh", a.handleAddAccessKey)
 	admin("GET /rest/api/1.0/admin/mesh", a.handleMeshState)
-	if a.upstream != nil {
-		mux.Handle("/rest/mirroring/1.0/", a.upstream)
-	}
 	mux.HandleFunc("/rest/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: no such resource: %s %s", errNotFound, r.Method, r.URL.Path))
 	})
+	return mux
+}
+
+// mirrorRoutes is a mirror's part of the REST API: the storage state only (its
+// repositories come from the upstream).
+func (a *app) mirrorRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /rest/api/1.0/admin/mesh", a.requireAdmin(a.handleMeshState))
 	return mux
 }
 

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/gitfleet/gitfleet"
+	"github.com/gitfleet/gitfleet/mesh"
+	"github.com/gitfleet/gitfleet/mirror"
+	"github.com/gitfleet/gitfleet/node"
+	"github.com/gitfleet/gitfleet/props"
+)
+
+// drainTimeout bounds the drain of SSH sessions and HTTP requests at shutdown.
+const drainTimeout = 60 * time.Second
+
+// runNode runs a primary or a mirror, as application.mode says, until ctx ends,
+// then drains and stops it. The node (package node) does the assembly; the
+// example adds its database, its users and permissions, and its REST API.
+func runNode(ctx context.Context, o options, logger *slog.Logger, stdout io.Writer) error {
+	home := gitfleet.Home(o.home)
+	for _, d := range []string{home.DataDir(), home.ConfigDir()} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	_, cfg, err := loadConfig(ctx, o.home, logger)
+	if err != nil {
+		return err
+	}
+	logger.Info("starting "+modeName(cfg), "home", o.home, "version", version)
+	db, err := openDB(home.DBFile())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	a := &app{db: db, log: logger, now: time.Now, sshBase: cfg.SSHBaseURL()}
+	firstStart, generated, err := a.ensureAdmin(adminSetup{
+		Username: cfg.Setup.Sysadmin.Username, Password: cfg.Setup.Sysadmin.Password,
+	}, home.ConfigDir())
+	if err != nil {
+		return err
+	}
+	_, jsonLogs := logger.Handler().(*slog.JSONHandler)
+	sidecar, err := node.SidecarCommand(home.RepositoriesDir(), cfg.Mesh.SidecarDefaultPort, jsonLogs)
+	if err != nil {
+		return err
+	}
+	n := &node.Node{
+		Home:              home,
+		Config:            cfg,
+		Logger:            logger,
+		Sidecar:           sidecar,
+		State:             mirror.NewBoltState(db),
+		PublicKeyCallback: a.principalFor,
+		Authorizer:        a.authorize,
+		Admin:             a.checkAdmin,
+		Handler:           a.routes(),
+		Setup: func(ctx context.Context, repos mesh.Repos) error {
+			a.repos = repos
+			return a.removeUnrecorded(ctx)
+		},
+		DrainTimeout: drainTimeout,
+	}
+	if cfg.Mode == props.ModeMirror {
+		// A mirror's repositories and readers are the upstream's: only the
+		// storage state is the example's to show.
+		n.PublicKeyCallback, n.Authorizer, n.Handler = nil, nil, a.mirrorRoutes()
+		n.Setup = func(ctx context.Context, repos mesh.Repos) error { a.repos = repos; return nil }
+	}
+	a.node = n
+
+	served := make(chan error, 1)
+	go func() { served <- n.ListenAndServe() }()
+	select {
+	case err := <-served:
+		return err // it failed to start
+	case <-n.Ready():
+	}
+	if firstStart && cfg.Mode != props.ModeMirror {
+		printFirstSteps(stdout, cfg, a.adminUser(), generated, home)
+	}
+	select {
+	case err := <-served:
+		if !errors.Is(err, node.ErrServerClosed) {
+			return err
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: draining SSH sessions and HTTP requests", "deadline", drainTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+	defer cancel()
+	if err := n.Shutdown(sctx); err != nil {
+		n.Close()
+	}
+	if err := <-served; !errors.Is(err, node.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func modeName(cfg *props.Config) string {
+	if cfg.Mode == props.ModeMirror {
+		return "mirror"
+	}
+	return "primary"
+}
+
+// removeUnrecorded deletes store repositories that the database does not know: a
+// creation that crashed before it was recorded.
+func (a *app) removeUnrecorded(ctx context.Context) error {
+	stored, err := a.repos.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range stored {
+		if _, err := a.getRepo(r.Project, r.Slug); err == nil {
+			continue
+		}
+		a.log.Warn("removing a repository that was never recorded (creation interrupted)", "project", r.Project, "slug", r.Slug)
+		if err := a.repos.Delete(ctx, r.Project, r.Slug); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,115 @@
+package node
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/gitfleet/gitfleet/mesh"
+)
+
+// SidecarArg is the first argument with which a program that uses SidecarCommand
+// is re-executed as the storage sidecar; its main must hand such a start to
+// RunSidecarCommand before doing anything else.
+const SidecarArg = "mesh-sidecar"
+
+// sidecarStartTimeout bounds the wait for the first sidecar to be ready.
+const sidecarStartTimeout = 60 * time.Second
+
+// SidecarCommand returns a Node.Sidecar that re-executes the running program as
+// `<program> mesh-sidecar -root <repositories> -port <port> -log-format <format>`,
+// with this process's environment (the store sanitises it again before it runs
+// git) and its standard output and error. jsonLogs chooses JSON log lines over
+// text.
+func SidecarCommand(root string, port int, jsonLogs bool) (func() *exec.Cmd, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("mesh: find this program to start the sidecar: %w", err)
+	}
+	format := "text"
+	if jsonLogs {
+		format = "json"
+	}
+	return func() *exec.Cmd {
+		cmd := exec.Command(exe, SidecarArg, "-root", root, "-port", strconv.Itoa(port), "-log-format", format)
+		cmd.Env = os.Environ()
+		cmd.Stdout = os.Stderr
+		cmd.Stderr = os.Stderr
+		return cmd
+	}, nil
+}
+
+// RunSidecarCommand is the body of a sidecar started by SidecarCommand: args are
+// the arguments after SidecarArg. It serves until SIGTERM or SIGINT and returns
+// the process's exit code.
+func RunSidecarCommand(args []string) int {
+	fs := flag.NewFlagSet(SidecarArg, flag.ContinueOnError)
+	root := fs.String("root", "", "repository root (<home>/shared/data/repositories)")
+	port := fs.Int("port", mesh.DefaultSidecarPort, "loopback port, with fallback to a free one")
+	format := fs.String("log-format", "text", "log format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var h slog.Handler
+	switch *format {
+	case "text":
+		h = slog.NewTextHandler(os.Stderr, nil)
+	case "json":
+		h = slog.NewJSONHandler(os.Stderr, nil)
+	}
+	if h == nil || *root == "" {
+		fmt.Fprintln(os.Stderr, SidecarArg+": -root is required and -log-format must be text or json; this command is started by the server itself")
+		return 2
+	}
+	logger := slog.New(h).With("component", "mesh-sidecar")
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := mesh.RunSidecar(ctx, mesh.SidecarConfig{Root: *root, Port: *port, Logger: logger}); err != nil {
+		logger.Error("sidecar stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// startStorage makes the node's repository storage ready: Node.Repos as given,
+// a supervised sidecar, or an in-process store.
+func (n *Node) startStorage(ctx context.Context) (mesh.Repos, func(), error) {
+	switch {
+	case n.Repos != nil:
+		return n.Repos, func() {}, nil
+	case n.Sidecar == nil:
+		st, err := mesh.OpenStore(ctx, mesh.StoreConfig{Root: n.Home.RepositoriesDir(), Logger: n.log.With("component", "mesh")})
+		if err != nil {
+			return nil, nil, err
+		}
+		return st, func() { st.Close() }, nil
+	}
+	sup := &mesh.Supervisor{Command: n.Sidecar, Logger: n.log.With("component", "mesh")}
+	sctx, cancel := context.WithTimeout(ctx, sidecarStartTimeout)
+	defer cancel()
+	if err := sup.Start(sctx); err != nil {
+		sup.Close()
+		return nil, nil, fmt.Errorf("mesh: the sidecar did not start: %w", err)
+	}
+	st := sup.State()
+	n.log.Info("mesh sidecar ready", "pid", st.PID, "addr", st.Addr, "configuredPort", n.Config.Mesh.SidecarDefaultPort)
+	n.mu.Lock()
+	n.sup = sup
+	n.mu.Unlock()
+	return sup.Client(), func() {
+		// Running git services were drained with the SSH server; give the
+		// sidecar a short deadline of its own.
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := sup.Shutdown(dctx); err != nil {
+			n.log.Warn("mesh sidecar shutdown", "err", err)
+		}
+	}, nil
+}
