@@ -73,6 +73,7 @@ type ServerNode struct {
 	SSHPort  int
 	MeshPort int
 	Env      []string // the process's whole environment
+	Args     []string // arguments after -home HOME
 	Scheme   string   // "http" or "https"
 	Client   *http.Client
 	Cmd      *exec.Cmd
@@ -96,6 +97,8 @@ type ServerOptions struct {
 	CA *CA
 	// NoWait skips waiting for /status to say RUNNING.
 	NoWait bool
+	// Args are more arguments for the binary, after -home HOME.
+	Args []string
 }
 
 // StartServer starts the server binary and, unless o.NoWait, waits until its
@@ -103,7 +106,7 @@ type ServerOptions struct {
 // end if still running.
 func StartServer(t testing.TB, o ServerOptions) *ServerNode {
 	t.Helper()
-	n := &ServerNode{t: t, Bin: o.Bin, Home: o.Home, Client: http.DefaultClient, Scheme: "http"}
+	n := &ServerNode{t: t, Bin: o.Bin, Home: o.Home, Args: o.Args, Client: http.DefaultClient, Scheme: "http"}
 	if n.Home == "" {
 		n.Home = t.TempDir()
 	}
@@ -144,7 +147,7 @@ func StartServer(t testing.TB, o ServerOptions) *ServerNode {
 func (n *ServerNode) Start() {
 	n.t.Helper()
 	n.Stdout, n.Stderr = &LockedBuffer{}, &LockedBuffer{}
-	n.Cmd = exec.Command(n.Bin, "-home", n.Home)
+	n.Cmd = exec.Command(n.Bin, append([]string{"-home", n.Home}, n.Args...)...)
 	n.Cmd.Env = n.Env
 	n.Cmd.Stdout, n.Cmd.Stderr = n.Stdout, n.Stderr
 	n.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
