@@ -1,0 +1,66 @@
+// Package node assembles a complete gitfleet node, a primary or a mirror, from a
+// home directory and a validated configuration: repository storage, Git over SSH,
+// HTTP with a status page, and the mirroring role the configuration's
+// application.mode calls for. It is what examples/server runs, so that a program
+// that embeds gitfleet gets a full node without copying the example.
+//
+// # Typical usage
+//
+//	home := gitfleet.ResolveHome(*homeFlag, os.LookupEnv)
+//	p, err := props.Load(ctx, home.Dir(), props.LoadOptions{})
+//	...
+//	cfg, problems := props.Check(p)
+//	...
+//	n := &node.Node{
+//		Home: home, Config: cfg, Logger: logger,
+//		PublicKeyCallback: users.Principal, // the program's own users and keys
+//		Authorizer:        users.Authorize, // and who may read and write
+//		Setup: func(ctx context.Context, repos mesh.Repos) error {
+//			return repos.Create(ctx, "DEMO", "hello") // mesh.ErrExists on later starts
+//		},
+//	}
+//	go func() { <-ctx.Done(); n.Shutdown(context.Background()) }()
+//	if err := n.ListenAndServe(); !errors.Is(err, node.ErrServerClosed) {
+//		return err
+//	}
+//
+// examples/embed is such a program, in about a hundred lines.
+//
+// # What a node runs
+//
+// ListenAndServe starts, in the order GET /status reports: HTTP on
+// server.address:server.port (HTTPS with server.ssl.*), answering /status at
+// once (503 STARTING, naming the components awaited); the database (a bbolt file
+// at Home.DBFile() unless Node.State is set); storage (Node.Repos as given, else a
+// sidecar supervised with mesh.Supervisor when Node.Sidecar is set, else an
+// in-process mesh.Store); Node.Setup; the role; and SSH on plugin.ssh.port. Then
+// Ready is closed and /status answers 200 RUNNING. Shutdown drains SSH sessions
+// and HTTP requests (503 STOPPING meanwhile) and stops everything in reverse
+// order; a start that fails stops what it started and returns the error.
+//
+// On a primary (application.mode=default) the role is mirror.Upstream: its API is
+// served under /rest/mirroring/1.0/ (approvals need Node.Admin), accepted mirrors'
+// keys may read their projects over SSH, and mirrors' questions whether a user may
+// read are answered with Node.PublicKeyCallback and Node.Authorizer. On a mirror
+// (application.mode=mirror) the role is mirror.Mirror, set up from setup.* and
+// plugin.mirroring.* with its key in Home.ConfigDir(): it serves
+// /rest/mirroring/1.0/status, the doctor's endpoint for Diagnose, and clones whose
+// reads the upstream allows. Either way the role's policy wraps the embedder's
+// callbacks (see mirror.Upstream.Authorizer and mirror.Mirror.Authorizer), and
+// every other HTTP request goes to Node.Handler.
+//
+// # Lifecycle
+//
+// Node follows net/http's Server: ListenAndServe blocks and returns
+// ErrServerClosed after Shutdown or Close; Shutdown(ctx) drains and returns
+// ctx.Err() when ctx ends first; Close stops at once and is safe to call twice.
+// A node binds several listeners from its configuration, so it has no
+// Serve(net.Listener).
+//
+// # The storage sidecar
+//
+// A program that wants storage in its own process, as Bitbucket's Mesh sidecar,
+// sets Node.Sidecar to SidecarCommand(...) and calls RunSidecarCommand first
+// thing in main when its first argument is SidecarArg: the node then re-executes
+// the program as the sidecar and restarts it when it dies.
+package node
