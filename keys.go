@@ -32,6 +32,24 @@ var acceptedTypes = [...]string{
 	ssh.KeyAlgoRSA,
 }
 
+// SignatureAlgorithms returns the signature algorithms gitfleet accepts from the
+// keys a KeyPolicy accepts, strongest and fastest first: no SHA-1 RSA signatures
+// ("ssh-rsa") and no DSA ("ssh-dss"); RSA keys sign with rsa-sha2-512 or -256.
+// SSH authentication and mirrors' signed API calls both check against it. Each
+// call returns a new slice.
+func SignatureAlgorithms() []string {
+	return []string{
+		ssh.KeyAlgoED25519,
+		ssh.KeyAlgoSKED25519,
+		ssh.KeyAlgoECDSA256,
+		ssh.KeyAlgoSKECDSA256,
+		ssh.KeyAlgoECDSA384,
+		ssh.KeyAlgoECDSA521,
+		ssh.KeyAlgoRSASHA512,
+		ssh.KeyAlgoRSASHA256,
+	}
+}
+
 // MinRSA returns the smallest RSA modulus the policy accepts.
 func (p KeyPolicy) MinRSA() int {
 	switch {

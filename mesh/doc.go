@@ -21,7 +21,7 @@
 // In process:
 //
 //	store, err := mesh.OpenStore(ctx, mesh.StoreConfig{
-//		Root:   filepath.Join(home, "shared", "data", "repositories"),
+//		Root:   home.RepositoriesDir() // home is a gitfleet.Home,
 //		Logger: logger,
 //	})
 //	if err != nil { ... }

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
+	"github.com/gitfleet/gitfleet"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -34,19 +36,6 @@ var (
 func SigningString(method, target string, timestamp int64, nonce string, body []byte) []byte {
 	sum := sha256.Sum256(body)
 	return []byte(method + "\n" + target + "\n" + strconv.FormatInt(timestamp, 10) + "\n" + nonce + "\n" + hex.EncodeToString(sum[:]))
-}
-
-// acceptedSigFormats are the signature algorithms accepted from mirror keys: no
-// SHA-1 RSA ("ssh-rsa") and no DSA.
-var acceptedSigFormats = map[string]bool{
-	ssh.KeyAlgoED25519:    true,
-	ssh.KeyAlgoECDSA256:   true,
-	ssh.KeyAlgoECDSA384:   true,
-	ssh.KeyAlgoECDSA521:   true,
-	ssh.KeyAlgoRSASHA256:  true,
-	ssh.KeyAlgoRSASHA512:  true,
-	ssh.KeyAlgoSKED25519:  true,
-	ssh.KeyAlgoSKECDSA256: true,
 }
 
 // Sign adds the signing headers for mirror id to req, whose body is body, signing
@@ -119,7 +108,7 @@ func (h signedHeaders) verify(pub ssh.PublicKey, method, target string, body []b
 	if d := now.Sub(time.Unix(h.timestamp, 0)); d > MaxSkew || d < -MaxSkew {
 		return fmt.Errorf("%w: off by %s", ErrSkew, d.Round(time.Second))
 	}
-	if !acceptedSigFormats[h.sig.Format] {
+	if !slices.Contains(gitfleet.SignatureAlgorithms(), h.sig.Format) {
 		return fmt.Errorf("%w: %s", ErrWeakSignatureAlg, h.sig.Format)
 	}
 	if err := pub.Verify(SigningString(method, target, h.timestamp, h.nonce, body), h.sig); err != nil {

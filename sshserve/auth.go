@@ -110,20 +110,10 @@ type Authorizer func(ctx context.Context, conn ConnInfo, p Principal, project, s
 const DefaultMinRSABits = gitfleet.DefaultMinRSABits
 
 // DefaultPublicKeyAlgorithms are the signature algorithms accepted for client
-// authentication when Server.PublicKeyAlgorithms is nil: no SHA-1 RSA signatures
-// ("ssh-rsa") and no DSA ("ssh-dss"). RSA keys sign with rsa-sha2-256 or -512.
-func DefaultPublicKeyAlgorithms() []string {
-	return []string{
-		ssh.KeyAlgoED25519,
-		ssh.KeyAlgoSKED25519,
-		ssh.KeyAlgoECDSA256,
-		ssh.KeyAlgoSKECDSA256,
-		ssh.KeyAlgoECDSA384,
-		ssh.KeyAlgoECDSA521,
-		ssh.KeyAlgoRSASHA512,
-		ssh.KeyAlgoRSASHA256,
-	}
-}
+// authentication when Server.PublicKeyAlgorithms is nil:
+// gitfleet.SignatureAlgorithms (no SHA-1 RSA signatures, "ssh-rsa", and no DSA,
+// "ssh-dss"; RSA keys sign with rsa-sha2-256 or -512).
+func DefaultPublicKeyAlgorithms() []string { return gitfleet.SignatureAlgorithms() }
 
 // keyTypesFor returns the public key types that the signature algorithms algos can
 // authenticate.

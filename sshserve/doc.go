@@ -20,7 +20,7 @@
 //
 // Typical usage:
 //
-//	hostKeys, err := sshserve.LoadOrCreateHostKeys(filepath.Join(home, "shared", "config"))
+//	hostKeys, err := sshserve.LoadOrCreateHostKeys(home.ConfigDir()) // home is a gitfleet.Home
 //	if err != nil { ... }
 //	srv := &sshserve.Server{
 //		Addr:     ":7999",

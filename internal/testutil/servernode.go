@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gitfleet/gitfleet"
 )
 
 // BuildProgram builds the main package pkg (a path relative to the module root,
@@ -240,7 +242,7 @@ func (n *ServerNode) URL(path string) string {
 // AdminCreds returns the administrator credentials the node generated.
 func (n *ServerNode) AdminCreds() (user, password string) {
 	n.t.Helper()
-	b, err := os.ReadFile(filepath.Join(n.Home, "shared", "config", "admin-password"))
+	b, err := os.ReadFile(filepath.Join(gitfleet.Home(n.Home).ConfigDir(), "admin-password"))
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -293,7 +295,7 @@ func (n *ServerNode) SSHURL(project, slug string) string {
 
 // RepoDir is the directory of PROJECT/slug in the node's home.
 func (n *ServerNode) RepoDir(project, slug string) string {
-	return filepath.Join(n.Home, "shared", "data", "repositories", project, slug+".git")
+	return gitfleet.Home(n.Home).RepoDir(gitfleet.RepoName{Project: project, Slug: slug})
 }
 
 // KnownHosts writes a known_hosts file pinning the node's SSH host keys for
@@ -305,7 +307,7 @@ func (n *ServerNode) KnownHosts(t testing.TB, port int) string {
 	}
 	var lines []string
 	for _, name := range []string{"ssh_host_ed25519_key.pub", "ssh_host_rsa_key.pub", "ssh_host_ecdsa_key.pub"} {
-		b, err := os.ReadFile(filepath.Join(n.Home, "shared", "config", name))
+		b, err := os.ReadFile(filepath.Join(gitfleet.Home(n.Home).ConfigDir(), name))
 		if err != nil {
 			continue
 		}
