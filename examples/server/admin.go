@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -12,7 +13,6 @@ import (
 	"path/filepath"
 	"sync"
 
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -40,8 +40,8 @@ type adminCreds struct {
 // setup.sysadmin.* from the properties, or generates a password, stores only its
 // hash, and writes it to a 0600 file in the home; it returns the generated password
 // (empty when none was generated) so that it can be printed once.
-func (a *app) ensureAdmin(setup adminSetup, configDir string) (created bool, generated string, err error) {
-	if a.adminUser() != "" {
+func (a *app) ensureAdmin(ctx context.Context, setup adminSetup, configDir string) (created bool, generated string, err error) {
+	if a.adminUser(ctx) != "" {
 		return false, "", nil
 	}
 	user, pass := setup.Username, setup.Password
@@ -66,23 +66,18 @@ func (a *app) ensureAdmin(setup adminSetup, configDir string) (created bool, gen
 			return false, "", fmt.Errorf("write %s: %w", p, err)
 		}
 	}
-	err = a.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketSettings)
-		if err := b.Put(settingAdminUser, []byte(user)); err != nil {
-			return err
-		}
-		return b.Put(settingAdminHash, hash)
-	})
+	err = a.st.SetAdmin(ctx, user, hash)
 	return err == nil, generated, err
 }
 
-// adminUser returns the administrator's user name ("" before setup).
-func (a *app) adminUser() string {
-	var u string
-	a.db.View(func(tx *bolt.Tx) error {
-		u = string(tx.Bucket(bucketSettings).Get(settingAdminUser))
-		return nil
-	})
+// adminUser returns the administrator's user name ("" before setup, or when it
+// cannot be read).
+func (a *app) adminUser(ctx context.Context) string {
+	u, _, err := a.st.Admin(ctx)
+	if err != nil {
+		a.log.Error("reading the administrator's settings", "err", err)
+		return ""
+	}
 	return u
 }
 
@@ -99,14 +94,11 @@ func (a *app) checkAdmin(r *http.Request) bool {
 		return true
 	}
 	a.creds.mu.Unlock()
-	var storedUser string
-	var hash []byte
-	a.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketSettings)
-		storedUser = string(b.Get(settingAdminUser))
-		hash = append([]byte(nil), b.Get(settingAdminHash)...)
-		return nil
-	})
+	storedUser, hash, err := a.st.Admin(r.Context())
+	if err != nil {
+		a.log.Error("reading the administrator's settings", "err", err)
+		return false
+	}
 	if storedUser == "" || subtle.ConstantTimeCompare([]byte(user), []byte(storedUser)) != 1 {
 		return false
 	}

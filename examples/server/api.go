@@ -81,8 +81,6 @@ func decodeStrict(body []byte, v any) error {
 	return nil
 }
 
-func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
-
 // page is a Bitbucket-style page of results.
 type page[T any] struct {
 	Values        []T  `json:"values"`

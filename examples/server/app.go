@@ -10,14 +10,13 @@ import (
 	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/mesh"
 	"github.com/gitfleet/gitfleet/node"
-	bolt "go.etcd.io/bbolt"
 )
 
-// app is the example's own part of a node: its database of projects,
-// repositories, users' keys and permissions, the administrator, and the REST API
-// over them. The node (package node) runs everything else.
+// app is the example's own part of a node: its state (projects, repositories,
+// users' keys and permissions, the administrator; see state) and the REST API
+// over it. The node (package node) runs everything else.
 type app struct {
-	db     *bolt.DB
+	st     state      // projects, repository records, keys, permissions, settings
 	repos  mesh.Repos // set once the node's storage is up
 	node   *node.Node
 	log    *slog.Logger

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -8,7 +9,6 @@ import (
 	"time"
 
 	"github.com/gitfleet/gitfleet"
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -65,77 +65,11 @@ func (a *app) parseKeyText(text string) (sshKey, ssh.PublicKey, error) {
 	return k, pub, nil
 }
 
-// addKey stores k, refusing a key that is registered already.
-func (a *app) addKey(k sshKey) (sshKey, error) {
-	err := a.db.Update(func(tx *bolt.Tx) error {
-		idx := tx.Bucket(bucketKeyIndex)
-		if idx.Get([]byte(k.Fingerprint)) != nil {
-			return fmt.Errorf("%w: this key is already registered (%s)", errConflict, k.Fingerprint)
-		}
-		if k.Project != "" {
-			if tx.Bucket(bucketRepos).Get(repoKey(k.Project, k.Slug)) == nil {
-				return fmt.Errorf("%w: repository %s/%s does not exist", errNotFound, k.Project, k.Slug)
-			}
-		}
-		keys := tx.Bucket(bucketKeys)
-		id, err := keys.NextSequence()
-		if err != nil {
-			return err
-		}
-		k.ID = id
-		if err := putJSON(keys, u64key(id), k); err != nil {
-			return err
-		}
-		return idx.Put([]byte(k.Fingerprint), u64key(id))
-	})
-	return k, err
-}
-
-// listKeys returns the keys for which keep returns true, in id order.
-func (a *app) listKeys(keep func(sshKey) bool) ([]sshKey, error) {
-	var out []sshKey
-	err := a.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketKeys).ForEach(func(_, v []byte) error {
-			var k sshKey
-			if err := jsonUnmarshal(v, &k); err != nil {
-				return err
-			}
-			if keep(k) {
-				out = append(out, k)
-			}
-			return nil
-		})
-	})
-	return out, err
-}
-
-func (a *app) deleteKey(idText string) error {
+// deleteKey removes the key whose id is idText.
+func (a *app) deleteKey(ctx context.Context, idText string) error {
 	id, err := strconv.ParseUint(idText, 10, 64)
 	if err != nil {
 		return fmt.Errorf("%w: key id %q is not a number", errBadRequest, idText)
 	}
-	return a.db.Update(func(tx *bolt.Tx) error {
-		keys := tx.Bucket(bucketKeys)
-		var k sshKey
-		if err := getJSON(keys, u64key(id), &k); err != nil {
-			return fmt.Errorf("%w: key %d does not exist", errNotFound, id)
-		}
-		if err := keys.Delete(u64key(id)); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketKeyIndex).Delete([]byte(k.Fingerprint))
-	})
-}
-
-// keyByFingerprint finds the registered key with that fingerprint.
-func (a *app) keyByFingerprint(fp string) (sshKey, bool) {
-	var k sshKey
-	err := a.db.View(func(tx *bolt.Tx) error {
-		id := tx.Bucket(bucketKeyIndex).Get([]byte(fp))
-		if id == nil {
-			return errNotFound
-		}
-		return getJSON(tx.Bucket(bucketKeys), id, &k)
-	})
-	return k, err == nil
+	return a.st.DeleteKey(ctx, id)
 }

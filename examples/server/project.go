@@ -1,13 +1,14 @@
 package main
 
 import (
+	"cmp"
+	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/gitfleet/gitfleet"
-	bolt "go.etcd.io/bbolt"
 )
 
 // project is a Bitbucket-style project: a key and a display name.
@@ -44,9 +45,15 @@ func slugify(name string) (string, error) {
 	return s, nil
 }
 
-func repoKey(projectKey, slug string) []byte { return []byte(projectKey + "/" + slug) }
+// sortRepos sorts rs by project and slug.
+func sortRepos(rs []repository) {
+	slices.SortFunc(rs, func(a, b repository) int {
+		return cmp.Or(cmp.Compare(a.Project, b.Project), cmp.Compare(a.Slug, b.Slug))
+	})
+}
 
-func (a *app) createProject(p project) (project, error) {
+// createProject validates p and stores it as a new project.
+func (a *app) createProject(ctx context.Context, p project) (project, error) {
 	if err := validProjectKey(p.Key); err != nil {
 		return project{}, err
 	}
@@ -58,77 +65,8 @@ func (a *app) createProject(p project) (project, error) {
 		return project{}, fmt.Errorf("%w: project name is longer than 255 characters", errBadRequest)
 	}
 	p.Created = a.now().UTC()
-	err := a.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketProjects)
-		if b.Get([]byte(p.Key)) != nil {
-			return fmt.Errorf("%w: project %s already exists", errConflict, p.Key)
-		}
-		return putJSON(b, []byte(p.Key), p)
-	})
-	return p, err
-}
-
-func (a *app) getProject(key string) (project, error) {
-	var p project
-	err := a.db.View(func(tx *bolt.Tx) error { return getJSON(tx.Bucket(bucketProjects), []byte(key), &p) })
-	if err != nil {
-		return p, fmt.Errorf("%w: project %s does not exist", errNotFound, key)
+	if err := a.st.CreateProject(ctx, p); err != nil {
+		return project{}, err
 	}
 	return p, nil
-}
-
-func (a *app) listProjects() ([]project, error) {
-	var out []project
-	err := a.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketProjects).ForEach(func(k, v []byte) error {
-			var p project
-			if err := getJSON(tx.Bucket(bucketProjects), k, &p); err != nil {
-				return err
-			}
-			out = append(out, p)
-			return nil
-		})
-	})
-	return out, err
-}
-
-// listRepos returns the repositories of project key, or of every project when key
-// is empty, sorted by project and slug.
-func (a *app) listRepos(key string) ([]repository, error) {
-	var out []repository
-	err := a.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketRepos).Cursor()
-		prefix := []byte(key + "/")
-		if key == "" {
-			prefix = nil
-		}
-		for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
-			var r repository
-			if err := jsonUnmarshal(v, &r); err != nil {
-				return err
-			}
-			out = append(out, r)
-		}
-		return nil
-	})
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Project != out[j].Project {
-			return out[i].Project < out[j].Project
-		}
-		return out[i].Slug < out[j].Slug
-	})
-	return out, err
-}
-
-func (a *app) getRepo(key, slug string) (repository, error) {
-	var r repository
-	err := a.db.View(func(tx *bolt.Tx) error { return getJSON(tx.Bucket(bucketRepos), repoKey(key, slug), &r) })
-	if err != nil {
-		return r, fmt.Errorf("%w: repository %s/%s does not exist", errNotFound, key, slug)
-	}
-	return r, nil
-}
-
-func hasPrefix(b, prefix []byte) bool {
-	return len(b) >= len(prefix) && string(b[:len(prefix)]) == string(prefix)
 }

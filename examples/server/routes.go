@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/gitfleet/gitfleet/mesh"
-	bolt "go.etcd.io/bbolt"
 )
 
 // routes returns the example's REST API, behind the administrator's HTTP Basic
@@ -76,7 +75,7 @@ func (a *app) handleCreateProject(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	p, err := a.createProject(project{Key: req.Key, Name: req.Name})
+	p, err := a.createProject(r.Context(), project{Key: req.Key, Name: req.Name})
 	if err != nil {
 		writeError(w, err)
 		return
@@ -86,7 +85,7 @@ func (a *app) handleCreateProject(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) handleListProjects(w http.ResponseWriter, r *http.Request) {
-	ps, err := a.listProjects()
+	ps, err := a.st.Projects(r.Context())
 	out := make([]projectJSON, 0, len(ps))
 	for _, p := range ps {
 		out = append(out, projectJSON{Key: p.Key, Name: p.Name})
@@ -95,7 +94,7 @@ func (a *app) handleListProjects(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) handleGetProject(w http.ResponseWriter, r *http.Request) {
-	p, err := a.getProject(r.PathValue("key"))
+	p, err := a.st.Project(r.Context(), r.PathValue("key"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -122,11 +121,11 @@ func (a *app) handleCreateRepo(w http.ResponseWriter, r *http.Request) {
 
 func (a *app) handleListRepos(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
-	if _, err := a.getProject(key); err != nil {
+	if _, err := a.st.Project(r.Context(), key); err != nil {
 		writeError(w, err)
 		return
 	}
-	rs, err := a.listRepos(key)
+	rs, err := a.st.Repos(r.Context(), key)
 	out := make([]repoJSON, 0, len(rs))
 	for _, repo := range rs {
 		out = append(out, a.repoView(repo))
@@ -135,7 +134,7 @@ func (a *app) handleListRepos(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) handleGetRepo(w http.ResponseWriter, r *http.Request) {
-	repo, err := a.getRepo(r.PathValue("key"), r.PathValue("slug"))
+	repo, err := a.st.Repo(r.Context(), r.PathValue("key"), r.PathValue("slug"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -155,7 +154,7 @@ func (a *app) handleDeleteRepo(w http.ResponseWriter, r *http.Request) {
 
 func (a *app) handleSetPermission(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if err := a.setPermission(r.PathValue("key"), q.Get("name"), q.Get("permission")); err != nil {
+	if err := a.setPermission(r.Context(), r.PathValue("key"), q.Get("name"), q.Get("permission")); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -185,7 +184,7 @@ func (a *app) handleAddUserKey(w http.ResponseWriter, r *http.Request) {
 		k.Label = req.Label
 	}
 	k.User = user
-	if k, err = a.addKey(k); err != nil {
+	if k, err = a.st.AddKey(r.Context(), k); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -199,12 +198,12 @@ func (a *app) handleListUserKeys(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	keys, err := a.listKeys(func(k sshKey) bool { return k.User == user })
+	keys, err := a.st.UserKeys(r.Context(), user)
 	writePage(w, r, keys, err)
 }
 
 func (a *app) handleDeleteKey(w http.ResponseWriter, r *http.Request) {
-	if err := a.deleteKey(r.PathValue("id")); err != nil {
+	if err := a.deleteKey(r.Context(), r.PathValue("id")); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -236,7 +235,7 @@ func (a *app) handleAddAccessKey(w http.ResponseWriter, r *http.Request) {
 		k.Label = req.Key.Label
 	}
 	k.Project, k.Slug, k.Permission = r.PathValue("key"), r.PathValue("slug"), req.Permission
-	if k, err = a.addKey(k); err != nil {
+	if k, err = a.st.AddKey(r.Context(), k); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -255,16 +254,14 @@ func (a *app) createRepo(ctx context.Context, key, name string) (repository, err
 	repo := repository{Project: key, Slug: slug, Name: strings.TrimSpace(name), Created: a.now().UTC()}
 	a.repoMu.Lock()
 	defer a.repoMu.Unlock()
-	err = a.db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketProjects).Get([]byte(key)) == nil {
-			return fmt.Errorf("%w: project %s does not exist", errNotFound, key)
-		}
-		if tx.Bucket(bucketRepos).Get(repoKey(key, slug)) != nil {
-			return fmt.Errorf("%w: repository %s/%s already exists", errConflict, key, slug)
-		}
-		return nil
-	})
-	if err != nil {
+	// The store is touched only for a repository that can be recorded; the
+	// record is checked again when it is written.
+	if _, err := a.st.Project(ctx, key); err != nil {
+		return repository{}, err
+	}
+	if _, err := a.st.Repo(ctx, key, slug); err == nil {
+		return repository{}, fmt.Errorf("%w: repository %s/%s already exists", errConflict, key, slug)
+	} else if !errors.Is(err, errNotFound) {
 		return repository{}, err
 	}
 	if err := a.repos.Create(ctx, key, slug); err != nil {
@@ -279,8 +276,7 @@ func (a *app) createRepo(ctx context.Context, key, name string) (repository, err
 			return repository{}, err
 		}
 	}
-	err = a.db.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketRepos), repoKey(key, slug), repo) })
-	if err != nil {
+	if err := a.st.CreateRepo(ctx, repo); err != nil {
 		if derr := a.repos.Delete(context.WithoutCancel(ctx), key, slug); derr != nil {
 			a.log.Error("could not remove an unrecorded repository", "project", key, "slug", slug, "err", derr)
 		}
@@ -294,29 +290,7 @@ func (a *app) createRepo(ctx context.Context, key, name string) (repository, err
 func (a *app) deleteRepo(ctx context.Context, key, slug string) error {
 	a.repoMu.Lock()
 	defer a.repoMu.Unlock()
-	err := a.db.Update(func(tx *bolt.Tx) error {
-		repos := tx.Bucket(bucketRepos)
-		if repos.Get(repoKey(key, slug)) == nil {
-			return fmt.Errorf("%w: repository %s/%s does not exist", errNotFound, key, slug)
-		}
-		keys, idx := tx.Bucket(bucketKeys), tx.Bucket(bucketKeyIndex)
-		var drop [][]byte
-		keys.ForEach(func(k, v []byte) error {
-			var sk sshKey
-			if jsonUnmarshal(v, &sk) == nil && sk.Project == key && sk.Slug == slug {
-				drop = append(drop, k)
-				idx.Delete([]byte(sk.Fingerprint))
-			}
-			return nil
-		})
-		for _, k := range drop {
-			if err := keys.Delete(k); err != nil {
-				return err
-			}
-		}
-		return repos.Delete(repoKey(key, slug))
-	})
-	if err != nil {
+	if err := a.st.DeleteRepo(ctx, key, slug); err != nil {
 		return err
 	}
 	if err := a.repos.Delete(ctx, key, slug); err != nil && !errors.Is(err, mesh.ErrNotFound) {

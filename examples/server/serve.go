@@ -39,8 +39,8 @@ func runNode(ctx context.Context, o options, logger *slog.Logger, stdout io.Writ
 		return err
 	}
 	defer db.Close()
-	a := &app{db: db, log: logger, now: time.Now, sshBase: cfg.SSHBaseURL()}
-	firstStart, generated, err := a.ensureAdmin(adminSetup{
+	a := &app{st: newBoltState(db), log: logger, now: time.Now, sshBase: cfg.SSHBaseURL()}
+	firstStart, generated, err := a.ensureAdmin(ctx, adminSetup{
 		Username: cfg.Setup.Sysadmin.Username, Password: cfg.Setup.Sysadmin.Password,
 	}, home.ConfigDir())
 	if err != nil {
@@ -83,7 +83,7 @@ func runNode(ctx context.Context, o options, logger *slog.Logger, stdout io.Writ
 	case <-n.Ready():
 	}
 	if firstStart && cfg.Mode != props.ModeMirror {
-		printFirstSteps(stdout, cfg, a.adminUser(), generated, home)
+		printFirstSteps(stdout, cfg, a.adminUser(ctx), generated, home)
 	}
 	select {
 	case err := <-served:
@@ -120,8 +120,10 @@ func (a *app) removeUnrecorded(ctx context.Context) error {
 		return err
 	}
 	for _, r := range stored {
-		if _, err := a.getRepo(r.Project, r.Slug); err == nil {
+		if _, err := a.st.Repo(ctx, r.Project, r.Slug); err == nil {
 			continue
+		} else if !errors.Is(err, errNotFound) {
+			return err
 		}
 		a.log.Warn("removing a repository that was never recorded (creation interrupted)", "project", r.Project, "slug", r.Slug)
 		if err := a.repos.Delete(ctx, r.Project, r.Slug); err != nil {

@@ -13,7 +13,7 @@ import (
 // a user key or a repository access key. On a primary, mirror.Upstream's
 // PublicKeyCallback wraps it to recognise accepted mirrors' keys first.
 func (a *app) principalFor(ctx context.Context, conn sshserve.ConnInfo, key ssh.PublicKey) (sshserve.Principal, error) {
-	if k, ok := a.keyByFingerprint(ssh.FingerprintSHA256(key)); ok {
+	if k, err := a.st.KeyByFingerprint(ctx, ssh.FingerprintSHA256(key)); err == nil {
 		if k.Project != "" {
 			name := k.Label
 			if name == "" {
@@ -26,33 +26,20 @@ func (a *app) principalFor(ctx context.Context, conn sshserve.ConnInfo, key ssh.
 	return sshserve.Principal{}, fmt.Errorf("unknown key %s", ssh.FingerprintSHA256(key))
 }
 
-// authorize decides read and write access for a principal from the database (user
+// authorize decides read and write access for a principal from the state (user
 // permissions and access keys). On a primary, mirror.Upstream's Authorizer wraps
 // it to decide for accepted mirrors from their grants.
 func (a *app) authorize(ctx context.Context, conn sshserve.ConnInfo, p sshserve.Principal, project, slug string, access sshserve.Access) error {
 	write := access == sshserve.AccessWrite
-	k, ok := a.keyByFingerprint(ssh.FingerprintSHA256(p.Key))
-	if !ok { // the key was removed after login
+	k, err := a.st.KeyByFingerprint(ctx, ssh.FingerprintSHA256(p.Key))
+	if err != nil { // the key was removed after login
 		return sshserve.ErrDenied
 	}
-	if _, err := a.getRepo(project, slug); err != nil {
+	if _, err := a.st.Repo(ctx, project, slug); err != nil {
 		return sshserve.ErrNotFound
 	}
-	if !a.mayAccess(k, project, slug, write) {
+	if !a.mayAccess(ctx, k, project, slug, write) {
 		return sshserve.ErrDenied
 	}
 	return nil
-}
-
-// readAccess answers a mirror's question whether the user owning key may read
-// project/slug (mirror.UpstreamConfig.ReadAccess).
-func (a *app) readAccess(ctx context.Context, key ssh.PublicKey, project, slug string) (string, bool, error) {
-	k, ok := a.keyByFingerprint(ssh.FingerprintSHA256(key))
-	if !ok {
-		return "", false, nil
-	}
-	if _, err := a.getRepo(project, slug); err != nil {
-		return k.User, false, nil
-	}
-	return k.User, a.mayAccess(k, project, slug, false), nil
 }
