@@ -89,8 +89,9 @@ func CheckProjectKey(key string) error {
 
 // NormalizeSlug validates a repository slug and returns it lower-cased. A slug is
 // ASCII, starts with a letter or digit, holds only letters, digits, '.', '_' and
-// '-', is at most MaxNameLen characters and does not end in ".git". Anything else
-// fails with an error wrapping ErrInvalidName.
+// '-', is at most MaxNameLen characters, does not end in ".git" or '.' (Windows
+// drops a trailing dot from file names) and holds no ".." (so no slug reads as a
+// path step). Anything else fails with an error wrapping ErrInvalidName.
 func NormalizeSlug(slug string) (string, error) {
 	if len(slug) == 0 || len(slug) > MaxNameLen {
 		return "", fmt.Errorf("%w: slug %q: length must be 1 to %d", ErrInvalidName, printable(slug), MaxNameLen)
@@ -110,12 +111,15 @@ func NormalizeSlug(slug string) (string, error) {
 	if strings.HasSuffix(s, ".git") {
 		return "", fmt.Errorf("%w: slug %q must not end in .git", ErrInvalidName, printable(slug))
 	}
+	if strings.HasSuffix(s, ".") || strings.Contains(s, "..") {
+		return "", fmt.Errorf("%w: slug %q must not end in '.' or hold \"..\"", ErrInvalidName, printable(slug))
+	}
 	return s, nil
 }
 
 // Slugify turns a repository's display name into its slug, as Bitbucket does:
 // lower-cased, every run of characters other than a-z, 0-9, '.', '_' and '-'
-// turned into '-', then '-', '.' and '_' trimmed from both ends. A name that gives
+// turned into '-', runs of '.' made one, then '-', '.' and '_' trimmed from both ends. A name that gives
 // no valid slug is an error wrapping ErrInvalidName.
 func Slugify(name string) (string, error) {
 	var b strings.Builder
@@ -131,7 +135,11 @@ func Slugify(name string) (string, error) {
 			run = true
 		}
 	}
-	s := strings.Trim(b.String(), "-._")
+	s := b.String()
+	for strings.Contains(s, "..") {
+		s = strings.ReplaceAll(s, "..", ".")
+	}
+	s = strings.Trim(s, "-._")
 	if _, err := NormalizeSlug(s); err != nil {
 		return "", fmt.Errorf("%w: repository name %q gives no valid slug (letters, digits, '.', '_' or '-'; at most %d characters; not ending in .git)", ErrInvalidName, printable(name), MaxNameLen)
 	}
