@@ -13,14 +13,16 @@ import (
 )
 
 // gitCommand is gitexec.Command for a git process serving a repository, which
-// additionally dies with the store's process (Pdeathsig). A git process left
+// on Linux additionally dies with the store's process (Pdeathsig; other systems
+// have no such attribute, see the package documentation). A git process left
 // running by a crashed store would update refs behind the back of the next store's
 // locks, and its lock files could not be told from stale ones. (Pdeathsig follows
 // the forking thread; exec.Cmd forks on an ordinary runtime thread, which the Go
-// runtime does not retire.)
+// runtime retires only when a goroutine ends locked to it; nothing in this module
+// does, see the Supervisor's start.)
 func (s *Store) gitCommand(ctx context.Context, dir string, env []string, args ...string) *exec.Cmd {
 	cmd := gitexec.Command(ctx, dir, env, args...)
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	setGitProcAttr(cmd)
 	return cmd
 }
 

@@ -55,8 +55,10 @@ type SupervisorState struct {
 type Supervisor struct {
 	// Command returns a fresh command for each start of the sidecar; the child must
 	// run RunSidecar. The Supervisor adds the key and ready pipes as ExtraFiles
-	// (descriptors KeyFD and ReadyFD), makes the child a process-group leader and
-	// sets Pdeathsig so the child dies with this process. Required.
+	// (descriptors KeyFD and ReadyFD), makes the child a process-group leader and,
+	// on Linux, sets Pdeathsig so the child dies with this process; on other Unix
+	// systems the child watches the key pipe, whose end means this process is
+	// gone (see the package documentation, "Operating systems"). Required.
 	Command func() *exec.Cmd
 	// Key is the token key handed to each child; nil means a random key.
 	Key []byte
@@ -171,6 +173,9 @@ func (s *Supervisor) Start(ctx context.Context) error {
 	if s.command == nil {
 		return errors.New("mesh: Supervisor.Command is required")
 	}
+	if err := supervisorSupported(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	switch {
 	case s.shutdown:
@@ -237,10 +242,6 @@ type child struct {
 	addr   string
 	exited chan struct{}
 	err    error // valid once exited is closed
-}
-
-func (c *child) signal(sig syscall.Signal) {
-	syscall.Kill(-c.pid, sig) // the child leads its own process group
 }
 
 // run is the supervision loop.
@@ -369,19 +370,32 @@ func (s *Supervisor) startChild() (*child, error) {
 		keyW.Close()
 		return nil, err
 	}
-	defer keyW.Close()
+	// Without Pdeathsig the key pipe stays open for the child's life: the child
+	// reads it to its end, which comes when this process is gone (see
+	// parentWatchEnv). It is closed once the child has exited.
+	keepKey := !hasPdeathsig
+	defer func() {
+		if !keepKey {
+			keyW.Close()
+		}
+	}()
 	defer readyR.Close()
 	cmd.ExtraFiles = []*os.File{keyR, readyW} // descriptors 3 and 4: KeyFD, ReadyFD
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	setChildProcAttr(cmd)
+	if keepKey {
+		if cmd.Env == nil {
+			cmd.Env = os.Environ()
+		}
+		cmd.Env = append(cmd.Env, parentWatchEnv+"=1")
 	}
-	cmd.SysProcAttr.Setpgid = true
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 
 	// Pdeathsig fires when the thread that forked the child exits, not the process:
 	// fork from a goroutine locked to its thread, and keep that goroutine (and so
-	// the thread) in cmd.Wait for the child's whole life. The goroutine never
-	// unlocks, so its thread is destroyed when it returns, after the child is gone.
+	// the thread) in cmd.Wait for the child's whole life. It unlocks only once the
+	// child is gone: a goroutine that ends locked makes the runtime destroy its
+	// thread, and that thread may earlier have forked (as an ordinary thread, before
+	// this goroutine locked it) git processes of the Store, which Pdeathsig would
+	// then kill in the middle of their work.
 	c := &child{cmd: cmd, exited: make(chan struct{})}
 	startErr := make(chan error, 1)
 	s.wg.Add(1)
@@ -389,12 +403,20 @@ func (s *Supervisor) startChild() (*child, error) {
 		defer s.wg.Done()
 		runtime.LockOSThread()
 		if err := cmd.Start(); err != nil {
+			runtime.UnlockOSThread()
+			if keepKey {
+				keyW.Close()
+			}
 			startErr <- err
 			close(c.exited)
 			return
 		}
 		startErr <- nil
 		c.err = cmd.Wait()
+		runtime.UnlockOSThread()
+		if keepKey {
+			keyW.Close()
+		}
 		close(c.exited)
 	}()
 	err = <-startErr
@@ -412,7 +434,9 @@ func (s *Supervisor) startChild() (*child, error) {
 	if _, err := fmt.Fprintf(keyW, "%s\n", hex.EncodeToString(s.key)); err != nil {
 		return fail(fmt.Errorf("mesh: handing the sidecar its key: %w", err))
 	}
-	keyW.Close()
+	if !keepKey {
+		keyW.Close()
+	}
 	readyR.SetReadDeadline(time.Now().Add(s.readyTimeout))
 	line, err := bufio.NewReader(readyR).ReadString('\n')
 	if err != nil {
