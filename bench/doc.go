@@ -37,6 +37,12 @@
 // TreeCPU, TreeRSS, OpenFDs, Descendants) and the report (WriteReport).
 // The reliability tests use the process probes too.
 //
+// # Operating systems
+//
+// The package and the driver (-tags bench) build and vet on every system CI
+// checks, but the measurements are Linux's: the process probes read /proc, and
+// elsewhere they find no processes, so CPU and memory read as zero.
+//
 // # Typical usage
 //
 //	p := bench.StartProbe(serverPID, 20*time.Millisecond)

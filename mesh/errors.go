@@ -27,3 +27,8 @@ var ErrFetch = errors.New("mesh: fetch failed")
 // ErrHostKey is wrapped, with ErrFetch, when a Fetch's remote presents a host key
 // that the pinned known_hosts does not hold.
 var ErrHostKey = errors.New("mesh: remote host key is not trusted")
+
+// ErrSupervisorUnsupported is returned by Supervisor.Start on Windows, where a
+// child process cannot inherit the descriptors KeyFD and ReadyFD (os/exec has no
+// ExtraFiles there). A program on Windows runs the Store in its own process.
+var ErrSupervisorUnsupported = errors.New("mesh: the sidecar Supervisor is not supported on windows (it hands the child inherited descriptors); run the Store in-process")

@@ -2,6 +2,9 @@ package mesh
 
 import "context"
 
+// ParentWatchEnv is parentWatchEnv, for a test that starts a sidecar by hand.
+const ParentWatchEnv = parentWatchEnv
+
 // HoldWriteLock takes the store's write lock on a repository (already normalised
 // names) for a test, and returns its release.
 func HoldWriteLock(ctx context.Context, s *Store, project, slug string) (release func(), err error) {

@@ -3,6 +3,7 @@ package mesh
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -61,10 +62,23 @@ type refGate struct {
 	grantW, reqR  *os.File // the store's ends
 	done          chan struct{}
 	offset        int64 // spool bytes already published
+	held          bool  // no pipes: the write lock is held from open to close
 }
 
 // openGate makes a gate and attaches it to cmd (ExtraFiles 3 and 4, and lockEnv).
+// Where a child cannot inherit pipes (Windows) the gate holds the write lock for
+// the whole push instead, and publishes the spool at close.
 func (s *Store) openGate(ctx context.Context, project, slug string, lock *rwLock, spool string, cmd *exec.Cmd) (*refGate, error) {
+	if !inheritsPipes {
+		if err := lock.Lock(ctx); err != nil {
+			return nil, err
+		}
+		if present, _ := s.present(project, slug); !present {
+			lock.Unlock() // deleted before the push started
+			return nil, fmt.Errorf("%w: %s/%s", ErrNotFound, project, slug)
+		}
+		return &refGate{s: s, project: project, slug: slug, lock: lock, spool: spool, held: true}, nil
+	}
 	grantR, grantW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -130,6 +144,11 @@ func (g *refGate) run(ctx context.Context) {
 // close ends the gate once git has exited, and publishes whatever the spool still
 // holds (normally nothing), under the lock.
 func (g *refGate) close() {
+	if g.held {
+		g.s.collectFrom(g.project, g.slug, g.spool, g.offset, nil)
+		g.lock.Unlock()
+		return
+	}
 	g.grantR.Close()
 	g.reqW.Close()
 	<-g.done

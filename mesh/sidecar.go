@@ -20,6 +20,13 @@ const (
 	ReadyFD = 4
 )
 
+// parentWatchEnv, set in a sidecar's environment by a Supervisor on a system
+// without Pdeathsig, says that the Supervisor keeps KeyFD's pipe open for the
+// child's whole life: the sidecar reads it to its end after the key, and that
+// end (the supervising process is gone, crashed or killed) makes it shut down as
+// if ctx had ended.
+const parentWatchEnv = "GITFLEET_SIDECAR_WATCH_PARENT"
+
 // SidecarConfig configures RunSidecar.
 type SidecarConfig struct {
 	// Root is the store root, <home>/shared/data/repositories. Required.
@@ -58,9 +65,24 @@ func RunSidecar(ctx context.Context, cfg SidecarConfig) error {
 	}
 	key := cfg.Key
 	if key == nil {
+		f := os.NewFile(KeyFD, "sidecar-key")
 		var err error
-		if key, err = readKey(os.NewFile(KeyFD, "sidecar-key")); err != nil {
+		var rest io.Reader
+		if key, rest, err = readKey(f, os.Getenv(parentWatchEnv) != ""); err != nil {
 			return err
+		}
+		if rest != nil {
+			// Read the pipe to its end, which comes when the parent is gone. The
+			// reader is left blocked when the sidecar ends first: its process is
+			// about to exit.
+			var stop context.CancelFunc
+			ctx, stop = context.WithCancel(ctx)
+			defer stop()
+			go func() {
+				io.Copy(io.Discard, rest)
+				logger.Warn("mesh: the supervising process is gone; shutting down")
+				stop()
+			}()
 		}
 	}
 	store, err := OpenStore(ctx, StoreConfig{Root: cfg.Root, Logger: logger})
@@ -106,19 +128,28 @@ func RunSidecar(ctx context.Context, cfg SidecarConfig) error {
 	return err
 }
 
-// readKey reads a hex key line from f and closes it.
-func readKey(f *os.File) ([]byte, error) {
+// readKey reads a hex key line from f and closes it; with watch it leaves f open
+// and returns the rest of it, to be read to its end.
+func readKey(f *os.File, watch bool) (key []byte, rest io.Reader, err error) {
 	if f == nil {
-		return nil, errors.New("mesh: sidecar has no key descriptor")
+		return nil, nil, errors.New("mesh: sidecar has no key descriptor")
 	}
-	defer f.Close()
-	line, err := bufio.NewReader(io.LimitReader(f, 1024)).ReadString('\n')
-	if err != nil && line == "" {
-		return nil, fmt.Errorf("mesh: reading the sidecar key: %w", err)
+	defer func() {
+		if !watch || err != nil {
+			f.Close()
+		}
+	}()
+	br := bufio.NewReaderSize(f, 1024)
+	line, err := br.ReadSlice('\n') // a line longer than the buffer is an error
+	if err != nil && (err != io.EOF || len(line) == 0) {
+		return nil, nil, fmt.Errorf("mesh: reading the sidecar key: %w", err)
 	}
-	key, err := hex.DecodeString(strings.TrimSpace(line))
+	key, err = hex.DecodeString(strings.TrimSpace(string(line)))
 	if err != nil || len(key) < 16 {
-		return nil, errors.New("mesh: the sidecar key is malformed")
+		return nil, nil, errors.New("mesh: the sidecar key is malformed")
 	}
-	return key, nil
+	if watch {
+		return key, br, nil
+	}
+	return key, nil, nil
 }

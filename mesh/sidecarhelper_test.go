@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"testing"
@@ -85,6 +86,9 @@ func freePort(t testing.TB) int {
 }
 
 func openSidecarBackend(t *testing.T) (mesh.Repos, string) {
+	if runtime.GOOS == "windows" {
+		t.Skip("the sidecar Supervisor is not supported on windows")
+	}
 	sup, root := startSupervisor(t, freePort(t))
 	return sup.Client(), root
 }
@@ -109,4 +113,28 @@ func sidecarClient(t testing.TB, s *mesh.Store) mesh.Repos {
 		<-served
 	})
 	return c
+}
+
+// runParentHelper is the test binary as a supervising parent (MESH_TEST_HELPER=
+// parent): it starts a sidecar, prints the sidecar's pid and waits to be killed.
+func runParentHelper() int {
+	exe, err := os.Executable()
+	if err != nil {
+		return 2
+	}
+	sup := &mesh.Supervisor{Command: func() *exec.Cmd {
+		cmd := exec.Command(exe)
+		cmd.Env = append(os.Environ(), helperEnv+"=sidecar")
+		cmd.Stderr = os.Stderr
+		return cmd
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := sup.Start(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(sup.State().PID)
+	time.Sleep(10 * time.Minute)
+	return 0
 }

@@ -1,3 +1,8 @@
+//go:build linux
+
+// The Supervisor tests read /proc (processes, their sockets and working
+// directories) and signal process groups: they run on Linux.
+
 package mesh_test
 
 import (
@@ -417,30 +422,6 @@ func TestSupervisorShutdown(t *testing.T) {
 			}
 		})
 	}
-}
-
-// runParentHelper is the test binary as a supervising parent (MESH_TEST_HELPER=
-// parent): it starts a sidecar, prints the sidecar's pid and waits to be killed.
-func runParentHelper() int {
-	exe, err := os.Executable()
-	if err != nil {
-		return 2
-	}
-	sup := &mesh.Supervisor{Command: func() *exec.Cmd {
-		cmd := exec.Command(exe)
-		cmd.Env = append(os.Environ(), helperEnv+"=sidecar")
-		cmd.Stderr = os.Stderr
-		return cmd
-	}}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := sup.Start(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	fmt.Println(sup.State().PID)
-	time.Sleep(10 * time.Minute)
-	return 0
 }
 
 // TestSidecarDiesWithParent kills a supervising process with SIGKILL (no chance to

@@ -271,4 +271,10 @@
 // "gitfleet.mirror.upstream" (one bbolt transaction per call, and no write
 // before the first call that needs one); NewMemoryState keeps everything in
 // memory, for tests and programs that keep nothing across restarts.
+//
+// # Operating systems
+//
+// Nothing here differs per system: the package builds and behaves the same on
+// Linux, macOS, FreeBSD and Windows. The storage under a mirror (mesh) and the
+// SSH server (sshserve) say what differs in theirs.
 package mirror

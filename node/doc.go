@@ -63,4 +63,13 @@
 // sets Node.Sidecar to SidecarCommand(...) and calls RunSidecarCommand first
 // thing in main when its first argument is SidecarArg: the node then re-executes
 // the program as the sidecar and restarts it when it dies.
+//
+// # Operating systems
+//
+// A node builds everywhere and runs first on Linux. With Node.Sidecar set it
+// needs mesh.Supervisor, which runs on Unix (Pdeathsig on Linux, a watched pipe
+// on macOS and FreeBSD) and returns mesh.ErrSupervisorUnsupported on Windows,
+// where a node keeps its storage in-process (Node.Repos or no Sidecar). What
+// differs per system below that is in the mesh, portfwd and sshserve
+// documentation.
 package node

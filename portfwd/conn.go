@@ -2,10 +2,8 @@ package portfwd
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -171,6 +169,7 @@ type pair struct {
 	bulkIn, bulkOut bool
 
 	idleTimeouts
+	meter pairMeter // what the kernel cannot tell (nothing on Linux)
 
 	halfClosed atomic.Bool
 	in, out    atomic.Int64 // bytes client->server and server->client, once done
@@ -185,8 +184,9 @@ func newPair(c, s *net.TCPConn, ft, bt Timeouts) *pair {
 	return p
 }
 
-// run copies both directions until both have ended. The copies are io.Copy
-// between two *net.TCPConn, which the Go runtime performs with splice(2).
+// run copies both directions until both have ended. On Linux the copies are
+// io.Copy between two *net.TCPConn, which the Go runtime performs with
+// splice(2); elsewhere a copy loop (see forward).
 // When one side ends its output the other side's output is shut down (a
 // half-close); an error in either direction closes both sockets.
 func (p *pair) run() {
@@ -194,85 +194,15 @@ func (p *pair) run() {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		n, err := forward(p.server, p.client, p.clientRaw, p.preIn, p.bulkIn)
+		n, err := p.forward(true)
 		p.in.Store(n)
 		p.finish(p.server, err)
 	}()
-	n, err := forward(p.client, p.server, p.serverRaw, p.preOut, p.bulkOut)
+	n, err := p.forward(false)
 	p.out.Store(n)
 	p.finish(p.client, err)
 	wg.Wait()
 	p.close()
-}
-
-// smallCopy is the buffer of forward's first phase, and the read size that
-// tells a bulk transfer.
-const smallCopy = 16 << 10
-
-var smallBufs = sync.Pool{New: func() any { b := make([]byte, smallCopy); return &b }}
-
-// forward copies src to dst until src ends, returning the bytes copied. Short
-// exchanges (a request, a reply, a handshake) go through a pooled buffer that
-// is borrowed only once src has data, so an idle connection holds none; the
-// first read that fills the buffer marks a bulk transfer, and the rest goes
-// through io.Copy, which splices (two splice(2) calls per chunk and a pipe cost
-// more than read and write for a kilobyte, and far less for megabytes).
-//
-// pre, bytes read from src before, is written first and not counted; bulk
-// skips the first phase.
-func forward(dst, src *net.TCPConn, srcRaw syscall.RawConn, pre []byte, bulk bool) (int64, error) {
-	if len(pre) > 0 {
-		if _, err := dst.Write(pre); err != nil {
-			return 0, err
-		}
-	}
-	if bulk {
-		return io.Copy(dst, src)
-	}
-	var total int64
-	for {
-		var bp *[]byte
-		var n int
-		var rerr error
-		err := srcRaw.Read(func(fd uintptr) bool {
-			bp = smallBufs.Get().(*[]byte)
-			for {
-				n, rerr = syscall.Read(int(fd), *bp)
-				if rerr != syscall.EINTR {
-					break
-				}
-			}
-			if rerr == syscall.EAGAIN {
-				smallBufs.Put(bp)
-				bp = nil
-				return false // wait until readable, holding no buffer
-			}
-			return true
-		})
-		if err == nil && rerr != nil {
-			err = os.NewSyscallError("read", rerr)
-		}
-		if err != nil {
-			if bp != nil {
-				smallBufs.Put(bp)
-			}
-			return total, err
-		}
-		if n <= 0 {
-			smallBufs.Put(bp)
-			return total, nil // end of input
-		}
-		w, werr := dst.Write((*bp)[:n])
-		total += int64(w)
-		smallBufs.Put(bp)
-		if werr != nil {
-			return total, werr
-		}
-		if n == smallCopy {
-			m, err := io.Copy(dst, src)
-			return total + m, err
-		}
-	}
 }
 
 func (p *pair) finish(dst *net.TCPConn, err error) {
@@ -319,3 +249,7 @@ func (f *Forwarder) untrack(p *pair) {
 	delete(f.pairs, p)
 	f.mu.Unlock()
 }
+
+// smallCopy is the size of a short exchange's buffer (the Linux copy's first
+// phase, the event loop's read), and the read size that tells a bulk transfer.
+const smallCopy = 16 << 10

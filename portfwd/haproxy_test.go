@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -104,9 +105,13 @@ func waitListening(t testing.TB, addr string, output func() string) {
 	}
 }
 
-// rssKiB returns the resident set size of a process.
+// rssKiB returns the resident set size of a process; it skips the test
+// outside Linux.
 func rssKiB(t testing.TB, pid int) int64 {
 	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("the resident set size is read from /proc (Linux only)")
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)

@@ -1,19 +1,15 @@
 package portfwd
 
-import (
-	"syscall"
-	"time"
-
-	"golang.org/x/sys/unix"
-)
+import "time"
 
 // maxSweep is the longest time between two inactivity scans.
 const maxSweep = time.Second
 
-// sweep enforces inactivity timeouts without touching the data path: it
-// reads each socket's kernel TCP_INFO, whose tcpi_last_data_recv and
-// tcpi_last_data_sent give the time since data last moved, and closes pairs
-// idle for longer than their timeout. It runs until Close, or until Shutdown has seen every connection end.
+// sweep enforces inactivity timeouts without touching the data path: it asks
+// each pair how long its sockets have been idle (on Linux the kernel's
+// TCP_INFO, elsewhere the pair's own copy loop, see idleTime) and closes pairs
+// idle for longer than their timeout. It runs until Close, or until Shutdown
+// has seen every connection end.
 func (f *Forwarder) sweep() {
 	for {
 		f.mu.Lock()
@@ -29,7 +25,7 @@ func (f *Forwarder) sweep() {
 			if t := minPositive(ct, st); t > 0 {
 				next = min(next, sweepInterval(t))
 			}
-			if expired(p.clientRaw, ct, now.Sub(p.start)) || expired(p.serverRaw, st, now.Sub(p.start)) {
+			if p.expired(ct, st, now) {
 				f.logger().Info("connection closed: inactivity timeout", "client", p.client.RemoteAddr().String())
 				p.close()
 			}
@@ -47,44 +43,19 @@ func (f *Forwarder) sweep() {
 	}
 }
 
-// expired reports whether the socket has moved no data for longer than
-// timeout (zero: never). age bounds the idle time for a fresh socket.
-func expired(raw syscall.RawConn, timeout, age time.Duration) bool {
-	if timeout <= 0 {
-		return false
+// expired reports whether either socket of p has moved no data for longer
+// than its timeout (ct for the client, st for the server; zero: never). The
+// pair's age bounds the idle time of a fresh socket.
+func (p *pair) expired(ct, st time.Duration, now time.Time) bool {
+	age := now.Sub(p.start)
+	over := func(server bool, timeout time.Duration) bool {
+		if timeout <= 0 {
+			return false
+		}
+		idle, ok := p.idleTime(server, now)
+		return ok && min(idle, age) > timeout
 	}
-	idle, ok := idleTime(raw)
-	if !ok {
-		return false
-	}
-	return min(idle, age) > timeout
-}
-
-// idleTime returns the time since the socket last sent or received data.
-func idleTime(raw syscall.RawConn) (time.Duration, bool) {
-	var info *unix.TCPInfo
-	var err error
-	cerr := raw.Control(func(fd uintptr) {
-		info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-	})
-	if cerr != nil || err != nil {
-		return 0, false
-	}
-	ms := min(info.Last_data_recv, info.Last_data_sent)
-	return time.Duration(ms) * time.Millisecond, true
-}
-
-// tcpBytes returns the bytes received on the socket so far.
-func tcpBytes(raw syscall.RawConn) int64 {
-	var info *unix.TCPInfo
-	var err error
-	cerr := raw.Control(func(fd uintptr) {
-		info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-	})
-	if cerr != nil || err != nil {
-		return 0
-	}
-	return int64(info.Bytes_received)
+	return over(false, ct) || over(true, st)
 }
 
 // sweepInterval is how often a timeout of t is checked: a quarter of it,

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
-	"golang.org/x/sys/unix"
 )
 
 // ErrProxyHeader is matched by errors for a missing or malformed PROXY
@@ -30,61 +29,60 @@ const (
 var v2Signature = []byte("\r\n\r\n\x00\r\nQUIT\n")
 
 // readProxyHeader reads exactly one PROXY header (v1 or v2) from c and
-// nothing after it, so that the connection can still be spliced: it peeks at
-// the socket and consumes only the header's bytes. It returns the header and
-// its length in bytes.
+// nothing after it, so that the connection can still be spliced (see
+// takeHeader). It returns the header and its length in bytes.
 func readProxyHeader(c *net.TCPConn, timeout time.Duration) (*proxyproto.Header, int, error) {
 	if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 		return nil, 0, err
 	}
 	defer c.SetReadDeadline(time.Time{})
-	raw, err := c.SyscallConn()
+	got, err := takeHeader(c)
 	if err != nil {
 		return nil, 0, err
-	}
-	var got []byte
-	peek := make([]byte, 512)
-	for {
-		var n int
-		var perr error
-		err := raw.Read(func(fd uintptr) bool {
-			n, _, perr = unix.Recvfrom(int(fd), peek, unix.MSG_PEEK|unix.MSG_DONTWAIT)
-			return perr != unix.EAGAIN
-		})
-		if err == nil {
-			err = perr
-		}
-		if err != nil {
-			return nil, 0, fmt.Errorf("%w: %v", ErrProxyHeader, err)
-		}
-		if n == 0 {
-			return nil, 0, fmt.Errorf("%w: connection closed before the header ended", ErrProxyHeader)
-		}
-		candidate := append(got, peek[:n]...)
-		size, err := headerSize(candidate)
-		if err != nil {
-			return nil, 0, err
-		}
-		take := n // the whole peek is header when the header goes on
-		if size > 0 {
-			take = size - len(got)
-		}
-		if _, err := io.ReadFull(c, peek[:take]); err != nil {
-			return nil, 0, fmt.Errorf("%w: %v", ErrProxyHeader, err)
-		}
-		got = append(got, peek[:take]...)
-		if size > 0 {
-			break
-		}
-		if len(got) >= maxV2Header {
-			return nil, 0, fmt.Errorf("%w: header too long", ErrProxyHeader)
-		}
 	}
 	h, err := proxyproto.Read(bufio.NewReaderSize(bytes.NewReader(got), len(got)+16))
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w: %v", ErrProxyHeader, err)
 	}
 	return h, len(got), nil
+}
+
+// readHeaderExact reads the PROXY header at the start of r without reading a
+// byte past it: one byte at a time until headerSize knows the length (a v1
+// header's end, a v2 header's 16-byte prefix), then the rest at once. It is
+// the way on systems without a socket peek (Windows), a few dozen reads per
+// header where peekHeader needs two.
+func readHeaderExact(r io.Reader) ([]byte, error) {
+	var got []byte
+	one := make([]byte, 1)
+	for {
+		size, err := headerSize(got)
+		if err != nil {
+			return nil, err
+		}
+		if size > 0 {
+			return got, nil
+		}
+		want := 1
+		if len(got) >= v2Prefix && got[0] == '\r' {
+			want = v2Prefix + (int(got[14])<<8 | int(got[15])) - len(got)
+		}
+		if want > 1 {
+			rest := make([]byte, want)
+			if _, err := io.ReadFull(r, rest); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrProxyHeader, err)
+			}
+			got = append(got, rest...)
+			continue
+		}
+		if _, err := io.ReadFull(r, one); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("%w: connection closed before the header ended", ErrProxyHeader)
+			}
+			return nil, fmt.Errorf("%w: %v", ErrProxyHeader, err)
+		}
+		got = append(got, one[0])
+	}
 }
 
 // headerSize returns the length of the PROXY header at the start of b, or 0

@@ -68,12 +68,12 @@ func (f *Forwarder) Stats() Stats {
 	loops := f.loops
 	f.mu.Unlock()
 
-	// Bytes of open connections, read from the kernel.
+	// Bytes of open connections (see liveBytes).
 	type moved struct{ in, out int64 }
 	open := map[*serverState]moved{}
 	openC := map[*counters]moved{}
 	for _, p := range live {
-		in, out := tcpBytes(p.clientRaw)-int64(p.headerLen), tcpBytes(p.serverRaw)
+		in, out := p.liveBytes()
 		m := open[p.srv]
 		open[p.srv] = moved{m.in + in, m.out + out}
 		for _, c := range []*counters{p.fe, p.be} {

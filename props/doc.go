@@ -208,4 +208,9 @@
 // faster than magiconair's, which hands every token through a channel from a
 // lexer goroutine. It allocates about 1.2x the bytes, for the line numbers
 // and the raw text kept for saving.
+//
+// # Operating systems
+//
+// Nothing here differs per system: the package is plain Go and behaves the same
+// on Linux, macOS, FreeBSD and Windows.
 package props

@@ -30,6 +30,12 @@
 // Fuzz targets live beside the parsers in each package; CI runs each for 5 s
 // (see .ci/run).
 //
+// # Operating systems
+//
+// The tests run on Linux only (every test file has a linux build tag): they
+// read /proc for descriptors, goroutines and working directories, mount a
+// tmpfs, and kill process groups; on other systems the package is empty.
+//
 // # Typical usage
 //
 //	go test -race -count=1 ./reliability/

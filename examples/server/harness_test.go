@@ -1,3 +1,9 @@
+//go:build unix
+
+// The tests that run the server binary (this file's harness and the files that
+// use it) send it signals and kill process groups, and the server runs its
+// storage sidecar, which mesh.Supervisor starts on Unix only: they run on Unix.
+
 package main
 
 import (

@@ -1,8 +1,3 @@
-// Package gitexec runs the git binary safely: explicit argument lists, a sanitised
-// environment that ignores the user's and the system's git configuration, a context
-// that kills the whole process group on cancel, and errors that carry git's stderr.
-//
-// Every gitfleet package that runs git goes through this package.
 package gitexec
 
 import (
@@ -15,7 +10,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -90,49 +84,19 @@ func Env(extra ...string) []string {
 }
 
 // Command returns an *exec.Cmd that runs git with args in dir (the current
-// directory when empty) under the sanitised environment of Env(extraEnv...). The
-// process gets a process group of its own; when ctx ends the whole group gets
-// SIGTERM, and SIGKILL TermGrace later if git is still running, so hooks and helpers
-// such as ssh do not outlive it and git can remove its lock files.
+// directory when empty) under the sanitised environment of Env(extraEnv...). On
+// Unix the process gets a process group of its own; when ctx ends the whole group
+// gets SIGTERM, and SIGKILL TermGrace later if git is still running, so hooks and
+// helpers such as ssh do not outlive it and git can remove its lock files. On
+// Windows, which has neither, git itself is killed when ctx ends.
 func Command(ctx context.Context, dir string, extraEnv []string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
 	cmd.Env = Env(extraEnv...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setGroup(cmd)
 	cmd.Cancel = func() error { return TerminateGroup(cmd, TermGrace) }
 	cmd.WaitDelay = WaitDelay
 	return cmd
-}
-
-// TerminateGroup sends SIGTERM to the process group of a command started by Command
-// and, grace later, SIGKILL to whatever is left of the group (members that ignore
-// SIGTERM, or git itself when it is stuck). Process ids are allocated cyclically up to
-// pid_max, so the group id cannot name another group within the grace.
-func TerminateGroup(cmd *exec.Cmd, grace time.Duration) error {
-	if cmd.Process == nil {
-		return nil
-	}
-	err := syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-	if errors.Is(err, syscall.ESRCH) {
-		return os.ErrProcessDone
-	}
-	if err != nil {
-		return err
-	}
-	time.AfterFunc(grace, func() { KillGroup(cmd) })
-	return nil
-}
-
-// KillGroup sends SIGKILL to the process group of a command started by Command.
-func KillGroup(cmd *exec.Cmd) error {
-	if cmd.Process == nil {
-		return nil
-	}
-	err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	if errors.Is(err, syscall.ESRCH) {
-		return os.ErrProcessDone
-	}
-	return err
 }
 
 // Run runs git with args in dir, feeding it stdin (may be nil), and returns its

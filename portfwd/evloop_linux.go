@@ -38,6 +38,10 @@ import (
 // loop connection's state and byte pump in loopconn.go, and the two ways out
 // of a loop (bulk hand-off, retry after a failed connect) in loophandoff.go.
 
+// loopsAvailable says whether a Forwarder forwards plain connections in event
+// loops on this system (Linux only; see loops_other.go).
+const loopsAvailable = true
+
 // loopBuf is the loop's read size; a read that fills it marks a bulk
 // transfer.
 const loopBuf = smallCopy
