@@ -171,4 +171,11 @@
 //	go test -run XXX -bench 'VsOpenSSH/(clone|ls-remote)$' -benchtime 5x -count 2 ./sshserve/
 //	go test -run XXX -bench 'VsOpenSSH/idle100' -benchtime 1x ./sshserve/
 //	go test -run XXX -bench 'VsOpenSSH/clone32' -benchtime 1x -count 2 ./sshserve/
+//
+// # Operating systems
+//
+// The server runs first on Linux and builds everywhere. Only TCP_QUICKACK
+// differs: on Linux each connection is wrapped to acknowledge at once (see
+// Performance); other systems have no such option, and connections are used
+// unwrapped.
 package sshserve

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand"
 	"os"
 	"strings"
 	"testing"
@@ -81,52 +80,34 @@ func BuildRepo(ctx context.Context, dir string, spec RepoSpec) error {
 
 func writeFastImport(w io.Writer, spec RepoSpec) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
-	rng := rand.New(rand.NewSource(spec.Seed))
-	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-+=(){};,.\n"
-	content := make([]byte, 0, spec.FileSize*2)
-	mark := 0
-	commitMarks := make([]int, 0, spec.Commits)
-	const epoch = 1700000000
-	for c := 0; c < spec.Commits; c++ {
-		dir := rng.Intn(spec.Dirs)
-		sub := rng.Intn(4)
-		type file struct {
-			path string
-			mark int
-		}
-		files := make([]file, 0, spec.FilesPerCommit)
-		for f := 0; f < spec.FilesPerCommit; f++ {
-			size := spec.FileSize/2 + rng.Intn(spec.FileSize+1)
-			content = content[:0]
-			for i := 0; i < size; i++ {
-				content = append(content, alphabet[rng.Intn(len(alphabet))])
-			}
-			mark++
+	err := WalkSpec(spec, SpecVisitor{
+		Blob: func(mark int, content []byte) error {
 			fmt.Fprintf(bw, "blob\nmark :%d\ndata %d\n", mark, len(content))
 			bw.Write(content)
 			bw.WriteString("\n")
-			files = append(files, file{fmt.Sprintf("d%03d/s%d/f%03d.txt", dir, sub, rng.Intn(64)), mark})
-		}
-		mark++
-		commitMarks = append(commitMarks, mark)
-		msg := fmt.Sprintf("commit %d: update d%03d/s%d\n", c, dir, sub)
-		ts := epoch + int64(c)*60
-		fmt.Fprintf(bw, "commit refs/heads/main\nmark :%d\nauthor Synthetic Author <author@example.com> %d +0000\ncommitter Synthetic Committer <committer@example.com> %d +0000\ndata %d\n%s",
-			mark, ts, ts, len(msg), msg)
-		for _, f := range files {
-			fmt.Fprintf(bw, "M 100644 :%d %s\n", f.mark, f.path)
-		}
-		bw.WriteString("\n")
-	}
-	for b := 0; b < spec.Branches; b++ {
-		at := commitMarks[(b+1)*len(commitMarks)/(spec.Branches+1)]
-		fmt.Fprintf(bw, "reset refs/heads/branch-%03d\nfrom :%d\n\n", b, at)
-	}
-	for g := 0; g < spec.Tags; g++ {
-		at := commitMarks[(g+1)*len(commitMarks)/(spec.Tags+1)]
-		msg := fmt.Sprintf("release %d\n", g)
-		fmt.Fprintf(bw, "tag v%d.0.0\nfrom :%d\ntagger Synthetic Tagger <tagger@example.com> %d +0000\ndata %d\n%s\n",
-			g, at, epoch+int64(g), len(msg), msg)
+			return nil
+		},
+		Commit: func(c SpecCommit) error {
+			fmt.Fprintf(bw, "commit refs/heads/main\nmark :%d\nauthor %s <%s> %d +0000\ncommitter %s <%s> %d +0000\ndata %d\n%s",
+				c.Mark, SpecAuthorName, SpecAuthorEmail, c.Time, SpecCommitterName, SpecCommitterEmail, c.Time, len(c.Message), c.Message)
+			for _, f := range c.Files {
+				fmt.Fprintf(bw, "M 100644 :%d %s\n", f.Blob, f.Path)
+			}
+			bw.WriteString("\n")
+			return nil
+		},
+		Branch: func(name string, commit int) error {
+			fmt.Fprintf(bw, "reset refs/heads/%s\nfrom :%d\n\n", name, commit)
+			return nil
+		},
+		Tag: func(name string, commit int, time int64, message string) error {
+			fmt.Fprintf(bw, "tag %s\nfrom :%d\ntagger %s <%s> %d +0000\ndata %d\n%s\n",
+				name, commit, SpecTaggerName, SpecTaggerEmail, time, len(message), message)
+			return nil
+		},
+	})
+	if err != nil {
+		return err
 	}
 	bw.WriteString("done\n")
 	return bw.Flush()

@@ -152,7 +152,7 @@ func (n *ServerNode) Start() {
 	n.Cmd = exec.Command(n.Bin, append([]string{"-home", n.Home}, n.Args...)...)
 	n.Cmd.Env = n.Env
 	n.Cmd.Stdout, n.Cmd.Stderr = n.Stdout, n.Stderr
-	n.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	SetProcessGroup(n.Cmd)
 	if err := n.Cmd.Start(); err != nil {
 		n.t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func (n *ServerNode) Start() {
 			return
 		default:
 		}
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		KillProcessGroup(cmd)
 		<-done
 	})
 }
@@ -216,10 +216,11 @@ func (n *ServerNode) Stop(sig syscall.Signal) error {
 }
 
 // Kill kills the server's whole process group with SIGKILL (a crash: children
-// such as git or the storage sidecar die with it) and waits for the server.
+// such as git or the storage sidecar die with it) and waits for the server. On
+// Windows it kills the server process alone.
 func (n *ServerNode) Kill() {
 	n.t.Helper()
-	syscall.Kill(-n.Cmd.Process.Pid, syscall.SIGKILL)
+	KillProcessGroup(n.Cmd)
 	n.Wait()
 }
 

@@ -1,12 +1,15 @@
 package testutil
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -182,16 +185,14 @@ func TestGoroutinesSeesAndForgets(t *testing.T) {
 	go func() { leakProbe(started, stop); close(done) }()
 	<-started
 	count := func() int {
-		n := 0
-		for _, g := range goroutines() {
-			if strings.Contains(g, "testutil.leakProbe") {
-				n++
-			}
+		err := findLeaks(0)
+		if err == nil {
+			return 0
 		}
-		return n
+		return strings.Count(err.Error(), "testutil.leakProbe(")
 	}
 	if count() != 1 {
-		t.Fatal("goroutines() does not list a running goroutine")
+		t.Fatal("findLeaks does not list a running goroutine")
 	}
 	close(stop)
 	<-done
@@ -203,4 +204,22 @@ func TestGoroutinesSeesAndForgets(t *testing.T) {
 func leakProbe(started, stop chan struct{}) {
 	close(started)
 	<-stop
+}
+
+// TestBuildRepoGoGitMatchesGit checks that go-git builds a spec's repository
+// with exactly the refs (and so the objects) git fast-import makes.
+func TestBuildRepoGoGitMatchesGit(t *testing.T) {
+	Require(t, "git")
+	spec := SmallRepo
+	viaGit := filepath.Join(t.TempDir(), "git.git")
+	require.NoError(t, BuildRepo(context.Background(), viaGit, spec))
+	viaGoGit := filepath.Join(t.TempDir(), "gogit.git")
+	require.NoError(t, BuildRepoGoGit(viaGoGit, spec))
+
+	g := NewGit(t)
+	want := g.Refs(viaGit)
+	require.Len(t, want, 1+spec.Branches+spec.Tags)
+	assert.Equal(t, want, g.Refs(viaGoGit))
+	assert.Equal(t, "refs/heads/main", strings.TrimSpace(g.Run(viaGoGit, "symbolic-ref", "HEAD")))
+	g.Fsck(viaGoGit)
 }
