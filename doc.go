@@ -75,4 +75,11 @@
 // no files: host keys (sshserve.LoadOrCreateHostKeys) and the mirror key
 // (mirror.LoadOrCreateKey) are created by explicit calls. Library code logs
 // through an injected *slog.Logger and never exits the process.
+//
+// # Operating systems
+//
+// Every package builds and vets for Linux, macOS, Windows and FreeBSD (amd64
+// and arm64), and this package behaves the same on all of them. The servers run
+// first on Linux, where portfwd, mesh and sshserve have their fast paths; each
+// package's documentation says what differs elsewhere.
 package gitfleet

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"slices"
 	"sync"
 )
 
@@ -217,7 +218,7 @@ func (a *advWriter) Write(p []byte) (int, error) {
 	}
 	if !ended {
 		if !a.streaming && len(a.buf)+len(p) <= maxAdvBuffer {
-			a.buf = append(a.buf, p...)
+			a.buf = appendGrow(a.buf, p)
 			return len(p), nil
 		}
 		if err := a.flush(); err != nil {
@@ -227,7 +228,7 @@ func (a *advWriter) Write(p []byte) (int, error) {
 		return a.w.Write(p)
 	}
 	a.done = true
-	a.buf = append(a.buf, p[:n]...)
+	a.buf = appendGrow(a.buf, p[:n])
 	a.close()
 	if err := a.flush(); err != nil {
 		return 0, err
@@ -237,6 +238,16 @@ func (a *advWriter) Write(p []byte) (int, error) {
 	}
 	k, err := a.w.Write(p[n:])
 	return n + k, err
+}
+
+// appendGrow appends p to buf, doubling buf's capacity when it has to grow, but
+// not beyond maxAdvBuffer unless p needs it: append's own growth, a quarter at a
+// time for large slices, would copy a large advertisement several times over.
+func appendGrow(buf, p []byte) []byte {
+	if len(p) > cap(buf)-len(buf) {
+		buf = slices.Grow(buf, max(len(p), min(len(buf), maxAdvBuffer-len(buf))))
+	}
+	return append(buf, p...)
 }
 
 // flush writes what is buffered.

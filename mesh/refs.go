@@ -12,7 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -61,14 +61,18 @@ func HashRefs(refs map[string]string) string {
 	for name := range refs {
 		names = append(names, name)
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	h := sha256.New()
+	// The lines go to the hash through a buffer: written one string at a time
+	// they would each be copied to a new []byte.
+	w := bufio.NewWriterSize(h, 32<<10)
 	for _, name := range names {
-		io.WriteString(h, refs[name])
-		io.WriteString(h, " ")
-		io.WriteString(h, name)
-		io.WriteString(h, "\n")
+		w.WriteString(refs[name])
+		w.WriteByte(' ')
+		w.WriteString(name)
+		w.WriteByte('\n')
 	}
+	w.Flush() // writing to a hash never fails
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -121,12 +125,11 @@ func readRefs(dir string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	for name, id := range packed {
-		if _, loose := refs[name]; !loose {
-			refs[name] = id
-		}
+	// Usually most refs are packed: add the loose ones to the packed map.
+	for name, id := range refs {
+		packed[name] = id
 	}
-	return refs, nil
+	return packed, nil
 }
 
 // parsePackedRefs parses a packed-refs file: a "# pack-refs with:" header, lines
