@@ -78,14 +78,18 @@ func (c *Client) ServeGit(ctx context.Context, req gitfleet.GitRequest, stdin io
 		err  error
 	}
 	resultc := make(chan result, 1)
-	// The service's output is passed on only once the result request is on the
-	// wire, so that a sidecar shutting down (which refuses new requests but lets
-	// running ones finish) never strands a service whose result was not asked for.
+	// The service's output is passed on only once the sidecar has answered the
+	// result request (it sends the response header at once), so that a sidecar
+	// shutting down (which refuses new requests but lets running ones finish) never
+	// strands a service whose result was not asked for. Having written the request
+	// is not enough: a pooled connection that the server has not yet read from
+	// counts as idle, Shutdown closes it, and the transport's retry of the GET then
+	// finds the listener closed.
 	sent := make(chan struct{})
 	var sentOnce sync.Once
 	markSent := func() { sentOnce.Do(func() { close(sent) }) }
 	tctx := httptrace.WithClientTrace(rctx, &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) { markSent() },
+		GotFirstResponseByte: markSent,
 	})
 	go func() {
 		code, err := c.gitResult(tctx, id, stderr)
