@@ -39,11 +39,16 @@ func TestAlgorithms(t *testing.T) {
 		{"aes128-gcm", ssh.Config{Ciphers: []string{ssh.CipherAES128GCM}}, true},
 		{"aes256-gcm", ssh.Config{Ciphers: []string{ssh.CipherAES256GCM}}, true},
 		{"diffie-hellman-group14-sha1", ssh.Config{KeyExchanges: []string{ssh.InsecureKeyExchangeDH14SHA1}}, false},
-		{"diffie-hellman-group14-sha256", ssh.Config{KeyExchanges: []string{ssh.KeyExchangeDH14SHA256}}, false},
-		{"ecdh-sha2-nistp256", ssh.Config{KeyExchanges: []string{ssh.KeyExchangeECDHP256}}, false},
-		{"aes128-ctr", ssh.Config{Ciphers: []string{ssh.CipherAES128CTR}}, false},
+		{"diffie-hellman-group14-sha256", ssh.Config{KeyExchanges: []string{ssh.KeyExchangeDH14SHA256}}, true},
+		{"diffie-hellman-group-exchange-sha256", ssh.Config{KeyExchanges: []string{ssh.KeyExchangeDHGEXSHA256}}, true},
+		{"diffie-hellman-group-exchange-sha1", ssh.Config{KeyExchanges: []string{ssh.InsecureKeyExchangeDHGEXSHA1}}, false},
+		{"ecdh-sha2-nistp256", ssh.Config{KeyExchanges: []string{ssh.KeyExchangeECDHP256}}, true},
+		{"chacha20-poly1305", ssh.Config{Ciphers: []string{ssh.CipherChaCha20Poly1305}}, true},
+		{"aes128-ctr", ssh.Config{Ciphers: []string{ssh.CipherAES128CTR}}, true},
 		{"aes128-cbc", ssh.Config{Ciphers: []string{ssh.InsecureCipherAES128CBC}}, false},
-		{"ctr with hmac-sha1", ssh.Config{Ciphers: []string{ssh.CipherAES128CTR}, MACs: []string{ssh.HMACSHA1}}, false},
+		{"3des-cbc", ssh.Config{Ciphers: []string{ssh.InsecureCipherTripleDESCBC}}, false},
+		{"ctr with hmac-sha1", ssh.Config{Ciphers: []string{ssh.CipherAES128CTR}, MACs: []string{ssh.HMACSHA1}}, true},
+		{"ctr with hmac-sha1-96", ssh.Config{Ciphers: []string{ssh.CipherAES128CTR}, MACs: []string{ssh.InsecureHMACSHA196}}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

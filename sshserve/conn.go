@@ -74,7 +74,24 @@ func (c *conn) serve() {
 	if grace > 0 {
 		nc.SetDeadline(deadline)
 	}
-	sconn, chans, reqs, err := ssh.NewServerConn(nc, c.serverConfig())
+	cfg := c.serverConfig()
+	if !s.ClientChooses {
+		var offer *clientOffer
+		wait := time.Now().Add(offerWait)
+		if grace > 0 && deadline.Before(wait) {
+			wait = deadline
+		}
+		nc, offer = readOffer(nc, cfg.ServerVersion, wait)
+		nc.SetReadDeadline(deadline) // back to the login grace (or none)
+		if grace <= 0 {
+			nc.SetReadDeadline(time.Time{})
+		}
+		if offer != nil {
+			cfg.Ciphers = serverChoice(cfg.Ciphers, offer.cipherC2S, offer.cipherS2C)
+			cfg.MACs = serverChoice(cfg.MACs, offer.macC2S, offer.macS2C)
+		}
+	}
+	sconn, chans, reqs, err := ssh.NewServerConn(nc, cfg)
 	if err != nil {
 		reason := RejectHandshake
 		var ne net.Error
@@ -98,8 +115,15 @@ func (c *conn) serve() {
 	c.sc = sconn
 	c.principal = p
 	c.info = ConnInfo{ID: c.id, User: sconn.User(), RemoteAddr: c.remote, LocalAddr: c.local, ClientVersion: string(sconn.ClientVersion())}
+	var algs ssh.NegotiatedAlgorithms
+	if am, ok := sconn.Conn.(ssh.AlgorithmsConnMetadata); ok {
+		algs = am.Algorithms()
+	}
+	s.stats.cipher(algs.Read.Cipher)
 	c.log.Info("authenticated", "conn", c.id, "remote", addrString(c.remote), "principal", p.Name,
-		"kind", p.Kind.String(), "key", ssh.FingerprintSHA256(p.Key), "key_type", p.Key.Type())
+		"kind", p.Kind.String(), "key", ssh.FingerprintSHA256(p.Key), "key_type", p.Key.Type(),
+		"client", printable(string(sconn.ClientVersion())), "kex", algs.KeyExchange, "cipher", algs.Read.Cipher,
+		"mac", algs.Read.MAC)
 	c.touch()
 	c.startTimer()
 	c.loop(chans, reqs)

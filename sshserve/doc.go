@@ -85,10 +85,10 @@
 //     sk-ssh-ed25519 and sk-ecdsa-sha2-nistp256 keys (with user presence);
 //     signatures rsa-sha2-256/512, never SHA-1 "ssh-rsa"; DSA and certificates
 //     refused. The refusal and its reason are logged.
-//   - Transport: mlkem768x25519-sha256 and curve25519-sha256 key exchange;
-//     AES-GCM (and ChaCha20-Poly1305 on CPUs without AES instructions, see
-//     DefaultCiphers); encrypt-then-MAC SHA-2 MACs. Server.Disabled* apply
-//     Bitbucket's plugin.ssh.disabled.ciphers|key.exchanges|macs on top.
+//   - Transport: every algorithm of OpenSSH 9.2's server default that x/crypto
+//     implements, nothing OpenSSH has turned off, and the server chooses the
+//     cipher (see Algorithms). Server.Disabled* apply Bitbucket's
+//     plugin.ssh.disabled.ciphers|key.exchanges|macs on top.
 //   - PROXY protocol v1/v2 (gitfleet.ProxyPolicy: off | optional | required,
 //     trusted CIDRs, a header timeout), read in the connection's goroutine before the SSH banner; the
 //     header's source address is what logs, callbacks, from= options and the
@@ -107,6 +107,49 @@
 //
 // Stats reports connections, rejections by reason, authentication failures,
 // sessions by service and bytes each way; SessionHook reports each session.
+//
+// # Algorithms
+//
+// The rule: every client that can clone from OpenSSH 9.2 with its default server
+// settings can clone from a Server with its defaults. The defaults beside
+// OpenSSH's (OpenSSHServerDefaults; TestDefaultsCoverOpenSSH checks the rule and
+// TestOpenSSHDefaultsMatchSshd compares the reference with the installed sshd -T):
+//
+//	kind        sshserve's default, in order                OpenSSH 9.2 also offers
+//	kex         mlkem768x25519-sha256, curve25519-sha256     sntrup761x25519-sha512 (x/crypto has no
+//	            (and @libssh.org), ecdh-sha2-nistp256/384/521, NTRU Prime), diffie-hellman-group18-sha512
+//	            diffie-hellman-group-exchange-sha256,       (x/crypto has no 8192-bit group)
+//	            diffie-hellman-group16-sha512, -group14-sha256
+//	cipher      aes128-gcm, aes256-gcm, chacha20-poly1305,   nothing more
+//	            aes128-ctr, aes192-ctr, aes256-ctr
+//	            (chacha20-poly1305 first without AES hardware)
+//	MAC         hmac-sha2-256-etm, hmac-sha2-512-etm,        umac-64/128 and -etm, hmac-sha1-etm
+//	            hmac-sha2-256, hmac-sha2-512, hmac-sha1      (x/crypto has none of them)
+//	host key    ssh-ed25519, ecdsa-sha2-nistp256,            the same for Debian's default host keys
+//	            rsa-sha2-512, rsa-sha2-256
+//	user key    ssh-ed25519, ecdsa-sha2-nistp256/384/521,    the same (certificates: see Server's
+//	            sk-ssh-ed25519, sk-ecdsa-sha2-nistp256,      certificate fields)
+//	            rsa-sha2-512, rsa-sha2-256
+//
+// Refused as OpenSSH refuses them: SHA-1 key exchanges, "ssh-rsa" (SHA-1)
+// signatures, DSA, CBC ciphers, RC4, hmac-sha1-96. Every client that offers an
+// algorithm of the right-hand column also offers one of the left (NotImplemented
+// gives the reasons); the interoperability tests clone, push and fetch with PuTTY's
+// plink, Dropbear's dbclient, paramiko, libgit2 (on libssh2), go-git and OpenSSH
+// restricted to each algorithm in turn.
+//
+// In SSH the client chooses the cipher: the first of its list that the server
+// offers. OpenSSH's client lists chacha20-poly1305 first and AES-CTR before
+// AES-GCM, and AES-GCM is the cheapest for the server (see the cipher benchmark
+// under Performance). So the server chooses: it reads the client's KEXINIT before it sends its own (both sides send
+// theirs at once, so this costs no round trip) and offers the client only the
+// first cipher, and the first MAC, of its own list that the client supports.
+// OpenSSH, PuTTY and go-git clients run on AES-GCM; Dropbear on chacha20-poly1305;
+// paramiko and libssh2 on aes128-ctr with hmac-sha2-256-etm or hmac-sha2-256.
+// Stats.Ciphers counts authenticated connections by cipher, and the
+// "authenticated" log line names the client, key exchange, cipher and MAC. A client
+// whose KEXINIT does not arrive within 2 seconds of its version line is offered the
+// whole lists; Server.ClientChooses always does so.
 //
 // # Performance
 //

@@ -2,7 +2,9 @@ package sshserve
 
 import (
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/pem"
@@ -19,14 +21,17 @@ import (
 // names them; each has a ".pub" companion.
 const (
 	HostKeyEd25519File = "ssh_host_ed25519_key"
+	HostKeyECDSAFile   = "ssh_host_ecdsa_key"
 	HostKeyRSAFile     = "ssh_host_rsa_key"
 )
 
 // hostKeyRSABits is the size of a generated RSA host key.
 const hostKeyRSABits = 3072
 
-// LoadOrCreateHostKeys returns the server's host keys from dir: an Ed25519 key and
-// an RSA-3072 key in OpenSSH format. A key file that is missing is generated and
+// LoadOrCreateHostKeys returns the server's host keys from dir: an Ed25519 key, an
+// ECDSA P-256 key and an RSA-3072 key in OpenSSH format, the three a stock OpenSSH
+// install generates, so that every client that accepts one of OpenSSH's host keys
+// accepts one of these. A key file that is missing is generated and
 // written with mode 0600 (dir is created with 0700 if needed); a key file that
 // exists is reused, so fingerprints stay the same across restarts. A private key
 // file that group or others may read is refused, as OpenSSH refuses it. This is the
@@ -44,6 +49,7 @@ func LoadOrCreateHostKeys(dir string) ([]ssh.Signer, error) {
 			_, k, err := ed25519.GenerateKey(rand.Reader)
 			return k, err
 		}},
+		{HostKeyECDSAFile, func() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }},
 		{HostKeyRSAFile, func() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, hostKeyRSABits) }},
 	} {
 		s, err := loadOrCreateHostKey(filepath.Join(dir, hk.file), hk.gen)

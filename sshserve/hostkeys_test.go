@@ -3,7 +3,9 @@ package sshserve
 import (
 	"bytes"
 	"crypto/rsa"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,20 +19,26 @@ func TestLoadOrCreateHostKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(first) != 2 || first[0].PublicKey().Type() != ssh.KeyAlgoED25519 || first[1].PublicKey().Type() != ssh.KeyAlgoRSA {
+	if len(first) != 3 || first[0].PublicKey().Type() != ssh.KeyAlgoED25519 || first[1].PublicKey().Type() != ssh.KeyAlgoECDSA256 || first[2].PublicKey().Type() != ssh.KeyAlgoRSA {
 		t.Fatalf("host keys: %v", first)
 	}
-	if rk, ok := first[1].PublicKey().(ssh.CryptoPublicKey).CryptoPublicKey().(*rsa.PublicKey); !ok || rk.N.BitLen() != 3072 {
-		t.Fatalf("RSA host key is not RSA-3072: %T", first[1].PublicKey())
+	if rk, ok := first[2].PublicKey().(ssh.CryptoPublicKey).CryptoPublicKey().(*rsa.PublicKey); !ok || rk.N.BitLen() != 3072 {
+		t.Fatalf("RSA host key is not RSA-3072: %T", first[2].PublicKey())
 	}
-	for _, f := range []string{HostKeyEd25519File, HostKeyRSAFile} {
+	for i, f := range []string{HostKeyEd25519File, HostKeyECDSAFile, HostKeyRSAFile} {
+		if out, err := exec.Command("ssh-keygen", "-l", "-f", filepath.Join(dir, f)).CombinedOutput(); err != nil && !errors.Is(err, exec.ErrNotFound) {
+			t.Fatalf("ssh-keygen -l %s: %v\n%s", f, err, out)
+		}
 		st, err := os.Stat(filepath.Join(dir, f))
 		if err != nil || st.Mode().Perm() != 0o600 {
 			t.Fatalf("%s: %v %v", f, st, err)
 		}
 		pub, err := os.ReadFile(filepath.Join(dir, f+".pub"))
-		if err != nil || !strings.HasPrefix(string(pub), "ssh-") {
-			t.Fatalf("%s.pub: %q %v", f, pub, err)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k, _, _, _, err := ssh.ParseAuthorizedKey(pub); err != nil || !bytes.Equal(k.Marshal(), first[i].PublicKey().Marshal()) {
+			t.Fatalf("%s.pub: %q %v, not the loaded key", f, pub, err)
 		}
 	}
 	second, err := LoadOrCreateHostKeys(dir)

@@ -51,8 +51,15 @@ type Server struct {
 	MinRSABits int
 	// KeyExchanges, Ciphers and MACs are the transport algorithms offered, in order
 	// of preference; nil means DefaultKeyExchanges(), DefaultCiphers(),
-	// DefaultMACs().
+	// DefaultMACs(). The server chooses the cipher and the MAC: the first of its
+	// list that the client supports (see ClientChooses).
 	KeyExchanges, Ciphers, MACs []string
+	// ClientChooses turns off the server's choice of cipher and MAC: the whole lists
+	// are offered and the client picks by its own preference, as in plain SSH
+	// (OpenSSH clients then pick chacha20-poly1305, which costs the server more CPU
+	// than AES-GCM). By default the server reads the client's KEXINIT first and
+	// offers it only the first cipher and MAC of its own lists that it supports.
+	ClientChooses bool
 	// DisabledKeyExchanges, DisabledCiphers and DisabledMACs are removed from the
 	// lists above, as Bitbucket's plugin.ssh.disabled.key.exchanges, .ciphers and
 	// .macs properties do. Removing every algorithm of a kind is an error at Serve.

@@ -40,6 +40,7 @@ type Stats struct {
 	OpenSessions   int64                       // sessions running now
 	BytesIn        uint64                      // session bytes received from clients
 	BytesOut       uint64                      // session bytes sent to clients (stdout and stderr)
+	Ciphers        map[string]uint64           // authenticated connections by the cipher negotiated (client to server)
 }
 
 // SessionInfo describes a finished session to Server.SessionHook.
@@ -66,6 +67,16 @@ type stats struct {
 	mu           sync.Mutex
 	rejected     map[string]uint64
 	sessions     map[gitfleet.Service]uint64
+	ciphers      map[string]uint64
+}
+
+func (s *stats) cipher(name string) {
+	s.mu.Lock()
+	if s.ciphers == nil {
+		s.ciphers = map[string]uint64{}
+	}
+	s.ciphers[name]++
+	s.mu.Unlock()
 }
 
 func (s *stats) reject(reason string) {
@@ -96,6 +107,7 @@ func (s *stats) snapshot() Stats {
 		BytesOut:     s.bytesOut.Load(),
 		Rejected:     map[string]uint64{},
 		Sessions:     map[gitfleet.Service]uint64{},
+		Ciphers:      map[string]uint64{},
 	}
 	s.mu.Lock()
 	for k, v := range s.rejected {
@@ -103,6 +115,9 @@ func (s *stats) snapshot() Stats {
 	}
 	for k, v := range s.sessions {
 		st.Sessions[k] = v
+	}
+	for k, v := range s.ciphers {
+		st.Ciphers[k] = v
 	}
 	s.mu.Unlock()
 	return st
