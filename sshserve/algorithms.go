@@ -191,7 +191,7 @@ func (c *conn) serverConfig() *ssh.ServerConfig {
 		cfg.MaxAuthTries = DefaultMaxAuthTries
 	}
 	for _, k := range s.HostKeys {
-		cfg.AddHostKey(k)
+		cfg.AddHostKey(hostKeySigner(k))
 	}
 	return cfg
 }
@@ -210,4 +210,25 @@ func (c *conn) authLog(meta ssh.ConnMetadata, method string, err error) {
 // info returns the ConnInfo the callbacks see during authentication.
 func (c *conn) infoFor(meta ssh.ConnMetadata) ConnInfo {
 	return ConnInfo{ID: c.id, User: meta.User(), RemoteAddr: c.remote, LocalAddr: c.local, ClientVersion: string(meta.ClientVersion())}
+}
+
+// hostKeySigner restricts an RSA host key to SHA-2 signatures (rsa-sha2-512,
+// rsa-sha2-256): x/crypto would also sign with SHA-1 "ssh-rsa", which OpenSSH has
+// refused by default since 8.8. Other keys are returned unchanged.
+func hostKeySigner(k ssh.Signer) ssh.Signer {
+	if k.PublicKey().Type() != ssh.KeyAlgoRSA {
+		return k
+	}
+	as, ok := k.(ssh.AlgorithmSigner)
+	if !ok {
+		return k
+	}
+	if m, isMulti := k.(ssh.MultiAlgorithmSigner); isMulti && !slices.Contains(m.Algorithms(), ssh.KeyAlgoRSA) {
+		return k // restricted already
+	}
+	ms, err := ssh.NewSignerWithAlgorithms(as, []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256})
+	if err != nil {
+		return k
+	}
+	return ms
 }

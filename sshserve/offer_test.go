@@ -169,6 +169,23 @@ func TestEveryDefaultAlgorithmWithOpenSSH(t *testing.T) {
 	}
 }
 
+// TestNoSHA1HostKeySignature: an RSA host key signs with SHA-2 only, as OpenSSH's
+// does since 8.8; a client that asks for "ssh-rsa" host keys is refused.
+func TestNoSHA1HostKeySignature(t *testing.T) {
+	srv := sshservetest.NewServer(t)
+	c := sshAs(t, srv, srv.User)
+	if out, stderr, err := c.Run("-v", "-o", "HostKeyAlgorithms=ssh-rsa", "whoami"); err == nil {
+		t.Fatalf("connected with an ssh-rsa (SHA-1) host key signature: %q", out)
+	} else {
+		mustContain(t, "ssh", stderr, "no matching host key type found")
+	}
+	out, stderr, err := c.Run("-v", "-o", "HostKeyAlgorithms=rsa-sha2-256", "whoami")
+	if err != nil || out != sshservetest.DefaultUser+"\n" {
+		t.Fatalf("rsa-sha2-256: %q %v\n%s", out, err, stderr)
+	}
+	mustContain(t, "ssh -v", stderr, "kex: host key algorithm: rsa-sha2-256")
+}
+
 // TestServerChoosesCipher shows the server's choice at work: OpenSSH's client
 // lists chacha20-poly1305 first, yet by default it runs on AES-GCM; a client that
 // has no AES-GCM gets the next cipher of the server's list that it has; with
