@@ -42,6 +42,13 @@ type GitRequest struct {
 	// Protocol is the wire protocol version the client asked for with
 	// GIT_PROTOCOL: 0 (also when it asked for none), 1 or 2.
 	Protocol int
+	// RequireSignedPush, for a push (ReceivePack), makes storage refuse it,
+	// before anything is written and with a message to the client, unless it
+	// carries a push certificate (git push --signed) whose signature is good
+	// and whose nonce is the server's. A transport never sets it from what the
+	// client sends: the embedding program sets it from its own policy, for
+	// example in a GitBackend that wraps the storage.
+	RequireSignedPush bool
 }
 
 // Env returns the environment a git process needs for the request: GIT_PROTOCOL

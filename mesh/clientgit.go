@@ -54,6 +54,9 @@ func (c *Client) ServeGit(ctx context.Context, req gitfleet.GitRequest, stdin io
 	if req.Protocol == 1 || req.Protocol == 2 {
 		fmt.Fprintf(&head, "%s: version=%d\r\n", hdrProtocol, req.Protocol)
 	}
+	if req.RequireSignedPush {
+		fmt.Fprintf(&head, "%s: 1\r\n", hdrSignedPush)
+	}
 	head.WriteString("Content-Length: 0\r\n\r\n")
 	conn.SetDeadline(time.Now().Add(c.callTimeout))
 	if _, err := io.WriteString(conn, head.String()); err != nil {

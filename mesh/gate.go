@@ -63,6 +63,21 @@ type refGate struct {
 	done          chan struct{}
 	offset        int64 // spool bytes already published
 	held          bool  // no pipes: the write lock is held from open to close
+	push          *PushInfo
+	pushRead      bool // push holds the pre-receive hook's report
+}
+
+// pushInfo returns what the push's pre-receive hook reported (see PushInfo),
+// read once: the hook has finished before the first ref transaction begins.
+func (g *refGate) pushInfo() *PushInfo {
+	if !g.pushRead {
+		g.pushRead = true
+		var err error
+		if g.push, err = readPushReport(g.spool); err != nil {
+			g.s.log.Error("mesh: reading a push's options and certificate", "project", g.project, "slug", g.slug, "err", err)
+		}
+	}
+	return g.push
 }
 
 // openGate makes a gate and attaches it to cmd (ExtraFiles 3 and 4, and lockEnv).
@@ -134,7 +149,7 @@ func (g *refGate) run(ctx context.Context) {
 			}
 			depth--
 			if depth == 0 {
-				g.offset = g.s.collectFrom(g.project, g.slug, g.spool, g.offset, nil)
+				g.offset = g.s.collectFrom(g.project, g.slug, g.spool, g.offset, nil, g.pushInfo())
 				g.lock.Unlock()
 			}
 		}
@@ -145,7 +160,7 @@ func (g *refGate) run(ctx context.Context) {
 // holds (normally nothing), under the lock.
 func (g *refGate) close() {
 	if g.held {
-		g.s.collectFrom(g.project, g.slug, g.spool, g.offset, nil)
+		g.s.collectFrom(g.project, g.slug, g.spool, g.offset, nil, g.pushInfo())
 		g.lock.Unlock()
 		return
 	}
@@ -156,7 +171,7 @@ func (g *refGate) close() {
 	g.reqR.Close()
 	if fi, err := os.Stat(g.spool); err == nil && fi.Size() > g.offset {
 		if g.lock.Lock(context.Background()) == nil {
-			g.s.collectFrom(g.project, g.slug, g.spool, g.offset, nil)
+			g.s.collectFrom(g.project, g.slug, g.spool, g.offset, nil, g.pushInfo())
 			g.lock.Unlock()
 		}
 	}

@@ -33,7 +33,7 @@ type repoLocks struct {
 	pushes  int  // receive-packs running
 }
 
-// clearStaleLocks installs the current event hook and removes the lock files a git
+// clearStaleLocks installs the current hooks and removes the lock files a git
 // process killed by a signal would otherwise leave forever, refusing every later
 // update of those refs: once per repository per Store, and again after a
 // receive-pack in it died by a signal (git removes its locks on SIGTERM, except
@@ -55,14 +55,8 @@ func (s *Store) clearStaleLocks(project, slug string) {
 	s.mu.Unlock()
 	dir := s.repoDir(project, slug)
 	if first {
-		// Repositories made by an older store have an older hook: bring it up to date.
-		hook := filepath.Join(dir, "hooks", "reference-transaction")
-		if cur, err := os.ReadFile(hook); err != nil || string(cur) != hookScript {
-			tmp := hook + ".new"
-			if err := os.WriteFile(tmp, []byte(hookScript), 0o755); err == nil {
-				os.Rename(tmp, hook)
-			}
-		}
+		// Repositories made by an older store have older hooks: bring them up to date.
+		installHooks(dir)
 	}
 	var stale []string
 	for _, name := range []string{"packed-refs.lock", "HEAD.lock", "config.lock", "shallow.lock"} {

@@ -81,12 +81,18 @@ const (
 
 // Event is a repository change. For EventRefsChanged, Updates is the exact list of
 // one committed transaction (one push, fetch or delete), never a merge of several.
+//
+// Push is set on the EventRefsChanged of a push that carried push options or a
+// push certificate (see PushInfo): on each of its events, when git committed its
+// refs in several transactions. It is shared by those events and by every
+// subscriber: read it, do not modify it.
 type Event struct {
 	Seq     uint64      `json:"seq"` // increases by one per event within one store
 	Type    EventType   `json:"type"`
 	Project string      `json:"project,omitempty"`
 	Slug    string      `json:"slug,omitempty"`
 	Updates []RefUpdate `json:"updates,omitempty"`
+	Push    *PushInfo   `json:"push,omitempty"`
 	Time    time.Time   `json:"time"`
 }
 

@@ -115,7 +115,10 @@ func (s *Store) serveGit(ctx context.Context, req gitfleet.GitRequest, attach at
 			return err
 		}
 		defer os.Remove(spool)
+		defer os.Remove(spool + pushReportSuffix)
+		defer os.Remove(spool + pushCertSuffix)
 		extra = append(extra, eventsEnv+"="+spool)
+		extra = append(extra, s.receivePackEnv(spool, req.RequireSignedPush)...)
 	default:
 		if _, _, dir, err = s.openRepo(p, sl); err != nil {
 			return err

@@ -17,8 +17,8 @@ import (
 
 // A git service over the sidecar takes two requests:
 //
-//  1. POST /v1/git with Upgrade: gitfleet-git and the service, repository and
-//     GIT_PROTOCOL in headers. The server answers 101 with a session id and the
+//  1. POST /v1/git with Upgrade: gitfleet-git and the service, repository,
+//     GIT_PROTOCOL and whether the push must be signed in headers. The server answers 101 with a session id and the
 //     connection then carries git's stdin (client to server) and stdout (server to
 //     client) as raw bytes, with no framing. Either side's end of input is passed on
 //     as a TCP half-close.
@@ -87,7 +87,7 @@ func (s *Server) git(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	req := gitfleet.GitRequest{Service: service, Repo: repo}
+	req := gitfleet.GitRequest{Service: service, Repo: repo, RequireSignedPush: r.Header.Get(hdrSignedPush) == "1"}
 	if p := r.Header.Get(hdrProtocol); p != "" {
 		if req.Protocol, err = gitfleet.ParseProtocol(p); err != nil {
 			req.Protocol = 0 // as an SSH server drops a bad GIT_PROTOCOL

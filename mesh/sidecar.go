@@ -42,6 +42,10 @@ type SidecarConfig struct {
 	// Ready, when set, receives the listening address instead of the inherited
 	// descriptor ReadyFD.
 	Ready io.Writer
+	// MaxPushOptions, MaxPushOptionsBytes and SignedPushKeyring configure the
+	// sidecar's Store as the StoreConfig fields of the same names do.
+	MaxPushOptions, MaxPushOptionsBytes int
+	SignedPushKeyring                   string
 }
 
 // RunSidecar is the body of a sidecar process, as started by a Supervisor (for
@@ -85,7 +89,9 @@ func RunSidecar(ctx context.Context, cfg SidecarConfig) error {
 			}()
 		}
 	}
-	store, err := OpenStore(ctx, StoreConfig{Root: cfg.Root, Logger: logger})
+	store, err := OpenStore(ctx, StoreConfig{Root: cfg.Root, Logger: logger,
+		MaxPushOptions: cfg.MaxPushOptions, MaxPushOptionsBytes: cfg.MaxPushOptionsBytes,
+		SignedPushKeyring: cfg.SignedPushKeyring})
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,25 @@ type StoreConfig struct {
 	// MaintainLoose and MaintainPacks are the limits above which a repository is
 	// repacked. Zero means DefaultMaintainLoose and DefaultMaintainPacks.
 	MaintainLoose, MaintainPacks int
+
+	// MaxPushOptions is how many push options (git push -o) one push may carry;
+	// a push with more is refused, with a message to the client, before it
+	// writes anything. Zero means DefaultMaxPushOptions; negative turns push
+	// options off (receive-pack does not advertise them, and git's client then
+	// refuses to push with -o).
+	MaxPushOptions int
+	// MaxPushOptionsBytes is how many bytes one push's options may hold in all,
+	// enforced as MaxPushOptions is. Zero means DefaultMaxPushOptionsBytes;
+	// negative is invalid.
+	MaxPushOptionsBytes int
+	// SignedPushKeyring is a GnuPG home directory (GNUPGHOME) holding the public
+	// keys of those who may sign pushes (gpg --import is enough; gpg needs to
+	// write its lock and trust files there): git verifies push certificates
+	// (git push --signed) against it, and Event.Push.Cert reports the result.
+	// Empty means no keyring: certificates are passed on unverified, with the
+	// status git reports without the key ("E"), and a request with
+	// RequireSignedPush is always refused.
+	SignedPushKeyring string
 }
 
 // Store is the in-process repository store: bare repositories under a root directory,
@@ -55,6 +74,11 @@ type Store struct {
 	maintainLoose, maintainPacks int
 	bus                          *bus
 	projMu                       sync.Mutex // serialises creating and removing project directories
+
+	maxPushOptions, maxPushOptionsBytes int
+	signedPushKeyring                   string
+	seedMu                              sync.Mutex
+	seed                                string // receive.certNonceSeed, once read or made (see certSeed)
 
 	ctx    context.Context // ends at Close; every git process is started under it
 	cancel context.CancelFunc
@@ -79,6 +103,19 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (*Store, error) {
 	}
 	if cfg.EventBuffer < 0 {
 		return nil, fmt.Errorf("mesh: StoreConfig.EventBuffer %d is negative", cfg.EventBuffer)
+	}
+	if cfg.MaxPushOptionsBytes < 0 {
+		return nil, fmt.Errorf("mesh: StoreConfig.MaxPushOptionsBytes %d is negative", cfg.MaxPushOptionsBytes)
+	}
+	var keyring string
+	if cfg.SignedPushKeyring != "" {
+		var err error
+		if keyring, err = filepath.Abs(cfg.SignedPushKeyring); err != nil {
+			return nil, fmt.Errorf("mesh: StoreConfig.SignedPushKeyring: %w", err)
+		}
+		if fi, err := os.Stat(keyring); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("mesh: StoreConfig.SignedPushKeyring %s is not a directory", keyring)
+		}
 	}
 	if _, err := gitexec.CheckVersion(ctx); err != nil {
 		return nil, fmt.Errorf("mesh: %w", err)
@@ -115,6 +152,14 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (*Store, error) {
 		}
 	}
 	s.maintainLoose, s.maintainPacks = cfg.MaintainLoose, cfg.MaintainPacks
+	s.maxPushOptions, s.maxPushOptionsBytes = cfg.MaxPushOptions, cfg.MaxPushOptionsBytes
+	if s.maxPushOptions == 0 {
+		s.maxPushOptions = DefaultMaxPushOptions
+	}
+	if s.maxPushOptionsBytes == 0 {
+		s.maxPushOptionsBytes = DefaultMaxPushOptionsBytes
+	}
+	s.signedPushKeyring = keyring
 	if s.maintainLoose <= 0 {
 		s.maintainLoose = DefaultMaintainLoose
 	}
@@ -306,7 +351,13 @@ func writeSkeleton(dir string) error {
 		{"HEAD", "ref: refs/heads/main\n", 0o644},
 		{"config", repoConfig, 0o644},
 		{"description", "gitfleet repository\n", 0o644},
-		{"hooks/reference-transaction", hookScript, 0o755},
+	}
+	for _, h := range repoHooks() {
+		files = append(files, struct {
+			name string
+			data string
+			mode os.FileMode
+		}{"hooks/" + h.name, h.script, 0o755})
 	}
 	for _, f := range files {
 		if err := os.WriteFile(filepath.Join(dir, f.name), []byte(f.data), f.mode); err != nil {
@@ -432,22 +483,23 @@ func (s *Store) spool() (string, error) {
 // collectFrom). It returns all the updates.
 func (s *Store) collect(project, slug, path string, before map[string]string) []RefUpdate {
 	var all []RefUpdate
-	s.collectUpdates(project, slug, path, 0, before, &all)
+	s.collectUpdates(project, slug, path, 0, before, nil, &all)
 	os.Remove(path)
 	return all
 }
 
-// collectFrom publishes the transactions a spool file holds from offset on, and
-// returns the offset of its end.
-func (s *Store) collectFrom(project, slug, path string, offset int64, before map[string]string) int64 {
-	return s.collectUpdates(project, slug, path, offset, before, nil)
+// collectFrom publishes the transactions a spool file holds from offset on, each
+// event carrying push (may be nil), and returns the offset of its end.
+func (s *Store) collectFrom(project, slug, path string, offset int64, before map[string]string, push *PushInfo) int64 {
+	return s.collectUpdates(project, slug, path, offset, before, push, nil)
 }
 
 // collectUpdates publishes one EventRefsChanged per committed transaction in a
 // spool file from offset on, in order (see resolveTransactions; before may be nil),
-// appending the updates to all when it is not nil. The caller holds the
-// repository's write lock, which keeps events of one repository in commit order.
-func (s *Store) collectUpdates(project, slug, path string, offset int64, before map[string]string, all *[]RefUpdate) int64 {
+// with Push set to push (a push's options and certificate, or nil), appending
+// the updates to all when it is not nil. The caller holds the repository's write
+// lock, which keeps events of one repository in commit order.
+func (s *Store) collectUpdates(project, slug, path string, offset int64, before map[string]string, push *PushInfo, all *[]RefUpdate) int64 {
 	f, err := os.Open(path)
 	if err != nil {
 		s.log.Error("mesh: reading ref transactions", "err", err)
@@ -464,7 +516,7 @@ func (s *Store) collectUpdates(project, slug, path string, offset int64, before 
 	raw, complete := parseTransactions(bytes.NewReader(data))
 	txns, unresolved := resolveTransactions(raw, before)
 	for _, u := range txns {
-		s.bus.publish(Event{Type: EventRefsChanged, Project: project, Slug: slug, Updates: u})
+		s.bus.publish(Event{Type: EventRefsChanged, Project: project, Slug: slug, Updates: u, Push: push})
 		if all != nil {
 			*all = append(*all, u...)
 		}

@@ -26,6 +26,7 @@ const (
 	hdrService     = "X-Gitfleet-Service"
 	hdrRepo        = "X-Gitfleet-Repo"
 	hdrProtocol    = "X-Gitfleet-Protocol"
+	hdrSignedPush  = "X-Gitfleet-Require-Signed-Push" // "1": GitRequest.RequireSignedPush
 	hdrSession     = "X-Gitfleet-Session"
 	trailerExit    = "X-Gitfleet-Exit"
 	trailerError   = "X-Gitfleet-Error"
