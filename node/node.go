@@ -81,6 +81,12 @@ type Node struct {
 	// Admin reports whether an HTTP request comes from an administrator of a
 	// primary, who may approve and reject mirrors. nil admits nobody.
 	Admin func(r *http.Request) bool
+	// GitBackend, when not nil, wraps the storage the SSH server runs git
+	// services on: the place for the embedder's per-request policy, such as
+	// setting gitfleet.GitRequest.RequireSignedPush from its own
+	// per-repository setting. The backend it returns must call next to run
+	// the service. nil serves the storage as it is.
+	GitBackend func(next sshserve.GitBackend) sshserve.GitBackend
 
 	// Handler serves every HTTP request the node does not serve itself (see
 	// the package documentation for the node's own paths): the embedder's API.
@@ -242,7 +248,11 @@ func (n *Node) ListenAndServe() (err error) {
 	if err != nil {
 		return err
 	}
-	srv := NewSSHServer(n.Config, hostKeys, repos, n.log)
+	var backend sshserve.GitBackend = repos
+	if n.GitBackend != nil {
+		backend = n.GitBackend(repos)
+	}
+	srv := NewSSHServer(n.Config, hostKeys, backend, n.log)
 	srv.PublicKeyCallback, srv.Authorizer = n.PublicKeyCallback, n.Authorizer
 
 	var runRole func() <-chan error

@@ -27,7 +27,8 @@ const sidecarStartTimeout = 60 * time.Second
 // `<program> mesh-sidecar -root <repositories> -port <port> -log-format <format>`,
 // with this process's environment (the store sanitises it again before it runs
 // git) and its standard output and error. jsonLogs chooses JSON log lines over
-// text.
+// text. A caller may append RunSidecarCommand's other flags to the command's
+// Args (for example -signed-push-keyring DIR).
 func SidecarCommand(root string, port int, jsonLogs bool) (func() *exec.Cmd, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -48,12 +49,17 @@ func SidecarCommand(root string, port int, jsonLogs bool) (func() *exec.Cmd, err
 
 // RunSidecarCommand is the body of a sidecar started by SidecarCommand: args are
 // the arguments after SidecarArg. It serves until SIGTERM or SIGINT and returns
-// the process's exit code.
+// the process's exit code. Besides the flags SidecarCommand passes, it takes
+// -signed-push-keyring, -max-push-options and -max-push-options-bytes, the
+// mesh.SidecarConfig fields of those names.
 func RunSidecarCommand(args []string) int {
 	fs := flag.NewFlagSet(SidecarArg, flag.ContinueOnError)
 	root := fs.String("root", "", "repository root (<home>/shared/data/repositories)")
 	port := fs.Int("port", mesh.DefaultSidecarPort, "loopback port, with fallback to a free one")
 	format := fs.String("log-format", "text", "log format: text or json")
+	keyring := fs.String("signed-push-keyring", "", "GnuPG home with the keys push certificates are verified against")
+	maxOptions := fs.Int("max-push-options", 0, "push options one push may carry (0: the default; negative: none)")
+	maxOptionsBytes := fs.Int("max-push-options-bytes", 0, "bytes one push's options may hold in all (0: the default)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -71,7 +77,8 @@ func RunSidecarCommand(args []string) int {
 	logger := slog.New(h).With("component", "mesh-sidecar")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := mesh.RunSidecar(ctx, mesh.SidecarConfig{Root: *root, Port: *port, Logger: logger}); err != nil {
+	if err := mesh.RunSidecar(ctx, mesh.SidecarConfig{Root: *root, Port: *port, Logger: logger,
+		SignedPushKeyring: *keyring, MaxPushOptions: *maxOptions, MaxPushOptionsBytes: *maxOptionsBytes}); err != nil {
 		logger.Error("sidecar stopped", "err", err)
 		return 1
 	}

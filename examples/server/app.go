@@ -26,6 +26,7 @@ type app struct {
 	// sshBase is the SSH base URL clone links are made from
 	// (ssh://git@host:7999 or plugin.ssh.baseurl).
 	sshBase string
+	wg      sync.WaitGroup // the event logger (see logPushes)
 }
 
 // meshStateJSON is the reply of GET /rest/api/1.0/admin/mesh.

@@ -24,6 +24,9 @@ type repository struct {
 	Slug    string    `json:"slug"`
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
+	// RequireSignedPush refuses pushes without a verified push certificate
+	// (git push --signed; see gitBackend).
+	RequireSignedPush bool `json:"requireSignedPush,omitempty"`
 }
 
 // validProjectKey reports whether key is a project key as the API takes it

@@ -23,6 +23,8 @@ func (a *app) routes() http.Handler {
 	admin("GET /rest/api/1.0/projects/{key}/repos", a.handleListRepos)
 	admin("GET /rest/api/1.0/projects/{key}/repos/{slug}", a.handleGetRepo)
 	admin("DELETE /rest/api/1.0/projects/{key}/repos/{slug}", a.handleDeleteRepo)
+	admin("GET /rest/api/1.0/projects/{key}/repos/{slug}/settings/push", a.handleGetPushSettings)
+	admin("PUT /rest/api/1.0/projects/{key}/repos/{slug}/settings/push", a.handleSetPushSettings)
 	admin("PUT /rest/api/1.0/projects/{key}/permissions/users", a.handleSetPermission)
 	admin("POST /rest/ssh/1.0/keys", a.handleAddUserKey)
 	admin("GET /rest/ssh/1.0/keys", a.handleListUserKeys)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/gitfleet/gitfleet"
@@ -51,6 +52,14 @@ func runNode(ctx context.Context, o options, logger *slog.Logger, stdout io.Writ
 	if err != nil {
 		return err
 	}
+	keyring := signedPushKeyring(home)
+	sidecar = withKeyring(sidecar, keyring)
+	if keyring != "" {
+		logger.Info("signed pushes are verified against a keyring", "keyring", keyring)
+	} else {
+		logger.Info("no keyring for signed pushes: certificates are passed on unverified", "keyring", filepath.Join(home.ConfigDir(), keyringDirName))
+	}
+	defer a.wg.Wait() // the event logger ends with the node
 	n := &node.Node{
 		Home:              home,
 		Config:            cfg,
@@ -61,8 +70,12 @@ func runNode(ctx context.Context, o options, logger *slog.Logger, stdout io.Writ
 		Authorizer:        a.authorize,
 		Admin:             a.checkAdmin,
 		Handler:           a.routes(),
+		GitBackend:        a.gitBackend,
 		Setup: func(ctx context.Context, repos mesh.Repos) error {
 			a.repos = repos
+			if err := a.logPushes(ctx, repos); err != nil {
+				return err
+			}
 			return a.removeUnrecorded(ctx)
 		},
 		DrainTimeout: drainTimeout,
@@ -70,7 +83,7 @@ func runNode(ctx context.Context, o options, logger *slog.Logger, stdout io.Writ
 	if cfg.Mode == props.ModeMirror {
 		// A mirror's repositories and readers are the upstream's: only the
 		// storage state is the example's to show.
-		n.PublicKeyCallback, n.Authorizer, n.Handler = nil, nil, a.mirrorRoutes()
+		n.PublicKeyCallback, n.Authorizer, n.Handler, n.GitBackend = nil, nil, a.mirrorRoutes(), nil
 		n.Setup = func(ctx context.Context, repos mesh.Repos) error { a.repos = repos; return nil }
 	}
 	a.node = n

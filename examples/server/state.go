@@ -58,6 +58,10 @@ type repoState interface {
 	// DeleteRepo forgets key/slug and its access keys. It returns an error
 	// wrapping errNotFound when key/slug is not recorded.
 	DeleteRepo(ctx context.Context, key, slug string) error
+	// SetRequireSignedPush sets whether pushes to key/slug must be signed
+	// (repository.RequireSignedPush). It returns an error wrapping errNotFound
+	// when key/slug is not recorded.
+	SetRequireSignedPush(ctx context.Context, key, slug string, require bool) error
 }
 
 // keyState keeps users' SSH keys and repository access keys. A key, by its

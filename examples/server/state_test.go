@@ -118,6 +118,27 @@ var stateCases = []struct {
 			t.Fatalf("repos of A after a delete: %q %v", names(rs), err)
 		}
 	}},
+	{"require signed pushes", func(t *testing.T, ctx context.Context, st state) {
+		mustErr(t, "no record", st.SetRequireSignedPush(ctx, "A", "x", true), errNotFound, "repository A/x does not exist")
+		mustNil(t, "create project", st.CreateProject(ctx, project{Key: "A"}))
+		mustNil(t, "record", st.CreateRepo(ctx, repository{Project: "A", Slug: "x", Name: "X", Created: stateTime}))
+		mustNil(t, "record", st.CreateRepo(ctx, repository{Project: "A", Slug: "y"}))
+		if r, err := st.Repo(ctx, "A", "x"); err != nil || r.RequireSignedPush {
+			t.Fatalf("a new record requires signed pushes: %+v %v", r, err)
+		}
+		mustNil(t, "require", st.SetRequireSignedPush(ctx, "A", "x", true))
+		r, err := st.Repo(ctx, "A", "x")
+		if err != nil || !r.RequireSignedPush || r.Name != "X" || !r.Created.Equal(stateTime) {
+			t.Fatalf("after require: %+v %v", r, err)
+		}
+		if r, err := st.Repo(ctx, "A", "y"); err != nil || r.RequireSignedPush {
+			t.Fatalf("another record changed: %+v %v", r, err)
+		}
+		mustNil(t, "lift", st.SetRequireSignedPush(ctx, "A", "x", false))
+		if r, err := st.Repo(ctx, "A", "x"); err != nil || r.RequireSignedPush {
+			t.Fatalf("after lifting: %+v %v", r, err)
+		}
+	}},
 	{"delete a missing repository", func(t *testing.T, ctx context.Context, st state) {
 		mustErr(t, "no project", st.DeleteRepo(ctx, "A", "x"), errNotFound, "repository A/x does not exist")
 		mustNil(t, "create project", st.CreateProject(ctx, project{Key: "A"}))

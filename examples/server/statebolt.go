@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -180,6 +181,22 @@ func (s *boltState) Repos(ctx context.Context, key string) ([]repository, error)
 	})
 	sortRepos(out)
 	return out, err
+}
+
+// SetRequireSignedPush implements state.
+func (s *boltState) SetRequireSignedPush(ctx context.Context, key, slug string, require bool) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRepos)
+		var r repository
+		if err := getJSON(b, repoKey(key, slug), &r); err != nil {
+			if errors.Is(err, errNotFound) {
+				return fmt.Errorf("%w: repository %s/%s does not exist", errNotFound, key, slug)
+			}
+			return err
+		}
+		r.RequireSignedPush = require
+		return putJSON(b, repoKey(key, slug), r)
+	})
 }
 
 // DeleteRepo implements state.

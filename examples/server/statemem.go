@@ -111,6 +111,20 @@ func (s *memoryState) Repos(ctx context.Context, key string) ([]repository, erro
 	return out, nil
 }
 
+// SetRequireSignedPush implements state.
+func (s *memoryState) SetRequireSignedPush(ctx context.Context, key, slug string, require bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name := gitfleet.RepoName{Project: key, Slug: slug}
+	r, ok := s.repos[name]
+	if !ok {
+		return fmt.Errorf("%w: repository %s/%s does not exist", errNotFound, key, slug)
+	}
+	r.RequireSignedPush = require
+	s.repos[name] = r
+	return nil
+}
+
 // DeleteRepo implements state.
 func (s *memoryState) DeleteRepo(ctx context.Context, key, slug string) error {
 	s.mu.Lock()

@@ -54,10 +54,21 @@ func GPGKeyring(t testing.TB, keys ...*GPGKey) string {
 	t.Helper()
 	Require(t, "gpg")
 	home := newGPGHome(t)
-	for _, k := range keys {
-		runGPG(t, home, k.Public, "--batch", "--import")
-	}
+	ImportGPGKeys(t, home, keys...)
 	return home
+}
+
+// ImportGPGKeys imports the public keys of keys into the GnuPG home dir,
+// creating it (mode 0700) when missing.
+func ImportGPGKeys(t testing.TB, dir string, keys ...*GPGKey) {
+	t.Helper()
+	Require(t, "gpg")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		runGPG(t, dir, k.Public, "--batch", "--import")
+	}
 }
 
 func newGPGHome(t testing.TB) string {
