@@ -10,7 +10,7 @@
 // anything is written. Names follow the ground floor's rules (gitfleet.RepoName).
 //
 // The files hold one concept each. The store: store.go, serve.go, run.go,
-// advert.go, lock.go, locks.go, gate.go, events.go, refs.go, fetch.go,
+// advert.go, lock.go, locks.go, gate.go, events.go, push.go, refs.go, fetch.go,
 // maintain.go, progress.go. The sidecar RPC: server.go, servergit.go, client.go,
 // clientgit.go, clientevents.go, wire.go, auth.go, listen.go, and the process
 // around it: sidecar.go, supervisor.go. repos.go and errors.go are what both
@@ -90,7 +90,8 @@
 // removed), ref-transaction spools and fetch key material (mode 0600, removed after
 // each fetch). OpenStore empties it, so a crash leaves nothing half-made in view.
 //
-// New repositories are bare with HEAD -> refs/heads/main, receive.fsckObjects,
+// New repositories are bare, with the store's hooks (see Events and Push
+// options and signed pushes), HEAD -> refs/heads/main, receive.fsckObjects,
 // uploadpack.allowFilter, uploadpack.allowAnySHA1InWant=false, and automatic gc off
 // (see Events). Refs and RefsHash read loose refs and then packed-refs directly,
 // without starting git.
@@ -132,6 +133,45 @@
 // Subscribers each have a bounded queue (StoreConfig.EventBuffer, default 1024); a
 // subscriber that falls behind loses its backlog and receives EventGap, and a push
 // never waits for a subscriber.
+//
+// # Push options and signed pushes
+//
+// receive-pack advertises push options (git push -o ci.skip -o key=value) and
+// push certificates (git push --signed). Its settings come through the
+// environment (GIT_CONFIG_COUNT), not the repositories' config files:
+// receive.advertisePushOptions (unless StoreConfig.MaxPushOptions is negative),
+// receive.certNonceSeed, a random secret kept in <root>/.mesh/push-cert-seed
+// (mode 0600, made on first use, so nonces survive a restart) and
+// receive.certNonceSlop (CertNonceSlop, 30 s). git checks a certificate's
+// signature with gpg against StoreConfig.SignedPushKeyring (GNUPGHOME; public
+// keys imported with gpg --import); without one, against an empty keyring in
+// <root>/.mesh/gnupg, so the certificate is passed on unverified with status
+// "E" and the key id it names. gpg comes from PATH.
+//
+// git gives the options and the certificate's status only to the pre-receive
+// and post-receive hooks, in their environment, so every repository also has a
+// hooks/pre-receive script (POSIX sh), written at creation and, for a
+// repository made before, at its first push or fetch, exactly as the
+// reference-transaction hook is (see preReceiveScript). It runs before any ref
+// is written: it refuses more than StoreConfig.MaxPushOptions options (32 by
+// default) or more than MaxPushOptionsBytes bytes of them in all (4 KiB), and,
+// for a request with gitfleet.GitRequest.RequireSignedPush, a push without a
+// certificate whose signature is good ("G") and whose nonce is this server's
+// ("OK"). A refusal reaches the client as "remote: error: <reason>" (for
+// example "this repository requires signed pushes: use git push --signed") and
+// "[remote rejected] (pre-receive hook declined)", and changes nothing.
+// Otherwise the hook writes the options and the certificate's status, and the
+// certificate's text from the object receive-pack stored it in, to files next to
+// the push's spool, which the store reads at the push's first commit: every
+// EventRefsChanged of the push carries them as Event.Push (PushInfo, PushCert),
+// in process and through the sidecar's event stream alike. A push with neither
+// options nor certificate has no Push, and its event's JSON is unchanged.
+//
+// RequireSignedPush is the embedder's to set, per request, typically in a
+// GitBackend that wraps the storage (node.Node.GitBackend); the sidecar carries
+// it in a request header. Tests: TestPushOptions, TestSignedPush,
+// TestRequireSignedPush (each in process and through the sidecar), with the
+// real git and gpg.
 //
 // # Consistent reads
 //

@@ -47,7 +47,9 @@
 // /rest/mirroring/1.0/status, the doctor's endpoint for Diagnose, and clones whose
 // reads the upstream allows. Either way the role's policy wraps the embedder's
 // callbacks (see mirror.Upstream.Authorizer and mirror.Mirror.Authorizer), and
-// every other HTTP request goes to Node.Handler.
+// every other HTTP request goes to Node.Handler. Node.GitBackend, when set,
+// wraps the storage the SSH server runs git on, for the embedder's
+// per-request policy (gitfleet.GitRequest.RequireSignedPush, say).
 //
 // # Lifecycle
 //
