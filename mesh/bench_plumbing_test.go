@@ -403,7 +403,12 @@ func writeSkeletonRest(dir string) error {
 			return err
 		}
 	}
-	return os.WriteFile(filepath.Join(dir, "hooks", "reference-transaction"), []byte(hookScript), 0o755)
+	for _, h := range repoHooks() {
+		if err := os.WriteFile(filepath.Join(dir, "hooks", h.name), []byte(h.script), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // skeletonFiles lists the paths, modes and contents under dir.
