@@ -21,6 +21,12 @@ type conn struct {
 	remote net.Addr // the client: the PROXY header's source when one was accepted
 	local  net.Addr
 	ip     netip.Addr // the address counted by admitIP, once it is
+
+	// Guarded by srv.mu: set by admitIP while the connection counts as
+	// unauthenticated (MaxStartups), cleared when it stops counting.
+	startupIP netip.Addr
+	startupAt time.Time
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	log    *slog.Logger
@@ -47,12 +53,7 @@ func (c *conn) serve() {
 	s := c.srv
 	defer s.removeConn(c)
 	defer c.cancel()
-	startup := false // counted as unauthenticated by admitIP
-	defer func() {
-		if startup {
-			s.endStartup(c.ip)
-		}
-	}()
+	defer s.endStartup(c) // a no-op once the connection has authenticated
 	defer c.close("")
 
 	nc, err := c.acceptProxyHeader()
@@ -60,13 +61,16 @@ func (c *conn) serve() {
 		return
 	}
 	ip, _ := addrIP(c.remote)
-	if reason := s.admitIP(ip); reason != "" {
+	reason, victim := s.admitIP(c, ip)
+	if reason != "" {
 		s.stats.reject(reason)
 		c.log.Info("connection refused: limit reached", "conn", c.id, "remote", addrString(c.remote), "limit", reason)
 		return
 	}
+	if victim != nil {
+		victim.close(RejectStartupEvicted)
+	}
 	c.ip = ip
-	startup = true
 	defer s.releaseIP(ip)
 
 	grace := orDefault(s.LoginGraceTime, DefaultLoginGraceTime)
@@ -103,8 +107,7 @@ func (c *conn) serve() {
 		return
 	}
 	nc.SetDeadline(time.Time{})
-	s.endStartup(ip)
-	startup = false
+	s.endStartup(c)
 
 	p, err := principalOf(sconn.Permissions)
 	if err != nil {

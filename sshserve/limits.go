@@ -54,17 +54,30 @@ func (s *Server) admitAccepted() string {
 // address and as unauthenticated. The per-address limits are checked first, so
 // that a flood from one address that they refuse does not use up MaxStartups for
 // everyone else.
-func (s *Server) admitIP(ip netip.Addr) string {
+//
+// When MaxStartups is full, a newcomer is still admitted if some address holds
+// more unauthenticated connections than the newcomer's address would after
+// admission: the oldest unauthenticated connection of the address that holds the
+// most is closed to make room (RejectStartupEvicted). A flood from a few
+// addresses therefore cannot keep out a client from any other address, and it
+// cannot evict that client either, since it never holds the most. It returns the
+// limit hit, or "", and the connection to close, if any (the caller closes it,
+// outside the server's lock).
+func (s *Server) admitIP(c *conn, ip netip.Addr) (string, *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if m := orDefault(s.MaxConnsPerIP, DefaultMaxConnsPerIP); m > 0 && s.connsPerIP[ip] >= m {
-		return RejectMaxConnsPerIP
+		return RejectMaxConnsPerIP, nil
 	}
 	if m := orDefault(s.MaxStartupsPerIP, DefaultMaxStartupsPerIP); m > 0 && s.startupsPerIP[ip] >= m {
-		return RejectStartupsPerIP
+		return RejectStartupsPerIP, nil
 	}
+	var victim *conn
 	if m := orDefault(s.MaxStartups, DefaultMaxStartups); m > 0 && s.startups >= m {
-		return RejectMaxStartups
+		if victim = s.evictionVictim(ip); victim == nil {
+			return RejectMaxStartups, nil
+		}
+		s.stopStartupLocked(victim)
 	}
 	if s.connsPerIP == nil {
 		s.connsPerIP = map[netip.Addr]int{}
@@ -73,17 +86,51 @@ func (s *Server) admitIP(ip netip.Addr) string {
 	s.connsPerIP[ip]++
 	s.startupsPerIP[ip]++
 	s.startups++
-	return ""
+	c.startupIP = ip
+	c.startupAt = time.Now()
+	return "", victim
+}
+
+// evictionVictim returns the oldest unauthenticated connection of the address
+// that holds the most of them, if that address holds more than ip would after
+// one more; else nil. It runs only when MaxStartups is full.
+func (s *Server) evictionVictim(ip netip.Addr) *conn {
+	var top netip.Addr
+	most := 0
+	for a, n := range s.startupsPerIP {
+		if n > most {
+			top, most = a, n
+		}
+	}
+	if most <= s.startupsPerIP[ip]+1 {
+		return nil
+	}
+	var victim *conn
+	for c := range s.conns {
+		if !c.startupAt.IsZero() && c.startupIP == top && (victim == nil || c.startupAt.Before(victim.startupAt)) {
+			victim = c
+		}
+	}
+	return victim
 }
 
 // endStartup stops counting a connection admitted by admitIP as unauthenticated
-// (it authenticated or is closing).
-func (s *Server) endStartup(ip netip.Addr) {
+// (it authenticated or is closing). It does nothing for a connection already
+// stopped (an evicted one).
+func (s *Server) endStartup(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.stopStartupLocked(c)
+}
+
+func (s *Server) stopStartupLocked(c *conn) {
+	if c.startupAt.IsZero() {
+		return
+	}
+	c.startupAt = time.Time{}
 	s.startups--
-	if s.startupsPerIP[ip]--; s.startupsPerIP[ip] <= 0 {
-		delete(s.startupsPerIP, ip)
+	if s.startupsPerIP[c.startupIP]--; s.startupsPerIP[c.startupIP] <= 0 {
+		delete(s.startupsPerIP, c.startupIP)
 	}
 }
 

@@ -198,17 +198,93 @@ func TestMaxStartups(t *testing.T) {
 			t.Fatalf("connection %d: %q %v", i, line, err)
 		}
 	}
-	extra := dialFrom(t, srv, "127.0.0.2")
+	// The address that holds them all gets no more.
+	extra := dialFrom(t, srv, "127.0.0.1")
 	if !readsEOF(extra, 5*time.Second) {
 		t.Fatal("connection beyond MaxStartups was served")
 	}
 	if srv.Stats().Rejected[sshserve.RejectMaxStartups] != 1 {
 		t.Fatalf("rejections %v", srv.Stats().Rejected)
 	}
-	held[0].Close()
+	// Another address is admitted: the oldest of the first address's
+	// unauthenticated connections makes room.
+	if _, err := sshOver(srv, dialFrom(t, srv, "127.0.0.2")); err != nil {
+		t.Fatalf("a client from another address was kept out: %v", err)
+	}
+	if !readsEOF(held[0], 5*time.Second) {
+		t.Fatal("the oldest connection of the address holding the most was not closed")
+	}
+	if got := srv.Stats().Rejected[sshserve.RejectStartupEvicted]; got != 1 {
+		t.Fatalf("evictions %d, want 1 (%v)", got, srv.Stats().Rejected)
+	}
+	held[1].Close()
 	time.Sleep(100 * time.Millisecond)
 	if _, err := sshOver(srv, dialFrom(t, srv, "127.0.0.1")); err != nil {
 		t.Fatalf("a slot freed by a closed connection was not reused: %v", err)
+	}
+}
+
+// TestStartupFloodFromFewAddresses: idle connections from six addresses keep
+// MaxStartups full, reconnecting as soon as they are closed, for as long as the
+// test runs; a client from any other address clones every time.
+func TestStartupFloodFromFewAddresses(t *testing.T) {
+	srv := sshservetest.NewServer(t)
+	srv.SeedRepo("PROJ", "repo")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var open []net.Conn
+	const perAddr = 50 // 6 x 50 = 300, three times DefaultMaxStartups
+	for a := 2; a <= 7; a++ {
+		for i := 0; i < perAddr; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.0.%d", a))}}
+				for ctx.Err() == nil {
+					c, err := d.DialContext(ctx, "tcp", srv.Addr())
+					if err != nil {
+						time.Sleep(10 * time.Millisecond)
+						continue
+					}
+					mu.Lock()
+					open = append(open, c)
+					mu.Unlock()
+					io.Copy(io.Discard, c) // idle until the server closes it
+					c.Close()
+				}
+			}()
+		}
+	}
+	defer func() {
+		cancel()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}()
+	// Wait until the flood holds every slot.
+	deadline := time.Now().Add(20 * time.Second)
+	for srv.Stats().Authenticating < sshserve.DefaultMaxStartups {
+		if time.Now().After(deadline) {
+			t.Fatalf("the flood did not fill MaxStartups: %+v", srv.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	git := gitAs(t, srv.User)
+	for i := 0; i < 5; i++ {
+		dst := tempDir(t, fmt.Sprintf("clone%d", i))
+		start := time.Now()
+		if out, err := git.TryRun("", "clone", "-q", srv.URL("PROJ", "repo"), dst); err != nil {
+			t.Fatalf("clone %d from an address outside the flood: %v\n%s", i, err, out)
+		}
+		t.Logf("clone %d during the flood: %v", i, time.Since(start).Round(time.Millisecond))
+	}
+	st := srv.Stats()
+	if st.Rejected[sshserve.RejectStartupEvicted] < 5 {
+		t.Fatalf("evictions %d, want one per clone at least (%v)", st.Rejected[sshserve.RejectStartupEvicted], st.Rejected)
 	}
 }
 

@@ -83,7 +83,10 @@ type Server struct {
 	// negative means no limit.
 	MaxAuthTries int
 	// MaxStartups bounds connections that have not yet authenticated, like
-	// OpenSSH's MaxStartups (without random early drop); further connections are
+	// OpenSSH's MaxStartups. When it is full, a connection from an address that
+	// holds fewer unauthenticated connections than the address holding the most
+	// is admitted, and that address's oldest unauthenticated connection is closed
+	// (a flood from a few addresses cannot lock others out); any other newcomer is
 	// closed at once. A connection counts from the moment its client address is
 	// known (after any PROXY header, which ProxyHeaderTimeout bounds) and after
 	// the per-address limits have admitted it. Zero means 100, negative means no

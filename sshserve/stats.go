@@ -15,6 +15,7 @@ const (
 	RejectMaxConnsPerIP  = "max-conns-per-ip"    // Server.MaxConnsPerIP reached
 	RejectMaxStartups    = "max-startups"        // Server.MaxStartups reached
 	RejectStartupsPerIP  = "max-startups-per-ip" // Server.MaxStartupsPerIP reached
+	RejectStartupEvicted = "startup-evicted"     // closed unauthenticated to admit a client from an address holding fewer
 	RejectProxyHeader    = "proxy-header"        // missing or malformed PROXY header
 	RejectProxyUntrusted = "proxy-untrusted"     // PROXY required, peer not trusted
 	RejectHandshake      = "handshake"           // SSH handshake or authentication failed
