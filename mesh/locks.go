@@ -35,7 +35,7 @@ type repoLocks struct {
 
 // clearStaleLocks installs the current hooks and removes the lock files a git
 // process killed by a signal would otherwise leave forever, refusing every later
-// update of those refs: once per repository per Store, and again after a
+// update of those refs, and the quarantine directories of killed receive-packs: once per repository per Store, and again after a
 // receive-pack in it died by a signal (git removes its locks on SIGTERM, except
 // when the signal lands between its creating a lock file and registering it for
 // removal; SIGKILL leaves them all). It is called with the repository's write lock
@@ -73,6 +73,16 @@ func (s *Store) clearStaleLocks(project, slug string) {
 	for _, path := range stale {
 		if err := os.Remove(path); err == nil {
 			s.log.Warn("mesh: removed a stale lock file left by a killed git process", "project", project, "slug", slug, "file", strings.TrimPrefix(path, dir+"/"))
+		}
+	}
+	// A receive-pack killed while it received a pack leaves its quarantine
+	// directory (objects/tmp_objdir-incoming-*), which git never removes later.
+	// No receive-pack of this Store runs here (checked above, under the write lock
+	// that a starting receive-pack takes to be counted), so none is live.
+	debris, _ := filepath.Glob(filepath.Join(dir, "objects", "tmp_objdir-incoming-*"))
+	for _, path := range debris {
+		if err := os.RemoveAll(path); err == nil {
+			s.log.Warn("mesh: removed the quarantine directory of a killed receive-pack", "project", project, "slug", slug, "dir", strings.TrimPrefix(path, dir+"/"))
 		}
 	}
 }

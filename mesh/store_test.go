@@ -161,6 +161,14 @@ func TestStaleLockFilesAreCleared(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The quarantine directory a receive-pack killed mid-pack leaves behind.
+	debris := filepath.Join(dir, "objects", "tmp_objdir-incoming-Ab12Cd", "pack")
+	if err := os.MkdirAll(debris, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(debris, "tmp_pack_x"), make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	g2 := newGit(t, startGitServer(t, s2))
 	w := filepath.Join(t.TempDir(), "w")
 	g2.Run("", "clone", "-q", repoURL("PROJ", "r"), w)
@@ -168,6 +176,9 @@ func TestStaleLockFilesAreCleared(t *testing.T) {
 	g2.Run(w, "push", "-q", "origin", "HEAD:main")
 	if refs, _ := s2.Refs(ctx, "PROJ", "r"); refs["refs/heads/main"] != id {
 		t.Fatalf("main = %s, want %s", refs["refs/heads/main"], id)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "objects", "tmp_objdir-incoming-*")); len(left) != 0 {
+		t.Fatalf("quarantine debris left: %v", left)
 	}
 	g2.Fsck(dir)
 }
