@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -105,12 +106,13 @@ func (c *Client) Close() error {
 }
 
 // newRequest builds an authenticated request for path.
-func (c *Client) newRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.Addr()+path, body)
+func (c *Client) newRequest(ctx context.Context, method, path string, query url.Values, body []byte) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.Addr()+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", authScheme+makeToken(c.key, method, path, time.Now()))
+	req.URL.RawQuery = query.Encode()
+	req.Header.Set("Authorization", authScheme+makeToken(c.key, method, path, requestBinding(req.URL.RawQuery, body, req.Header), time.Now()))
 	return req, nil
 }
 
@@ -130,7 +132,7 @@ func (c *Client) call(parent context.Context, path string, in, out any) error {
 	if err != nil {
 		return err
 	}
-	req, err := c.newRequest(ctx, http.MethodPost, path, bytes.NewReader(body))
+	req, err := c.newRequest(ctx, http.MethodPost, path, nil, body)
 	if err != nil {
 		return err
 	}
@@ -165,7 +167,7 @@ func decodeResponse(resp *http.Response, out any) error {
 func (c *Client) Health(parent context.Context) (pid int, err error) {
 	ctx, cancel := context.WithTimeout(parent, c.callTimeout)
 	defer cancel()
-	req, err := c.newRequest(ctx, http.MethodGet, pathHealth, nil)
+	req, err := c.newRequest(ctx, http.MethodGet, pathHealth, nil, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -224,7 +226,7 @@ func (c *Client) Fetch(ctx context.Context, project, slug string, opts FetchOpti
 	if err != nil {
 		return FetchResult{}, err
 	}
-	req, err := c.newRequest(ctx, http.MethodPost, pathFetch, bytes.NewReader(body))
+	req, err := c.newRequest(ctx, http.MethodPost, pathFetch, nil, body)
 	if err != nil {
 		return FetchResult{}, err
 	}

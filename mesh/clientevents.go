@@ -35,7 +35,7 @@ func (c *Client) Subscribe(ctx context.Context) (<-chan Event, error) {
 }
 
 func (c *Client) openEvents(ctx context.Context) (io.ReadCloser, error) {
-	req, err := c.newRequest(ctx, http.MethodGet, pathEvents, nil)
+	req, err := c.newRequest(ctx, http.MethodGet, pathEvents, nil, nil)
 	if err != nil {
 		return nil, err
 	}

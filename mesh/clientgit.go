@@ -48,15 +48,20 @@ func (c *Client) ServeGit(ctx context.Context, req gitfleet.GitRequest, stdin io
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
-	var head strings.Builder
-	fmt.Fprintf(&head, "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: %s%s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n%s: %s\r\n%s: %s/%s\r\n",
-		pathGit, addr, authScheme, makeToken(c.key, http.MethodPost, pathGit, time.Now()), upgradeProto, hdrService, service, hdrRepo, project, slug)
+	// The X-Gitfleet-* headers, which the token binds.
+	bound := http.Header{}
+	bound.Set(hdrService, string(service))
+	bound.Set(hdrRepo, project+"/"+slug)
 	if req.Protocol == 1 || req.Protocol == 2 {
-		fmt.Fprintf(&head, "%s: version=%d\r\n", hdrProtocol, req.Protocol)
+		bound.Set(hdrProtocol, fmt.Sprintf("version=%d", req.Protocol))
 	}
 	if req.RequireSignedPush {
-		fmt.Fprintf(&head, "%s: 1\r\n", hdrSignedPush)
+		bound.Set(hdrSignedPush, "1")
 	}
+	var head strings.Builder
+	fmt.Fprintf(&head, "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: %s%s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n",
+		pathGit, addr, authScheme, makeToken(c.key, http.MethodPost, pathGit, requestBinding("", nil, bound), time.Now()), upgradeProto)
+	bound.Write(&head)
 	head.WriteString("Content-Length: 0\r\n\r\n")
 	conn.SetDeadline(time.Now().Add(c.callTimeout))
 	if _, err := io.WriteString(conn, head.String()); err != nil {
@@ -147,11 +152,10 @@ func (c *Client) ServeGit(ctx context.Context, req gitfleet.GitRequest, stdin io
 
 // gitResult streams a session's stderr to stderr and returns its exit status.
 func (c *Client) gitResult(ctx context.Context, id string, stderr io.Writer) (int, error) {
-	req, err := c.newRequest(ctx, http.MethodGet, pathGitResult, nil)
+	req, err := c.newRequest(ctx, http.MethodGet, pathGitResult, url.Values{"session": {id}}, nil)
 	if err != nil {
 		return -1, err
 	}
-	req.URL.RawQuery = url.Values{"session": {id}}.Encode()
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return -1, unavailable(ctx, err)

@@ -230,8 +230,11 @@
 // request goes over the Client's pool of keep-alive connections, so a clone costs
 // two requests and, once the pool holds a connection, one new connection (the
 // upgraded one). Every request carries "Authorization: Gitfleet
-// v1.<unix time>.<nonce>.<HMAC-SHA256>" over the method and path, valid for
-// TokenLifetime (30s) with MaxClockSkew (5s); anything else gets 401 before any work.
+// v2.<unix time>.<nonce>.<HMAC-SHA256>" over the method, the path, the query, the
+// SHA-256 of the body and every X-Gitfleet-* header (so a token cannot be moved to
+// another repository, service, session or body), valid once (the sidecar
+// remembers accepted nonces until their tokens expire) within TokenLifetime (30s)
+// with MaxClockSkew (5s); anything else gets 401 before any work.
 //
 // The Supervisor hands each child a fresh pipe pair as ExtraFiles: the key arrives
 // on descriptor KeyFD (3), never in argv, environment or a file, and the child

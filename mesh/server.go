@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -43,6 +44,7 @@ type Server struct {
 	cancel   context.CancelFunc // cancels ctx
 	streams  chan struct{}      // closed when shutting down: ends event streams
 	sessions map[string]*gitSession
+	nonces   nonceCache     // of accepted request tokens, against replay
 	gits     sync.WaitGroup // running git services on hijacked connections
 	closing  bool
 }
@@ -159,11 +161,28 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			writeError(w, fmt.Errorf("%w: no token", ErrUnauthorized))
 			return
 		}
-		if err := checkToken(s.Key, token, r.Method, r.URL.Path, time.Now()); err != nil {
+		// The body is read first (the token covers its hash); sidecar request
+		// bodies are small JSON documents.
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, errorBody{Message: "mesh: reading the request: " + err.Error()})
+			return
+		}
+		if len(body) > maxRequestBody {
+			writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{Message: "mesh: request body too large"})
+			return
+		}
+		now := time.Now()
+		nonce, made, err := checkToken(s.Key, token, r.Method, r.URL.Path, requestBinding(r.URL.RawQuery, body, r.Header), now)
+		if err == nil && !s.nonces.use(nonce, made, now) {
+			err = fmt.Errorf("%w: replayed", ErrUnauthorized)
+		}
+		if err != nil {
 			s.log.Warn("mesh: refused sidecar request", "method", r.Method, "path", r.URL.Path, "err", err)
 			writeError(w, err)
 			return
 		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		next.ServeHTTP(w, r)
 	})
 }
