@@ -98,37 +98,55 @@
 //
 // # Events
 //
-// Every repository has a hooks/reference-transaction script (POSIX sh, using only
-// cat, echo and read). For each git process that may change refs (receive-pack,
-// fetch) the store creates a spool file and passes its path in GITFLEET_EVENTS; in
-// the "committed" phase the hook appends the transaction's "<old> <new> <ref>" lines
-// and a "." terminator to it. For receive-pack the hook also takes part in the lock
-// (see Consistent reads): the store hands receive-pack two pipes as descriptors 3
-// and 4, the hook asks for the write lock on 4 in the "prepared" phase and waits
-// for the answer on 3, and reports "committed" or "aborted" on 4; at the outermost
-// commit the store reads the new part of the spool and publishes one
-// EventRefsChanged per transaction before it releases the lock, so events are in
-// commit order. For a fetch, which holds the lock, the spool is read when git exits.
-// Why this way: it needs no helper program, no socket and no copy of the store's
-// binary (the hook runs under any test binary), hooks of one git process run one
-// after another so appends never interleave and transactions are never merged, and
-// because the pipes reach the hook through git from the store itself, a hook can
-// never wait for a store that has died: its read sees end of file, it fails, and
-// git aborts the transaction. A spool cut short yields EventGap for the repository.
+// The store learns of ref changes from hooks (POSIX sh scripts using only cat,
+// echo, read, printf and test), which report into a spool file whose path it
+// passes in GITFLEET_EVENTS; a committed transaction is its "<old> <new> <ref>"
+// lines and a "." terminator.
 //
-// git 2.39 has two quirks the store corrects, both covered by tests: a deletion of
-// a ref that is also in packed-refs first reports an internal packed-refs
-// transaction of zero->zero lines (dropped), and a deletion without an expected old
-// value is reported as zero->zero (its old id is taken from the refs read when the
-// writer started, advanced through earlier transactions; exact, since every ref
-// writer holds the write lock). Automatic gc is disabled in each repository because
-// pack-refs' internal transactions would otherwise be reported as deletions and
-// re-creations. A mirror fetch applies its updates and deletions in one
-// `update-ref --stdin` transaction, so it yields one event.
+// A push: every receive-pack the store starts runs the store's own hooks,
+// <root>/.mesh/hooks/pre-receive and post-receive, written when the store opens
+// and named by core.hooksPath in receive-pack's environment (GIT_CONFIG_COUNT).
+// git runs pre-receive once the pack has arrived and been checked, before any
+// ref is written, and post-receive once after the ref updates, whenever at least
+// one succeeded, with the updated refs on its standard input. The hooks take part
+// in the lock (see Consistent reads): the store hands receive-pack two pipes as
+// descriptors 3 and 4; pre-receive asks for the write lock on 4 and waits for the
+// answer on 3; post-receive appends the push's updates to the spool as one
+// transaction and reports "committed" on 4, and the store publishes one
+// EventRefsChanged for the whole push and releases the lock. So a push costs two
+// hook processes and one event whatever the number of refs it updates, and
+// readers never see half of one: a push of N refs without --atomic (git commits
+// each ref on its own) once cost a reference-transaction hook per phase per ref
+// and an event per ref, 2N short processes and N events, and a subscriber that
+// read the refs hash per event made it quadratic (see BenchmarkManyRefPush: a
+// push of 100,000 refs now takes about what plain git over file:// takes).
+// receive-pack writes its report to the client while holding the lock, between
+// the two hooks, so the store queues receive-pack's output (outQueue) rather than
+// let a client that does not read hold the lock. A receive-pack that exits
+// holding the lock without post-receive's report either updated nothing (exit
+// status 0) or died on the way, which yields EventGap for the repository.
 //
-// git runs the hook for every phase of every transaction, so a push of N refs
-// without --atomic (git 2.39 commits each ref on its own) starts about 2N short sh
-// processes; an atomic push or a fetch starts three.
+// A fetch (which holds the write lock throughout): every repository has a
+// hooks/reference-transaction script, which in the "committed" phase of each
+// transaction appends it to the spool; the store reads the spool when git
+// exits. A mirror fetch applies its updates and deletions in one `update-ref
+// --stdin` transaction, so it yields one event.
+//
+// Why hooks and pipes: no helper program, no socket and no copy of the store's
+// binary (the hooks run under any test binary); hooks of one git process run one
+// after another, so appends never interleave; and because the pipes reach the
+// hooks through git from the store itself, a hook can never wait for a store that
+// has died: its read sees end of file, it fails, and git writes nothing. A spool
+// cut short yields EventGap for the repository.
+//
+// git 2.39 has two quirks the store corrects for fetches, both covered by tests:
+// a deletion of a ref that is also in packed-refs first reports an internal
+// packed-refs transaction of zero->zero lines (dropped), and a deletion without an
+// expected old value is reported as zero->zero (its old id is taken from the refs
+// read when the writer started, advanced through earlier transactions; exact,
+// since every ref writer holds the write lock). Automatic gc is disabled in each
+// repository because pack-refs' internal transactions would otherwise be reported
+// as deletions and re-creations.
 //
 // Subscribers each have a bounded queue (StoreConfig.EventBuffer, default 1024); a
 // subscriber that falls behind loses its backlog and receives EventGap, and a push
@@ -149,11 +167,9 @@
 // "E" and the key id it names. gpg comes from PATH.
 //
 // git gives the options and the certificate's status only to the pre-receive
-// and post-receive hooks, in their environment, so every repository also has a
-// hooks/pre-receive script (POSIX sh), written at creation and, for a
-// repository made before, at its first push or fetch, exactly as the
-// reference-transaction hook is (see preReceiveScript). It runs before any ref
-// is written: it refuses more than StoreConfig.MaxPushOptions options (32 by
+// and post-receive hooks, in their environment, so the store's pre-receive hook
+// (see Events and preReceiveScript) also checks and reports them, before it
+// asks for the lock and before any ref is written: it refuses more than StoreConfig.MaxPushOptions options (32 by
 // default) or more than MaxPushOptionsBytes bytes of them in all (4 KiB), and,
 // for a request with gitfleet.GitRequest.RequireSignedPush, a push without a
 // certificate whose signature is good ("G") and whose nonce is this server's
@@ -180,9 +196,12 @@
 // advertisement has been written: the store follows the pkt-line framing of git's
 // output and releases at the first flush-pkt for protocol v0/v1, and, for v2 (first
 // line "version 2"), at the flush-pkt ending the response to the first command,
-// normally ls-refs. receive-pack takes it for writing only from a transaction's
-// "prepared" phase to its "committed" phase, through the hook, so a slow or stalled
-// pack upload holds up nobody (TestStalledPushDoesNotBlockClone); Fetch transfers
+// normally ls-refs. receive-pack takes it for writing only from its pre-receive
+// hook (the pack has arrived) to its post-receive hook (every ref written),
+// through the hooks, so a slow or stalled pack upload holds up nobody
+// (TestStalledPushDoesNotBlockClone), nor does a pusher that stops reading
+// (TestSilentPusherDoesNotHoldTheLock); readers see all of a push or none of it,
+// --atomic or not; Fetch transfers
 // without any lock, into a staging repository that borrows the repository's objects,
 // moves the new objects in, and takes the write lock only for its one ref
 // transaction. Refs

@@ -10,49 +10,32 @@ import (
 	"strings"
 )
 
-// lockEnv tells the reference-transaction hook that it runs under a gate: two
-// pipes inherited as descriptors 3 (answers from the store) and 4 (requests to the
-// store) through which it asks for the repository's write lock before a
-// transaction commits.
+// lockEnv tells receive-pack's hooks that they run under a gate: two pipes
+// inherited as descriptors 3 (answers from the store) and 4 (requests to the
+// store) through which pre-receive asks for the repository's write lock and
+// post-receive reports the push's end (see preReceiveScript, postReceiveScript).
 const lockEnv = "GITFLEET_LOCK"
 
-// hookScript is every repository's hooks/reference-transaction. git runs it in
-// three phases of each ref transaction, one after another for one git process:
-//
-//   - prepared (all ref locks taken, nothing written yet): under a gate it writes
-//     "prepared" on descriptor 4 and waits for "ok" on descriptor 3; anything else,
-//     end of file included (the store died), makes it fail, which aborts the
-//     transaction;
-//   - committed: it appends the transaction's "<old> <new> <ref>" lines and a "."
-//     terminator to the spool file and tells the gate;
-//   - aborted: it tells the gate.
-//
-// The pipes come from the store through receive-pack, so a hook can never wait for
-// a store that is gone. A git process not started by the store has no spool and
-// neither asks nor reports.
+// hookScript is every repository's hooks/reference-transaction, through which a
+// fetch (which holds the write lock throughout) reports its ref transactions: in
+// the "committed" phase of each it appends the transaction's "<old> <new> <ref>"
+// lines and a "." terminator to the spool file. receive-pack does not run it
+// (its core.hooksPath is the store's own hooks directory). A git process not
+// started by the store has no spool and reports nothing.
 const hookScript = `#!/bin/sh
-# gitfleet: take the store's lock around ref transactions and report them.
+# gitfleet: report committed ref transactions to the store.
 test -n "$` + eventsEnv + `" || exit 0
-case "$1" in
-prepared)
-	test -n "$` + lockEnv + `" || exit 0
-	echo prepared >&4 || exit 1
-	read -r answer <&3 || exit 1
-	test "$answer" = ok ;;
-committed)
-	{ cat && echo .; } >>"$` + eventsEnv + `" || exit 1
-	test -z "$` + lockEnv + `" || echo committed >&4 ;;
-aborted)
-	test -z "$` + lockEnv + `" || echo aborted >&4 ;;
-esac
+test "$1" = committed || exit 0
+{ cat && echo .; } >>"$` + eventsEnv + `"
 `
 
 // refGate lets a receive-pack run without the repository's write lock, taking it
-// only from a transaction's prepared phase to its committed (or aborted) phase, so
-// that a slow or stalled pack upload holds nobody up. The events of each
-// transaction are published at commit, before the lock is released, which keeps
-// them in commit order across concurrent pushes. Phases nest (git 2.39 runs the
-// packed-refs transaction of a deletion inside the loose one), so the gate counts.
+// only from its pre-receive hook (the pack has arrived and been checked) to its
+// post-receive hook (every ref written), so that a slow or stalled pack upload
+// holds nobody up. The push's event is published at "committed", before the lock
+// is released, which keeps events in commit order across concurrent pushes. The
+// gate counts "prepared" and "committed"/"aborted" as nesting phases, so a hook
+// of another shape could take part too.
 type refGate struct {
 	s             *Store
 	project, slug string
@@ -64,7 +47,9 @@ type refGate struct {
 	offset        int64 // spool bytes already published
 	held          bool  // no pipes: the write lock is held from open to close
 	push          *PushInfo
-	pushRead      bool // push holds the pre-receive hook's report
+	pushRead      bool      // push holds the pre-receive hook's report
+	cmd           *exec.Cmd // the receive-pack
+	unfinished    bool      // git exited holding the lock, without "committed"
 }
 
 // pushInfo returns what the push's pre-receive hook reported (see PushInfo),
@@ -104,7 +89,7 @@ func (s *Store) openGate(ctx context.Context, project, slug string, lock *rwLock
 		grantW.Close()
 		return nil, err
 	}
-	g := &refGate{s: s, project: project, slug: slug, lock: lock, spool: spool,
+	g := &refGate{s: s, project: project, slug: slug, lock: lock, spool: spool, cmd: cmd,
 		grantR: grantR, reqW: reqW, grantW: grantW, reqR: reqR, done: make(chan struct{})}
 	cmd.ExtraFiles = []*os.File{grantR, reqW}
 	cmd.Env = append(cmd.Env, lockEnv+"=1")
@@ -116,9 +101,9 @@ func (g *refGate) run(ctx context.Context) {
 	defer close(g.done)
 	depth := 0
 	defer func() {
-		if depth > 0 { // git died inside a transaction
-			g.lock.Unlock()
-		}
+		// git exited between the pre-receive hook's lock and the post-receive
+		// hook's report: close, which knows how it exited, decides and unlocks.
+		g.unfinished = depth > 0
 	}()
 	br := bufio.NewReader(g.reqR)
 	for {
@@ -157,7 +142,8 @@ func (g *refGate) run(ctx context.Context) {
 }
 
 // close ends the gate once git has exited, and publishes whatever the spool still
-// holds (normally nothing), under the lock.
+// holds (normally nothing), under the lock. A receive-pack that exited holding the
+// lock without reporting (see run) yields EventGap unless it exited with status 0.
 func (g *refGate) close() {
 	if g.held {
 		g.s.collectFrom(g.project, g.slug, g.spool, g.offset, nil, g.pushInfo())
@@ -169,6 +155,16 @@ func (g *refGate) close() {
 	<-g.done
 	g.grantW.Close()
 	g.reqR.Close()
+	if g.unfinished {
+		// Without a post-receive hook's report: either no update succeeded (git
+		// runs that hook only when one did), or receive-pack died after some.
+		if g.cmd.ProcessState == nil || !g.cmd.ProcessState.Success() {
+			g.s.log.Warn("mesh: a push ended before reporting its ref updates; subscribers must resync", "project", g.project, "slug", g.slug)
+			g.s.bus.publish(Event{Type: EventGap, Project: g.project, Slug: g.slug})
+		}
+		g.lock.Unlock()
+		return
+	}
 	if fi, err := os.Stat(g.spool); err == nil && fi.Size() > g.offset {
 		if g.lock.Lock(context.Background()) == nil {
 			g.s.collectFrom(g.project, g.slug, g.spool, g.offset, nil, g.pushInfo())

@@ -87,15 +87,19 @@ const (
 	emptyKeyringDir    = "gnupg"                       // in <root>/.mesh: GNUPGHOME without a keyring
 	pushReportSuffix   = ".push"                       // spool + this: the hook's report
 	pushCertSuffix     = ".push.cert"                  // spool + this: the certificate's text
-	preReceiveHook     = "pre-receive"                 // hooks/<this>
+	preReceiveHook     = "pre-receive"                 // <root>/.mesh/hooks/<this>
+	postReceiveHook    = "post-receive"                // <root>/.mesh/hooks/<this>
+	receiveHooksDir    = "hooks"                       // in <root>/.mesh: receive-pack's core.hooksPath
 	refTransactionHook = "reference-transaction"
 )
 
-// preReceiveScript is every repository's hooks/pre-receive (POSIX sh, using
-// test, printf and git cat-file). git gives push options and the push
-// certificate's status only to the pre-receive and post-receive hooks, in their
-// environment; this one runs before anything is written, so a push it refuses changes no ref. For a
-// receive-pack started by the store (GITFLEET_PUSH set) it
+// preReceiveScript is receive-pack's pre-receive hook, <root>/.mesh/hooks/pre-receive
+// (POSIX sh, using test, printf, read and git cat-file; see receiveHooks). git
+// runs it once per push, after the pack has arrived and been checked and before
+// any ref is written, so a push it refuses changes no ref; git gives push
+// options and the push certificate's status only to the pre-receive and
+// post-receive hooks, in their environment. For a receive-pack started by the
+// store (GITFLEET_PUSH set) it
 //
 //   - refuses more than GITFLEET_PUSH_OPTIONS_MAX options, options of more than
 //     GITFLEET_PUSH_OPTIONS_BYTES bytes in all, and an option holding a line
@@ -104,7 +108,11 @@ const (
 //     with one whose signature is not good ("G") or whose nonce is not "OK";
 //   - writes the options and the certificate's status to $GITFLEET_PUSH, one
 //     "<key> <value>" line each, and the certificate's text to
-//     $GITFLEET_PUSH.cert (from the object receive-pack stored it in).
+//     $GITFLEET_PUSH.cert (from the object receive-pack stored it in);
+//   - last, under a gate (GITFLEET_LOCK), asks for the repository's write lock
+//     on descriptor 4 and waits for "ok" on descriptor 3 (see refGate): from
+//     here until the post-receive hook reports, the push's ref updates are the
+//     only writer, and readers wait.
 //
 // Its messages reach the pushing client on stderr ("remote: error: ..."), and git
 // reports each ref as "pre-receive hook declined".
@@ -161,31 +169,78 @@ fi
 if test -n "$GIT_PUSH_CERT"; then
 	git cat-file blob "$GIT_PUSH_CERT" >"$` + pushEnv + `.cert" || exit 1
 fi
+test -n "$` + lockEnv + `" || exit 0
+echo prepared >&4 || exit 1
+read -r answer <&3 || refuse "the store is gone; nothing was written"
+test "$answer" = ok || refuse "the repository is no longer available; nothing was written"
 `
 
-// repoHooks returns the hooks the store writes into every repository: at
-// creation, and into a repository made by an older store when it first serves a
-// push or fetch there (see installHooks).
-func repoHooks() []struct{ name, script string } {
+// postReceiveScript is receive-pack's post-receive hook,
+// <root>/.mesh/hooks/post-receive (POSIX sh, using cat and echo). git runs it
+// once per push, after the ref updates, whenever at least one succeeded, with
+// one "<old> <new> <ref>" line per updated ref on its standard input. It
+// appends them and a "." terminator to the push's spool ($GITFLEET_EVENTS) as
+// one transaction, and under a gate tells the store "committed" on descriptor 4,
+// which publishes the push's event and releases the write lock. It reports
+// "committed" even when the spool could not be written, so the store finds the
+// transaction incomplete (EventGap) instead of waiting for the push to end.
+const postReceiveScript = `#!/bin/sh
+# gitfleet: report a push's ref updates to the store and release its lock.
+test -n "$` + eventsEnv + `" || exit 0
+{ cat && echo .; } >>"$` + eventsEnv + `"
+status=$?
+test -z "$` + lockEnv + `" || echo committed >&4
+exit $status
+`
+
+// receiveHooks returns the hooks of every receive-pack the store starts. They
+// live in <root>/.mesh/hooks, written when the store opens, and reach
+// receive-pack as core.hooksPath (see receivePackEnv), so a push runs two hook
+// processes whatever the number of refs it updates: git has no
+// reference-transaction hook there, which it would run two or three times per
+// ref of a push without --atomic (each ref is a transaction of its own).
+func receiveHooks() []struct{ name, script string } {
 	return []struct{ name, script string }{
-		{refTransactionHook, hookScript},
 		{preReceiveHook, preReceiveScript},
+		{postReceiveHook, postReceiveScript},
 	}
 }
 
-// installHooks brings a repository's hooks up to date, each replaced by a
-// rename so that a git process never runs half a script.
+// repoHooks returns the hooks the store writes into every repository: at
+// creation, and into a repository made by an older store when it first serves a
+// push or fetch there (see installHooks). Only the reference-transaction hook,
+// which reports a fetch's transactions: receive-pack runs the store's own hooks
+// (see receiveHooks).
+func repoHooks() []struct{ name, script string } {
+	return []struct{ name, script string }{
+		{refTransactionHook, hookScript},
+	}
+}
+
+// installHooks brings a repository's hooks up to date (see writeHooks).
 func installHooks(dir string) {
-	for _, h := range repoHooks() {
-		path := filepath.Join(dir, "hooks", h.name)
+	writeHooks(filepath.Join(dir, "hooks"), repoHooks())
+}
+
+// writeHooks writes hooks into dir, each that differs replaced by a rename so
+// that a git process never runs half a script. It returns the first error.
+func writeHooks(dir string, hooks []struct{ name, script string }) error {
+	var first error
+	for _, h := range hooks {
+		path := filepath.Join(dir, h.name)
 		if cur, err := os.ReadFile(path); err == nil && string(cur) == h.script {
 			continue
 		}
 		tmp := path + ".new"
-		if err := os.WriteFile(tmp, []byte(h.script), 0o755); err == nil {
-			os.Rename(tmp, path)
+		err := os.WriteFile(tmp, []byte(h.script), 0o755)
+		if err == nil {
+			err = os.Rename(tmp, path)
+		}
+		if err != nil && first == nil {
+			first = err
 		}
 	}
+	return first
 }
 
 // readPushReport reads what the pre-receive hook recorded for a push (see
@@ -258,7 +313,7 @@ func parsePushReport(data []byte) (*PushInfo, error) {
 // pre-receive hook's report file and limits. A store that cannot keep a nonce
 // seed serves pushes without certificates and logs why.
 func (s *Store) receivePackEnv(spool string, requireSigned bool) []string {
-	var config [][2]string
+	config := [][2]string{{"core.hooksPath", filepath.Join(s.root, metaDir, receiveHooksDir)}}
 	if s.maxPushOptions >= 0 {
 		config = append(config, [2]string{"receive.advertisePushOptions", "true"})
 	}

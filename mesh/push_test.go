@@ -32,7 +32,7 @@ func pushFixture(t *testing.T, g *testutil.Git) (work, commit string) {
 }
 
 // refsOf returns the repository's refs through r.
-func refsOf(t *testing.T, r mesh.Repos, project, slug string) map[string]string {
+func refsOf(t testing.TB, r mesh.Repos, project, slug string) map[string]string {
 	t.Helper()
 	refs, err := r.Refs(ctxT(t), project, slug)
 	if err != nil {
@@ -315,8 +315,9 @@ func TestRequireSignedPush(t *testing.T) {
 	}
 }
 
-// TestPushHooksInstalledInOlderRepositories: a repository made before the store
-// had a pre-receive hook gets it at its first push.
+// TestPushHooksInstalledInOlderRepositories: a store opened on the root of an older
+// one writes its receive-pack hooks, and a repository made without the current
+// reference-transaction hook gets it at its first push.
 func TestPushHooksInstalledInOlderRepositories(t *testing.T) {
 	t.Parallel()
 	root := testutil.NewHome(t).Repos
@@ -329,8 +330,13 @@ func TestPushHooksInstalledInOlderRepositories(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	hook := filepath.Join(root, "PROJ", "old.git", "hooks", "pre-receive")
+	// A repository of an older store has no reference-transaction hook (or an
+	// older one), and an older store's root has no receive-pack hooks.
+	hook := filepath.Join(root, "PROJ", "old.git", "hooks", "reference-transaction")
 	if err := os.Remove(hook); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(root, ".mesh", "hooks")); err != nil {
 		t.Fatal(err)
 	}
 	s, err = mesh.OpenStore(context.Background(), mesh.StoreConfig{Root: root})
@@ -348,7 +354,9 @@ func TestPushHooksInstalledInOlderRepositories(t *testing.T) {
 	if ev := nextRefsChanged(t, events); ev.Push == nil || len(ev.Push.Options) != 1 || ev.Push.Options[0] != "first" {
 		t.Fatalf("event = %+v, want the push option", ev)
 	}
-	if fi, err := os.Stat(hook); err != nil || fi.Mode()&0o111 == 0 {
-		t.Fatalf("pre-receive hook: %v, %v", fi, err)
+	for _, h := range []string{hook, filepath.Join(root, ".mesh", "hooks", "pre-receive"), filepath.Join(root, ".mesh", "hooks", "post-receive")} {
+		if fi, err := os.Stat(h); err != nil || fi.Mode()&0o111 == 0 {
+			t.Fatalf("hook %s: %v, %v", h, fi, err)
+		}
 	}
 }

@@ -1,10 +1,12 @@
 package mesh
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"os"
 	"os/exec"
+	"sync"
 	"time"
 
 	"github.com/gitfleet/gitfleet/internal/gitexec"
@@ -125,4 +127,93 @@ func waitStdin(ctx context.Context, stdin io.Reader, done <-chan struct{}) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
+}
+
+// maxOutQueue bounds the output an outQueue holds for a client that does not
+// read; past it, git's writes wait.
+const maxOutQueue = 64 << 20
+
+// outQueue passes a receive-pack's output on to a client without ever making
+// receive-pack wait for the client, up to maxOutQueue bytes. receive-pack holds
+// the repository's write lock from its pre-receive hook to its post-receive hook
+// and writes its report (a line per ref) in between: through a pipe to a client
+// that stopped reading, a push of a few thousand refs would otherwise hold the
+// lock for as long as the client stays silent. The report is no larger than the
+// commands the client sent, which receive-pack holds in memory too.
+type outQueue struct {
+	w      io.Writer
+	mu     sync.Mutex
+	cond   *sync.Cond
+	queue  [][]byte
+	size   int
+	err    error // the first failed write to w
+	closed bool
+	done   chan struct{} // closed when drain returns
+}
+
+func newOutQueue(w io.Writer) *outQueue {
+	q := &outQueue{w: w, done: make(chan struct{})}
+	q.cond = sync.NewCond(&q.mu)
+	go q.drain()
+	return q
+}
+
+// Write queues a copy of p. It fails once a write to the client has failed.
+func (q *outQueue) Write(p []byte) (int, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for q.err == nil && q.size > 0 && q.size+len(p) > maxOutQueue {
+		q.cond.Wait()
+	}
+	if q.err != nil {
+		return 0, q.err
+	}
+	q.queue = append(q.queue, bytes.Clone(p))
+	q.size += len(p)
+	q.cond.Broadcast()
+	return len(p), nil
+}
+
+func (q *outQueue) drain() {
+	defer close(q.done)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for {
+		for len(q.queue) == 0 && !q.closed {
+			q.cond.Wait()
+		}
+		if len(q.queue) == 0 {
+			return
+		}
+		b := q.queue[0]
+		q.queue[0] = nil
+		q.queue = q.queue[1:]
+		q.mu.Unlock()
+		_, err := q.w.Write(b)
+		q.mu.Lock()
+		q.size -= len(b)
+		q.cond.Broadcast()
+		if err != nil {
+			q.err, q.queue, q.size = err, nil, 0
+			return
+		}
+	}
+}
+
+// close waits until everything queued has reached the client, a write to it has
+// failed, or ctx has ended, and returns the failure. After ctx ends, a write
+// still blocked returns when the caller closes the client's connection.
+func (q *outQueue) close(ctx context.Context) error {
+	q.mu.Lock()
+	q.closed = true
+	q.cond.Broadcast()
+	q.mu.Unlock()
+	select {
+	case <-q.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.err
 }

@@ -152,7 +152,17 @@ func (s *Store) serveGit(ctx context.Context, req gitfleet.GitRequest, attach at
 		}
 		defer gate.close()
 	}
+	var queue *outQueue
+	if service == gitfleet.ReceivePack {
+		queue = newOutQueue(stdout)
+		stdout = queue
+	}
 	err = runGit(ctx, cmd, stdin, stdout, watch)
+	if queue != nil {
+		if qerr := queue.close(ctx); err == nil && qerr != nil {
+			return fmt.Errorf("mesh: %w", qerr)
+		}
+	}
 	if err != nil {
 		return exitError(ctx, service, err)
 	}

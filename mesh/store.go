@@ -151,6 +151,13 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (*Store, error) {
 			return nil, fmt.Errorf("mesh: %w", err)
 		}
 	}
+	hooks := filepath.Join(root, metaDir, receiveHooksDir)
+	if err := os.MkdirAll(hooks, 0o755); err != nil {
+		return nil, fmt.Errorf("mesh: %w", err)
+	}
+	if err := writeHooks(hooks, receiveHooks()); err != nil {
+		return nil, fmt.Errorf("mesh: receive-pack hooks: %w", err)
+	}
 	s.maintainLoose, s.maintainPacks = cfg.MaintainLoose, cfg.MaintainPacks
 	s.maxPushOptions, s.maxPushOptionsBytes = cfg.MaxPushOptions, cfg.MaxPushOptionsBytes
 	if s.maxPushOptions == 0 {

@@ -19,8 +19,8 @@ import (
 	"github.com/gitfleet/gitfleet/mesh"
 )
 
-// The tests of a cut or killed push catch git in its reference-transaction hook
-// through the gate's pipes and find receive-pack in /proc: they run on Linux.
+// The tests of a cut or killed push catch git in its pre-receive hook through the
+// gate's pipes and find receive-pack in /proc: they run on Linux.
 
 // cutBackend serves through a Store until cut is closed, which cancels every
 // running service as a client disconnect does in the SSH server. onInput runs once,
@@ -61,11 +61,12 @@ func (b cutBackend) ServeGit(ctx context.Context, req gitfleet.GitRequest, stdin
 }
 
 // TestCutPushLeavesNoLock cuts a push (its context ends, as when the SSH client
-// hangs up) while git holds the locks of the refs it updates and waits in its
-// reference-transaction hook for the store's write lock, which the test holds: the
-// next push of the same ref succeeds at once and leaves no lock file. (Git removes
-// its locks on SIGTERM, except when the signal lands between its creating a lock
-// and registering it; the store clears what a push killed by a signal leaves.)
+// hangs up) while git holds the received objects in its quarantine directory and
+// waits in its pre-receive hook for the store's write lock, which the test holds:
+// the next push of the same ref succeeds at once and leaves no lock file and no
+// quarantine directory. (Git removes both on SIGTERM, except when the signal lands
+// between its creating one and registering it for removal; the store clears what
+// a push killed by a signal leaves.)
 func TestCutPushLeavesNoLock(t *testing.T) {
 	t.Parallel()
 	testCutPush(t, false)
@@ -95,7 +96,7 @@ func testCutPush(t *testing.T, kill bool) {
 		errc <- err
 	}()
 	release := <-held
-	// The hook asks for the write lock once git has locked every ref it updates.
+	// The hook asks for the write lock once the pack has arrived and been checked.
 	for deadline := time.Now().Add(time.Minute); mesh.WriteWaiters(s, "PROJ", "r") == 0; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			release()
@@ -103,17 +104,17 @@ func testCutPush(t *testing.T, kill bool) {
 		}
 	}
 	dir := filepath.Join(s.Root(), "PROJ", "r.git")
-	if locks := lockFiles(t, dir); len(locks) == 0 {
+	if left := debris(t, dir); len(left) == 0 {
 		release()
-		t.Fatal("no lock files while the push waits in its hook: the test cuts at the wrong moment")
+		t.Fatal("no quarantine directory while the push waits in its hook: the test cuts at the wrong moment")
 	}
 	if kill {
 		pid := receivePackIn(t, dir)
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		if locks := lockFiles(t, dir); len(locks) == 0 {
-			t.Fatal("SIGKILL left no lock files: the test does not show the store's clean-up")
+		if left := debris(t, dir); len(left) == 0 {
+			t.Fatal("SIGKILL left no quarantine directory: the test does not show the store's clean-up")
 		}
 		release() // the push ends only once its gate has had the lock
 		if err := <-errc; err == nil {
@@ -129,8 +130,8 @@ func testCutPush(t *testing.T, kill bool) {
 	if out, err := g.TryRun(w, "push", "-q", "origin", "HEAD:main"); err != nil {
 		t.Fatalf("push after a cut push: %v\n%s", err, out)
 	}
-	if locks := lockFiles(t, dir); len(locks) != 0 {
-		t.Fatalf("lock files after the next push: %v", locks)
+	if left := debris(t, dir); len(left) != 0 {
+		t.Fatalf("debris after the next push: %v", left)
 	}
 	if refs, _ := s.Refs(ctx, "PROJ", "r"); refs["refs/heads/main"] != id {
 		t.Fatalf("main = %s, want %s", refs["refs/heads/main"], id)
@@ -138,15 +139,23 @@ func testCutPush(t *testing.T, kill bool) {
 	g.Fsck(dir)
 }
 
-// lockFiles lists the git lock files in a repository.
-func lockFiles(t *testing.T, dir string) []string {
+// debris lists the git lock files and receive-pack quarantine directories in a
+// repository.
+func debris(t *testing.T, dir string) []string {
 	t.Helper()
 	var out []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && strings.HasSuffix(p, ".lock") {
+		if err != nil {
+			return err
+		}
+		if strings.HasSuffix(p, ".lock") {
 			out = append(out, strings.TrimPrefix(p, dir+"/"))
 		}
-		return err
+		if d.IsDir() && strings.HasPrefix(d.Name(), "tmp_objdir-incoming-") {
+			out = append(out, strings.TrimPrefix(p, dir+"/"))
+			return fs.SkipDir
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,191 @@
+package mesh_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gitfleet/gitfleet"
+	"github.com/gitfleet/gitfleet/internal/testutil"
+	"github.com/gitfleet/gitfleet/mesh"
+)
+
+// TestManyRefPushIsOneEvent: a push of many refs without --atomic, in which git
+// commits each ref in a transaction of its own, is reported as one
+// EventRefsChanged holding every update, in process and through the sidecar; so
+// is a push that deletes and moves many refs. The store learns of a push's ref
+// updates once, from the post-receive hook, not once per ref (which made such
+// pushes cost time quadratic in the number of refs once a subscriber read the
+// refs hash per event).
+func TestManyRefPushIsOneEvent(t *testing.T) {
+	t.Parallel()
+	const n = 300
+	forEachBackend(t, func(t *testing.T, r mesh.Repos, root string) {
+		ctx := ctxT(t)
+		if err := r.Create(ctx, "PROJ", "many"); err != nil {
+			t.Fatal(err)
+		}
+		events, err := r.Subscribe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := newGit(t, startGitServer(t, r))
+		src := manyRefsSource(t, g, n)
+		g.Run(src, "push", "-q", repoURL("PROJ", "many"), "refs/heads/*:refs/heads/*")
+		ev := nextRefsChanged(t, events)
+		if len(ev.Updates) != n {
+			t.Fatalf("the push's event has %d updates, want %d", len(ev.Updates), n)
+		}
+		want := g.Refs(src)
+		for _, u := range ev.Updates {
+			if u.Old != mesh.ZeroID || u.New != want[u.Ref] {
+				t.Fatalf("update %+v, want %s created at %s", u, u.Ref, want[u.Ref])
+			}
+		}
+		sameRefs(t, refsOf(t, r, "PROJ", "many"), want)
+
+		// Delete the first half, move the second half to a new commit.
+		next := g.CommitFile(src, "b", "2", "two")
+		args := []string{"push", "-q", repoURL("PROJ", "many")}
+		for i := range n {
+			if i < n/2 {
+				args = append(args, fmt.Sprintf(":refs/heads/b%06d", i))
+			} else {
+				args = append(args, fmt.Sprintf("+%s:refs/heads/b%06d", next, i))
+			}
+		}
+		g.Run(src, args...)
+		ev = nextRefsChanged(t, events)
+		if len(ev.Updates) != n {
+			t.Fatalf("the second push's event has %d updates, want %d", len(ev.Updates), n)
+		}
+		for _, u := range ev.Updates {
+			deleted := u.Ref < fmt.Sprintf("refs/heads/b%06d", n/2)
+			if u.Old != want[u.Ref] || (deleted && u.New != mesh.ZeroID) || (!deleted && u.New != next) {
+				t.Fatalf("update %+v: deleted %v, want old %s", u, deleted, want[u.Ref])
+			}
+		}
+		if got := len(refsOf(t, r, "PROJ", "many")); got != n-n/2 {
+			t.Fatalf("%d refs after the second push, want %d", got, n-n/2)
+		}
+		select {
+		case ev := <-events:
+			t.Fatalf("a third event %+v for two pushes", ev)
+		case <-time.After(200 * time.Millisecond):
+		}
+	})
+}
+
+// manyRefsSource is a repository with one commit and n branches pointing at it,
+// b000000 to b<n-1>, written as packed refs, and a detached HEAD.
+func manyRefsSource(t testing.TB, g *testutil.Git, n int) string {
+	dir := filepath.Join(t.TempDir(), "src")
+	g.Run(filepath.Dir(dir), "init", "-q", dir)
+	commit := g.CommitFile(dir, "a", "1", "one")
+	var b strings.Builder
+	b.WriteString("# pack-refs with: peeled fully-peeled sorted \n")
+	for i := range n {
+		fmt.Fprintf(&b, "%s refs/heads/b%06d\n", commit, i)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".git", "packed-refs"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Only the n branches: HEAD detached, the first branch gone.
+	branch := strings.TrimSpace(g.Run(dir, "symbolic-ref", "HEAD"))
+	g.Run(dir, "checkout", "-q", "--detach")
+	g.Run(dir, "update-ref", "-d", branch)
+	return dir
+}
+
+// pktLine frames s as a git pkt-line.
+func pktLine(s string) string { return fmt.Sprintf("%04x%s", len(s)+4, s) }
+
+// TestSilentPusherDoesNotHoldTheLock: a pusher that sends its commands and pack and
+// then never reads receive-pack's report does not keep the repository's write
+// lock (which receive-pack holds from its pre-receive to its post-receive hook,
+// with the report written in between): the store queues the report, the push
+// completes on the server, and another push and a clone go through while the
+// silent client still has not read a byte.
+func TestSilentPusherDoesNotHoldTheLock(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	ctx := ctxT(t)
+	g := newGit(t, startGitServer(t, s))
+	refs := seed(t, g, s, "PROJ", "r")
+	commit := refs["refs/heads/main"]
+	if commit == "" {
+		t.Fatalf("no main in %v", refs)
+	}
+	// Enough refs that the report (about 25 bytes a ref) is far beyond what a pipe
+	// holds.
+	const n = 20000
+	var req bytes.Buffer
+	for i := range n {
+		line := fmt.Sprintf("%s %s refs/heads/silent%06d", mesh.ZeroID, commit, i)
+		if i == 0 {
+			line += "\x00report-status"
+		}
+		req.WriteString(pktLine(line + "\n"))
+	}
+	req.WriteString("0000")
+	// An empty pack: every object the commands name is there already.
+	pack := []byte("PACK\x00\x00\x00\x02\x00\x00\x00\x00")
+	sum := sha1.Sum(pack)
+	req.Write(pack)
+	req.Write(sum[:])
+
+	stdinR, stdinW := io.Pipe()
+	out := newStuckWriter()
+	done := make(chan error, 1)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		done <- s.ServeGit(cctx, request(gitfleet.ReceivePack, "PROJ/r", nil), stdinR, out, io.Discard)
+	}()
+	go func() {
+		stdinW.Write(req.Bytes())
+		stdinW.Close()
+	}()
+	defer func() {
+		cancel()
+		out.Close()
+		<-done
+	}()
+	// The silent push has been applied once all its refs are there.
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(refsOf(t, s, "PROJ", "r")) < len(refs)+n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the silent client's push did not complete: %d refs", len(refsOf(t, s, "PROJ", "r")))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w := filepath.Join(t.TempDir(), "w")
+	pushed := make(chan error, 1)
+	go func() {
+		if _, err := g.TryRun("", "clone", "-q", "--no-checkout", repoURL("PROJ", "r"), w); err != nil {
+			pushed <- err
+			return
+		}
+		_, err := g.TryRun(w, "push", "-q", "origin", commit+":refs/heads/beside")
+		pushed <- err
+	}()
+	select {
+	case err := <-pushed:
+		if err != nil {
+			t.Fatalf("clone and push beside a silent pusher: %v", err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("a clone and push waited for a pusher that does not read its report")
+	}
+	if got := refsOf(t, s, "PROJ", "r")["refs/heads/beside"]; got != commit {
+		t.Fatalf("refs/heads/beside = %q, want %s", got, commit)
+	}
+	testutil.NewGit(t).Fsck(filepath.Join(s.Root(), "PROJ", "r.git"))
+}
