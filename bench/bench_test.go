@@ -153,7 +153,7 @@ func TestBench(t *testing.T) {
 	for _, prog := range []string{"git", "ssh", "sshd", "haproxy"} {
 		testutil.Require(t, prog)
 	}
-	if selected(1) || selected(2) || selected(3) || selected(4) || selected(6) {
+	if selected(1) || selected(2) || selected(3) || selected(4) || selected(6) || selected(8) {
 		t.Log("building examples/server")
 		e.serverBin = testutil.BuildBinary(t, "./examples/server")
 		e.prepareRepos()
@@ -174,7 +174,7 @@ func TestBench(t *testing.T) {
 		}
 	}
 	var g *gitSetup
-	if selected(1) || selected(2) || selected(3) || selected(6) {
+	if selected(1) || selected(2) || selected(3) || selected(6) || selected(8) {
 		g = e.startGit()
 		t.Logf("servers and repositories ready at %v", time.Since(start).Round(time.Second))
 	}
@@ -219,6 +219,17 @@ func TestBench(t *testing.T) {
 		c := e.benchProps()
 		add(7, c)
 		headline = append(headline, fmt.Sprintf("Loading a 10,000-line properties file: props takes %s of magiconair's time.", ratio(c.Ratio("props"))))
+	}
+
+	if selected(8) {
+		rcs := e.benchManyRefs(g)
+		add(8, rcs...)
+		var parts []string
+		for _, c := range rcs {
+			parts = append(parts, fmt.Sprintf("%s of `file://` (%s)", ratio(Ratio(c.Peer("gitfleet").Median(), c.Peer("file://").Median())),
+				strings.TrimSuffix(strings.TrimPrefix(c.Title, "Push of "), " without --atomic")))
+		}
+		headline = append(headline, "Push of many refs without --atomic: gitfleet takes "+strings.Join(parts, ", ")+".")
 	}
 
 	for _, c := range cs {

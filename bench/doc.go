@@ -25,7 +25,12 @@
 //  6. a fresh mirror's initial sync vs `git clone --mirror` over OpenSSH, and
 //     push-to-mirror propagation (p50, p99);
 //  7. props vs magiconair/properties loading the same file (props' own
-//     benchmark, the two alternating).
+//     benchmark, the two alternating);
+//  8. a push of 1,000, 10,000 and 100,000 refs without --atomic into a new
+//     repository (100,000 only in a full run; no warm-up, at most two rounds
+//     for 100,000): gitfleet's primary vs OpenSSH's sshd running
+//     git-receive-pack vs file://; the ratios staying flat across the sizes
+//     show linear growth.
 //
 // For every run it also measures the server side: Probe reads the CPU time of
 // the server's process tree from /proc/<pid>/stat (the server, its sidecar,
