@@ -94,7 +94,13 @@
 // options and signed pushes), HEAD -> refs/heads/main, receive.fsckObjects,
 // uploadpack.allowFilter, uploadpack.allowAnySHA1InWant=false, and automatic gc off
 // (see Events). Refs and RefsHash read loose refs and then packed-refs directly,
-// without starting git.
+// without starting git; a repository of 1,024 refs or more is read once and then
+// kept in memory, brought forward by the transactions the store publishes as
+// events and dropped whenever the store cannot account for a change exactly
+// (EventGap, deletion), so that the refs hash a subscriber asks for after each
+// push reads no files (BenchmarkRefsHashAfterPush, 100,000 loose refs after a
+// one-ref push: 0.085 s from memory against 1.46 s from the files; the refs of
+// all repositories kept are bounded at 2^20, least recently used first).
 //
 // # Events
 //

@@ -160,6 +160,7 @@ func (g *refGate) close() {
 		// runs that hook only when one did), or receive-pack died after some.
 		if g.cmd.ProcessState == nil || !g.cmd.ProcessState.Success() {
 			g.s.log.Warn("mesh: a push ended before reporting its ref updates; subscribers must resync", "project", g.project, "slug", g.slug)
+			g.s.refs.drop(repoKey(g.project, g.slug))
 			g.s.bus.publish(Event{Type: EventGap, Project: g.project, Slug: g.slug})
 		}
 		g.lock.Unlock()

@@ -189,3 +189,124 @@ func TestSilentPusherDoesNotHoldTheLock(t *testing.T) {
 	}
 	testutil.NewGit(t).Fsck(filepath.Join(s.Root(), "PROJ", "r.git"))
 }
+
+// TestRefsOfManyRefsFollowPushes: for a repository with enough refs that the
+// store keeps them in memory, Refs and RefsHash after each kind of change (a
+// push without --atomic of many refs, an atomic push moving and deleting refs, a
+// single-ref push, a forced update and a deletion of a packed ref, a mirror
+// fetch) equal what a second store, reading the same files, finds.
+func TestRefsOfManyRefsFollowPushes(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	ctx := ctxT(t)
+	g := newGit(t, startGitServer(t, s))
+	const n = 1500
+	src := manyRefsSource(t, g, n)
+	if err := s.Create(ctx, "PROJ", "big"); err != nil {
+		t.Fatal(err)
+	}
+	url := repoURL("PROJ", "big")
+	check := func(step string) {
+		t.Helper()
+		fresh, err := mesh.OpenStore(ctx, mesh.StoreConfig{Root: s.Root(), MaintenanceInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fresh.Close()
+		want := refsOf(t, fresh, "PROJ", "big")
+		wantHash, err := fresh.RefsHash(ctx, "PROJ", "big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Twice: the first read may fill the cache, the second reads it.
+		for range 2 {
+			sameRefs(t, refsOf(t, s, "PROJ", "big"), want)
+			if h, err := s.RefsHash(ctx, "PROJ", "big"); err != nil || h != wantHash {
+				t.Fatalf("%s: refs hash %s, %v; from the files %s", step, h, err, wantHash)
+			}
+		}
+		if h := mesh.HashRefs(want); h != wantHash {
+			t.Fatalf("%s: HashRefs %s, RefsHash %s", step, h, wantHash)
+		}
+	}
+	g.Run(src, "push", "-q", url, "refs/heads/*:refs/heads/*")
+	check("many refs")
+	// Pack the refs, as a repository migrated with packed refs has them.
+	testutil.NewGit(t).Run(filepath.Join(s.Root(), "PROJ", "big.git"), "pack-refs", "--all")
+	s.Close()
+	s2, err := mesh.OpenStore(ctx, mesh.StoreConfig{Root: s.Root(), MaintenanceInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s2.Close() })
+	s = s2
+	g = newGit(t, startGitServer(t, s))
+	check("packed")
+	c2 := g.CommitFile(src, "b", "2", "two")
+	g.Run(src, "push", "-q", "--atomic", url, "+"+c2+":refs/heads/b000001", ":refs/heads/b000002", c2+":refs/tags/v1")
+	check("atomic")
+	g.Run(src, "push", "-q", url, c2+":refs/heads/new")
+	check("one ref")
+	g.Run(src, "push", "-q", url, ":refs/heads/b000003", "+"+c2+":refs/heads/b000004")
+	check("delete and force")
+	if _, err := s.Fetch(ctx, "PROJ", "big", mesh.FetchOptions{URL: "file://" + filepath.Join(src, ".git")}); err != nil {
+		t.Fatal(err)
+	}
+	check("mirror fetch")
+}
+
+// BenchmarkRefsHashAfterPush: the refs hash of a repository of 100,000 loose
+// refs after a push of one ref, as the mirror feed asks for it after every push:
+// from the store that served the push (its refs in memory) and from a store
+// that has to read the files. Run:
+//
+//	go test -run '^$' -bench RefsHashAfterPush -benchtime 5x ./mesh/
+func BenchmarkRefsHashAfterPush(b *testing.B) {
+	ctx := ctxT(b)
+	s := openStore(b)
+	g := newGit(b, startGitServer(b, s))
+	src := manyRefsSource(b, g, 100000)
+	if err := s.Create(ctx, "PROJ", "big"); err != nil {
+		b.Fatal(err)
+	}
+	url := repoURL("PROJ", "big")
+	g.Run(src, "push", "-q", url, "refs/heads/*:refs/heads/*")
+	if _, err := s.RefsHash(ctx, "PROJ", "big"); err != nil {
+		b.Fatal(err)
+	}
+	fresh, err := mesh.OpenStore(ctx, mesh.StoreConfig{Root: s.Root(), MaintenanceInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fresh.Close()
+	commit := g.CommitFile(src, "b", "2", "two")
+	var cached, files time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		g.Run(src, "push", "-q", url, fmt.Sprintf("%s:refs/heads/n%d", commit, i))
+		b.StartTimer()
+		t0 := time.Now()
+		h1, err := s.RefsHash(ctx, "PROJ", "big")
+		if err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		h2, err := fresh.RefsHash(ctx, "PROJ", "big")
+		if err != nil {
+			b.Fatal(err)
+		}
+		files += time.Since(t1)
+		cached += t1.Sub(t0)
+		if h1 != h2 {
+			b.Fatalf("hashes differ: %s in memory, %s from the files", h1, h2)
+		}
+		fresh.Close()
+		if fresh, err = mesh.OpenStore(ctx, mesh.StoreConfig{Root: s.Root(), MaintenanceInterval: -1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(cached.Seconds()/float64(b.N), "memory-s/hash")
+	b.ReportMetric(files.Seconds()/float64(b.N), "files-s/hash")
+}

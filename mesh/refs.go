@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,40 +19,67 @@ import (
 
 // Refs returns the repository's refs (name -> id) without running git: it reads the
 // loose refs, then packed-refs, as git does, under the repository's read lock so the
-// result is one consistent snapshot.
+// result is one consistent snapshot. A repository with many refs is read from
+// memory after its first read (see refsCache).
 func (s *Store) Refs(ctx context.Context, project, slug string) (map[string]string, error) {
-	ctx, done, err := s.begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	p, sl, err := repoName(project, slug)
-	if err != nil {
-		return nil, err
-	}
-	lock := s.locks.get(repoKey(p, sl))
-	if err := lock.RLock(ctx); err != nil {
-		return nil, err
-	}
-	defer lock.RUnlock()
-	_, _, dir, err := s.openRepo(p, sl)
-	if err != nil {
-		return nil, err
-	}
-	refs, err := readRefs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("mesh: refs of %s/%s: %w", p, sl, err)
-	}
-	return refs, nil
+	var refs map[string]string
+	err := s.readRefsLocked(ctx, project, slug, func(key, dir string) error {
+		if refs = s.refs.get(key); refs != nil {
+			return nil
+		}
+		var err error
+		if refs, err = readRefs(dir); err == nil && len(refs) >= refsCacheMin {
+			s.refs.fill(key, maps.Clone(refs), "")
+		}
+		return err
+	})
+	return refs, err
 }
 
 // RefsHash returns hex(SHA-256) over the sorted "<id> <ref>\n" lines of Refs.
 func (s *Store) RefsHash(ctx context.Context, project, slug string) (string, error) {
-	refs, err := s.Refs(ctx, project, slug)
+	var hash string
+	err := s.readRefsLocked(ctx, project, slug, func(key, dir string) error {
+		if hash = s.refs.hash(key); hash != "" {
+			return nil
+		}
+		refs, err := readRefs(dir)
+		if err != nil {
+			return err
+		}
+		hash = HashRefs(refs)
+		s.refs.fill(key, refs, hash)
+		return nil
+	})
+	return hash, err
+}
+
+// readRefsLocked calls read with the repository's key and directory under its
+// read lock.
+func (s *Store) readRefsLocked(ctx context.Context, project, slug string, read func(key, dir string) error) error {
+	ctx, done, err := s.begin(ctx)
 	if err != nil {
-		return "", err
+		return err
 	}
-	return HashRefs(refs), nil
+	defer done()
+	p, sl, err := repoName(project, slug)
+	if err != nil {
+		return err
+	}
+	key := repoKey(p, sl)
+	lock := s.locks.get(key)
+	if err := lock.RLock(ctx); err != nil {
+		return err
+	}
+	defer lock.RUnlock()
+	_, _, dir, err := s.openRepo(p, sl)
+	if err != nil {
+		return err
+	}
+	if err := read(key, dir); err != nil {
+		return fmt.Errorf("mesh: refs of %s/%s: %w", p, sl, err)
+	}
+	return nil
 }
 
 // HashRefs returns hex(SHA-256) over the lines "<id> <ref>\n" of refs sorted by ref

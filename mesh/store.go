@@ -73,6 +73,7 @@ type Store struct {
 	fetching, maintaining        lockTable
 	maintainLoose, maintainPacks int
 	bus                          *bus
+	refs                         refsCache  // refs of repositories with many, see refsCache
 	projMu                       sync.Mutex // serialises creating and removing project directories
 
 	maxPushOptions, maxPushOptionsBytes int
@@ -291,6 +292,7 @@ func (s *Store) createLocked(project, slug string) error {
 	if ok {
 		return fmt.Errorf("%w: %s/%s", ErrExists, project, slug)
 	}
+	s.refs.drop(repoKey(project, slug))
 	staged, err := os.MkdirTemp(s.tmp, "create-")
 	if err != nil {
 		return fmt.Errorf("mesh: create: %w", err)
@@ -403,6 +405,7 @@ func (s *Store) Delete(ctx context.Context, project, slug string) error {
 		lock.Unlock()
 		return fmt.Errorf("mesh: delete %s/%s: %w", p, sl, err)
 	}
+	s.refs.drop(repoKey(p, sl))
 	s.bus.publish(Event{Type: EventDeleted, Project: p, Slug: sl})
 	lock.Unlock()
 	s.log.Info("mesh: repository deleted", "project", p, "slug", sl)
@@ -510,6 +513,7 @@ func (s *Store) collectUpdates(project, slug, path string, offset int64, before 
 	f, err := os.Open(path)
 	if err != nil {
 		s.log.Error("mesh: reading ref transactions", "err", err)
+		s.refs.drop(repoKey(project, slug))
 		s.bus.publish(Event{Type: EventGap, Project: project, Slug: slug})
 		return offset
 	}
@@ -517,11 +521,13 @@ func (s *Store) collectUpdates(project, slug, path string, offset int64, before 
 	data, err := io.ReadAll(io.NewSectionReader(f, offset, 1<<30))
 	if err != nil {
 		s.log.Error("mesh: reading ref transactions", "err", err)
+		s.refs.drop(repoKey(project, slug))
 		s.bus.publish(Event{Type: EventGap, Project: project, Slug: slug})
 		return offset
 	}
 	raw, complete := parseTransactions(bytes.NewReader(data))
 	txns, unresolved := resolveTransactions(raw, before)
+	s.refs.apply(repoKey(project, slug), txns, complete && !unresolved)
 	for _, u := range txns {
 		s.bus.publish(Event{Type: EventRefsChanged, Project: project, Slug: slug, Updates: u, Push: push})
 		if all != nil {
