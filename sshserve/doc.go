@@ -104,12 +104,27 @@
 //     connection (or refuses the channel) cleanly and the log names the limit.
 //     Accept errors other than a closed listener are retried after a
 //     gitfleet.Backoff delay (5 ms doubling to 1 s, with jitter).
-//   - Requests: only exec of the four commands and the GIT_PROTOCOL variable
-//     (version=0|1|2); shell, pty, X11, agent, subsystems, port forwarding,
-//     other variables and other channel types are refused.
+//   - Requests: only exec of the four commands, the GIT_PROTOCOL variable
+//     (version=0|1|2) and a shell request, which runs no shell (below); pty,
+//     X11, agent, subsystems, port forwarding, other variables and other
+//     channel types are refused.
 //
 // Stats reports connections, rejections by reason, authentication failures,
-// sessions by service and bytes each way; SessionHook reports each session.
+// sessions by service, greetings and bytes each way; SessionHook reports each
+// exec session.
+//
+// # ssh -T
+//
+// A shell request (ssh -T git@host, or ssh git@host with no command) is
+// answered as GitHub and Gitea answer it: the greeting on stderr, "Hi <name>!
+// You've successfully authenticated, but gitfleet does not provide shell
+// access." with the authenticated principal's name (Server.Greeting replaces
+// the text), then exit status 1, so that users check their key the way they
+// know. A pty request is refused, as GitHub refuses it: at a terminal without
+// -t, OpenSSH prints "PTY allocation request failed on channel 0" and goes on to
+// the greeting; with -t or -tt it treats the refusal as fatal and exits with
+// status 255. Accepting the pty would gain nothing (no program runs in it) and
+// put the user's terminal in raw mode for one line of text.
 //
 // # Algorithms
 //

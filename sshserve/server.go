@@ -39,6 +39,12 @@ type Server struct {
 	// SessionHook, when set, is called once per finished exec session (in the
 	// session's goroutine; keep it quick).
 	SessionHook func(SessionInfo)
+	// Greeting returns the text a shell request is answered with on stderr
+	// (ssh -T git@host, or ssh with no command), before exit status 1; nil
+	// means DefaultGreeting ("Hi <name>! You've successfully authenticated, but
+	// gitfleet does not provide shell access."). It is given the authenticated
+	// principal; no shell is ever run.
+	Greeting func(Principal) string
 
 	// PublicKeyAlgorithms are the signature algorithms accepted for client keys;
 	// nil means DefaultPublicKeyAlgorithms(). Listing ssh.KeyAlgoRSA re-enables
