@@ -20,7 +20,9 @@ const (
 	RejectProxyUntrusted = "proxy-untrusted"     // PROXY required, peer not trusted
 	RejectHandshake      = "handshake"           // SSH handshake or authentication failed
 	RejectLoginGrace     = "login-grace"         // Server.LoginGraceTime passed
-	RejectKeyPolicy      = "key-policy"          // key type or size refused
+	RejectKeyPolicy      = "key-policy"          // key type or size refused, or a CA key used as a user key
+	RejectCertificate    = "certificate"         // certificate refused: untrusted CA, validity, options, ...
+	RejectRevoked        = "revoked"             // key, certificate or CA listed in Server.Revoked
 	RejectMaxSessions    = "max-sessions"        // Server.MaxSessions reached on a connection
 	RejectChannelType    = "channel-type"        // a channel other than "session"
 	RejectRequest        = "request"             // pty, forwarding, env, subsystem, ...
