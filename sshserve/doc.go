@@ -112,6 +112,14 @@
 // trusted authority's own key never logs in as a plain key, whatever
 // PublicKeyCallback says of it.
 //
+//	srv.TrustedUserCAKeys, err = sshserve.LoadTrustedUserCAKeys("/etc/gitfleet/users-ca.pub")
+//	srv.Revoked, err = sshserve.LoadRevocationList("/etc/gitfleet/revoked-keys")
+//	srv.CertificateCallback = sshserve.PrincipalsCallback(func(ctx context.Context, c sshserve.ConnInfo, name string) (sshserve.Principal, error) {
+//		u, err := db.UserByName(ctx, name) // the lookup the embedder already has
+//		if err != nil { return sshserve.Principal{}, err }
+//		return sshserve.Principal{Name: u.Name, ID: u.ID}, nil
+//	})
+//
 // # Refusals
 //
 // A denied and a missing repository give the same answer (NotFoundMessage, exit
