@@ -51,6 +51,19 @@
 // wraps the storage the SSH server runs git on, for the embedder's
 // per-request policy (gitfleet.GitRequest.RequireSignedPush, say).
 //
+// # SSH certificates and revoked keys
+//
+// plugin.ssh.revoked.keys names a file of revoked keys, certificate serials and
+// key IDs (sshserve.LoadRevocationList), refused on primaries and mirrors.
+// plugin.ssh.trusted.user.ca.keys names a file of certificate authorities
+// (sshserve.LoadTrustedUserCAKeys): on a primary, their user certificates log
+// in, mapped to principals by Node.CertificateCallback, which is then required
+// (sshserve.PrincipalsCallback turns the program's lookup of users by name into
+// one). A mirror asks the upstream about each key and accepts no certificates.
+// A file that cannot be read or holds a bad line stops the start with an error
+// naming the property, the file and the line; CheckSSHFiles reports the same
+// for a -check-config flag.
+//
 // # Lifecycle
 //
 // Node follows net/http's Server: ListenAndServe blocks and returns

@@ -73,6 +73,13 @@ type Node struct {
 	// it; on a mirror, any key is taken (the upstream decides each read) and it
 	// only names keys it knows. nil knows no key.
 	PublicKeyCallback sshserve.PublicKeyCallback
+	// CertificateCallback maps an SSH user certificate, signed by an authority
+	// of plugin.ssh.trusted.user.ca.keys and verified by the server, to a
+	// principal (sshserve.PrincipalsCallback builds one from a lookup of users
+	// by name). It is required on a primary when that property is set: the
+	// node does not start without it. A mirror accepts no certificates (it
+	// asks the upstream about each key) and ignores the property.
+	CertificateCallback sshserve.CertificateCallback
 	// Authorizer decides what a principal may read and write. On a primary it
 	// decides every request but accepted mirrors' reads, which their grant
 	// decides; on a mirror it may refuse what the upstream allowed. On a primary
@@ -254,6 +261,9 @@ func (n *Node) ListenAndServe() (err error) {
 	}
 	srv := NewSSHServer(n.Config, hostKeys, backend, n.log)
 	srv.PublicKeyCallback, srv.Authorizer = n.PublicKeyCallback, n.Authorizer
+	if err := n.applySSHTrust(srv); err != nil {
+		return err
+	}
 
 	var runRole func() <-chan error
 	if n.Config.Mode == props.ModeMirror {

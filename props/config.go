@@ -62,6 +62,8 @@ type SSHConfig struct {
 	DisabledMACs         []string             // plugin.ssh.disabled.macs
 	ProxyProtocol        gitfleet.ProxyPolicy // plugin.ssh.proxy-protocol: off
 	ProxyTrusted         []netip.Prefix       // plugin.ssh.proxy-protocol.trusted
+	TrustedUserCAKeys    string               // plugin.ssh.trusted.user.ca.keys: file path; empty trusts no certificate authority
+	RevokedKeys          string               // plugin.ssh.revoked.keys: file path; empty revokes nothing
 }
 
 // MeshConfig holds the plugin.bitbucket-git.mesh.* keys.

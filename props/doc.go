@@ -152,7 +152,7 @@
 //	plugin.mirroring.upstream.type                  server
 //	plugin.mirroring.synchronization.interval       3m
 //
-// gitfleet adds two keys of its own:
+// gitfleet adds keys of its own:
 //
 //	plugin.ssh.proxy-protocol          off | optional | required (default off): whether
 //	                                   the SSH port reads a PROXY protocol v1/v2 header
@@ -160,6 +160,22 @@
 //	plugin.ssh.proxy-protocol.trusted  networks (CIDR list, or single addresses) whose
 //	                                   PROXY headers are believed; a header is read
 //	                                   only from these.
+//	plugin.ssh.trusted.user.ca.keys    path of a file of certificate authority public
+//	                                   keys, one per line (as OpenSSH's
+//	                                   TrustedUserCAKeys): their user certificates log
+//	                                   in as the user their principal names. Empty:
+//	                                   certificates are refused.
+//	plugin.ssh.revoked.keys            path of a file of revoked public keys and
+//	                                   "serial: N[-M]" and "id: KEYID" lines (as
+//	                                   OpenSSH's RevokedKeys, in ssh-keygen -k's text
+//	                                   form); a listed key is refused as a plain key,
+//	                                   a certificate's key and a certificate authority.
+//
+// Paths are used as given (relative ones from the working directory), as
+// server.ssl.certificate's. props reads neither file: the SSH server does
+// (sshserve.LoadTrustedUserCAKeys, sshserve.LoadRevocationList), and
+// node.CheckSSHFiles reports their problems, with file and line, for a
+// -check-config flag.
 //
 // Derived values: Config.PublicBaseURL is setup.baseUrl, else built from
 // server.scheme, server.proxy-name, server.proxy-port (else server.port) and

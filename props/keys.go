@@ -30,6 +30,8 @@ const (
 	KeySSHDisabledMACs           = "plugin.ssh.disabled.macs"
 	KeySSHProxyProtocol          = "plugin.ssh.proxy-protocol"
 	KeySSHProxyProtocolTrusted   = "plugin.ssh.proxy-protocol.trusted"
+	KeySSHTrustedUserCAKeys      = "plugin.ssh.trusted.user.ca.keys"
+	KeySSHRevokedKeys            = "plugin.ssh.revoked.keys"
 	KeyMeshSidecarDefaultPort    = "plugin.bitbucket-git.mesh.sidecar.default-port"
 	KeyApplicationMode           = "application.mode"
 	KeySetupDisplayName          = "setup.displayName"
@@ -104,6 +106,10 @@ func KnownKeys() []KeyInfo {
 			}},
 		{Key: KeySSHProxyProtocolTrusted, Doc: "networks whose PROXY headers are believed (gitfleet)",
 			field: networks(func(c *Config) *[]netip.Prefix { return &c.SSH.ProxyTrusted })},
+		{Key: KeySSHTrustedUserCAKeys, Doc: "file of certificate authority keys whose user certificates log in (gitfleet)",
+			field: text(func(c *Config) *string { return &c.SSH.TrustedUserCAKeys }, strings.TrimSpace)},
+		{Key: KeySSHRevokedKeys, Doc: "file of revoked keys, certificate serials and key IDs (gitfleet)",
+			field: text(func(c *Config) *string { return &c.SSH.RevokedKeys }, strings.TrimSpace)},
 		{Key: KeyMeshSidecarDefaultPort, Default: "7777", Doc: "loopback port the storage sidecar tries first",
 			field: port(func(c *Config) *int { return &c.Mesh.SidecarDefaultPort })},
 		{Key: KeyApplicationMode, Default: "default", Doc: "default for a primary, mirror for a smart mirror",

@@ -38,7 +38,7 @@ func (k PrincipalKind) String() string {
 }
 
 // Principal is the identity a connection acts as. It comes only from the public key
-// that completed authentication.
+// (or certificate) that completed authentication.
 type Principal struct {
 	// Name is what whoami prints and logs show: a user name, or an access key's label.
 	Name string
@@ -49,8 +49,10 @@ type Principal struct {
 	// Project and Slug scope an access key (Slug is empty for a project key). The
 	// server does not act on them: the Authorizer does.
 	Project, Slug string
-	// Key is the public key that authenticated the connection. The server sets it;
-	// a value returned by a PublicKeyCallback is overwritten.
+	// Key is the public key that authenticated the connection: for a
+	// certificate login, the *ssh.Certificate (its Key field is the user's key,
+	// its KeyId, Serial and ValidPrincipals what the authority certified). The
+	// server sets it; a value returned by a callback is overwritten.
 	Key ssh.PublicKey
 }
 
@@ -150,11 +152,29 @@ type (
 	verifiedKey  struct{}
 )
 
-// publicKeyCallback is the x/crypto/ssh PublicKeyCallback of connection c: policy
-// check, then the user's callback; the principal rides in the Permissions that
-// x/crypto keeps with this very key.
+// publicKeyCallback is the x/crypto/ssh PublicKeyCallback of connection c: a
+// certificate goes to certificateCallback; a plain key is refused when it is a
+// trusted certificate authority's or revoked, then checked against the key
+// policy, then given to the user's callback. The principal rides in the
+// Permissions that x/crypto keeps with this very key.
 func (c *conn) publicKeyCallback(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 	s := c.srv
+	if cert, ok := key.(*ssh.Certificate); ok {
+		return c.certificateCallback(meta, cert)
+	}
+	if s.isTrustedCA(key) {
+		err := fmt.Errorf("%w: the key of a trusted certificate authority cannot log in as a user", ErrKeyPolicy)
+		c.log.Info("public key refused", "conn", c.id, "remote", c.remote, "type", key.Type(),
+			"fingerprint", ssh.FingerprintSHA256(key), "reason", err)
+		s.stats.reject(RejectKeyPolicy)
+		return nil, err
+	}
+	if err := s.Revoked.Check(key); err != nil {
+		c.log.Info("public key refused", "conn", c.id, "remote", c.remote, "type", key.Type(),
+			"fingerprint", ssh.FingerprintSHA256(key), "reason", err)
+		s.stats.reject(RejectRevoked)
+		return nil, err
+	}
 	if err := checkKey(key, s.keyTypes, s.minRSABits()); err != nil {
 		c.log.Info("public key refused", "conn", c.id, "remote", c.remote, "type", key.Type(),
 			"fingerprint", ssh.FingerprintSHA256(key), "reason", err)

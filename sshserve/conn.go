@@ -123,10 +123,20 @@ func (c *conn) serve() {
 		algs = am.Algorithms()
 	}
 	s.stats.cipher(algs.Read.Cipher)
-	c.log.Info("authenticated", "conn", c.id, "remote", addrString(c.remote), "principal", p.Name,
-		"kind", p.Kind.String(), "key", ssh.FingerprintSHA256(p.Key), "key_type", p.Key.Type(),
+	key := p.Key
+	cert, isCert := p.Key.(*ssh.Certificate)
+	if isCert {
+		key = cert.Key
+	}
+	attrs := []any{"conn", c.id, "remote", addrString(c.remote), "principal", p.Name,
+		"kind", p.Kind.String(), "key", ssh.FingerprintSHA256(key), "key_type", p.Key.Type(),
 		"client", printable(string(sconn.ClientVersion())), "kex", algs.KeyExchange, "cipher", algs.Read.Cipher,
-		"mac", algs.Read.MAC)
+		"mac", algs.Read.MAC}
+	if isCert {
+		attrs = append(attrs, "cert_id", printable(cert.KeyId),
+			"cert_serial", cert.Serial, "ca", ssh.FingerprintSHA256(cert.SignatureKey))
+	}
+	c.log.Info("authenticated", attrs...)
 	c.touch()
 	c.startTimer()
 	c.loop(chans, reqs)

@@ -68,6 +68,58 @@
 // enforced at login, before the callback is asked; a refusal wraps
 // gitfleet.ErrKeyRejected (ErrKeyPolicy).
 //
+// # Certificates
+//
+// A Server may trust certificate authorities (Server.TrustedUserCAKeys, read
+// with LoadTrustedUserCAKeys from a file like OpenSSH's TrustedUserCAKeys), so
+// that an organisation issues short-lived certificates (ssh-keygen -s ca -I id
+// -n alice -V +8h key.pub) instead of registering keys. A certificate
+// authenticates only when every rule holds, each refusal logged with its reason
+// ("certificate refused") and counted (RejectCertificate, RejectRevoked or
+// RejectKeyPolicy):
+//
+//   - it is a user certificate signed by a trusted authority, with a signature
+//     algorithm of PublicKeyAlgorithms (never SHA-1 "ssh-rsa": OpenSSH refuses
+//     those too), and its signature verifies (x/crypto's CertChecker);
+//   - now, by the server's clock, is within ValidAfter and ValidBefore;
+//   - neither the certificate's key, nor its authority, nor its serial, nor
+//     its key ID is listed in Server.Revoked (LoadRevocationList reads a text
+//     file of keys, "serial: N[-M]" and "id: ..." lines); revoked plain keys are
+//     refused too, as OpenSSH's RevokedKeys refuses them;
+//   - the authority's key and the certified key pass the key policy that plain
+//     keys pass (no DSA, RSA of at least MinRSABits); an authority's key that
+//     does not is an error at Serve;
+//   - it names at least one principal, as OpenSSH requires;
+//   - its critical options are all honoured. source-address is matched against
+//     the client's address, the PROXY header's source when one was accepted
+//     (what ConnInfo.RemoteAddr holds). force-command is refused: the server
+//     runs only git commands and cannot run the one forced, and accepting the
+//     certificate while ignoring the option would widen what its issuer
+//     allowed. verify-required is refused: x/crypto does not tell the server
+//     whether a security key verified its user (PIN or biometrics), so the
+//     requirement could not be checked. Any other critical option is refused,
+//     as the certificate format requires. Extensions (permit-pty and the like)
+//     grant nothing here and are ignored.
+//
+// Then Server.CertificateCallback maps the certificate to a Principal, as
+// PublicKeyCallback maps a key; Principal.Key is the certificate. The SSH user
+// name (normally "git") plays no part: the certificate's principals name the
+// account. PrincipalsCallback builds the callback from the lookup of users by
+// name that an embedder already has: exactly one of the certificate's
+// principals must name a user, so that a certificate naming several accounts
+// cannot choose among them. Trusting authorities without a CertificateCallback
+// is an error at Serve, as no default could know the embedder's users. A
+// trusted authority's own key never logs in as a plain key, whatever
+// PublicKeyCallback says of it.
+//
+//	srv.TrustedUserCAKeys, err = sshserve.LoadTrustedUserCAKeys("/etc/gitfleet/users-ca.pub")
+//	srv.Revoked, err = sshserve.LoadRevocationList("/etc/gitfleet/revoked-keys")
+//	srv.CertificateCallback = sshserve.PrincipalsCallback(func(ctx context.Context, c sshserve.ConnInfo, name string) (sshserve.Principal, error) {
+//		u, err := db.UserByName(ctx, name) // the lookup the embedder already has
+//		if err != nil { return sshserve.Principal{}, err }
+//		return sshserve.Principal{Name: u.Name, ID: u.ID}, nil
+//	})
+//
 // # Refusals
 //
 // A denied and a missing repository give the same answer (NotFoundMessage, exit
@@ -83,8 +135,9 @@
 //
 //   - Keys: Ed25519, ECDSA P-256/384/521, RSA of at least 2048 bits and the FIDO
 //     sk-ssh-ed25519 and sk-ecdsa-sha2-nistp256 keys (with user presence);
-//     signatures rsa-sha2-256/512, never SHA-1 "ssh-rsa"; DSA and certificates
-//     refused. The refusal and its reason are logged.
+//     signatures rsa-sha2-256/512, never SHA-1 "ssh-rsa"; DSA refused;
+//     certificates only from a trusted authority (below). The refusal and its
+//     reason are logged.
 //   - Transport: every algorithm of OpenSSH 9.2's server default that x/crypto
 //     implements, nothing OpenSSH has turned off, and the server chooses the
 //     cipher (see Algorithms). Server.Disabled* apply Bitbucket's
@@ -104,12 +157,27 @@
 //     connection (or refuses the channel) cleanly and the log names the limit.
 //     Accept errors other than a closed listener are retried after a
 //     gitfleet.Backoff delay (5 ms doubling to 1 s, with jitter).
-//   - Requests: only exec of the four commands and the GIT_PROTOCOL variable
-//     (version=0|1|2); shell, pty, X11, agent, subsystems, port forwarding,
-//     other variables and other channel types are refused.
+//   - Requests: only exec of the four commands, the GIT_PROTOCOL variable
+//     (version=0|1|2) and a shell request, which runs no shell (below); pty,
+//     X11, agent, subsystems, port forwarding, other variables and other
+//     channel types are refused.
 //
 // Stats reports connections, rejections by reason, authentication failures,
-// sessions by service and bytes each way; SessionHook reports each session.
+// sessions by service, greetings and bytes each way; SessionHook reports each
+// exec session.
+//
+// # ssh -T
+//
+// A shell request (ssh -T git@host, or ssh git@host with no command) is
+// answered as GitHub and Gitea answer it: the greeting on stderr, "Hi <name>!
+// You've successfully authenticated, but gitfleet does not provide shell
+// access." with the authenticated principal's name (Server.Greeting replaces
+// the text), then exit status 1, so that users check their key the way they
+// know. A pty request is refused, as GitHub refuses it: at a terminal without
+// -t, OpenSSH prints "PTY allocation request failed on channel 0" and goes on to
+// the greeting; with -t or -tt it treats the refusal as fatal and exits with
+// status 255. Accepting the pty would gain nothing (no program runs in it) and
+// put the user's terminal in raw mode for one line of text.
 //
 // # Algorithms
 //

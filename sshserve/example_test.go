@@ -3,6 +3,7 @@ package sshserve_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/gitfleet/gitfleet/sshserve"
 )
@@ -29,4 +30,18 @@ func ExampleParseCommand() {
 	// git-receive-pack PROJ/repo write
 	// bad path
 	// unknown command
+}
+
+func ExampleParseRevocationList() {
+	rl, err := sshserve.ParseRevocationList("revoked-keys", []byte("# lost laptops\nserial: 1001\nserial: 2000-2099\nid: bob-laptop\n"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(rl.Serials, rl.KeyIDs)
+	_, err = sshserve.ParseRevocationList("revoked-keys", []byte("# typo\nserail: 7\n"))
+	fmt.Println(errors.Is(err, sshserve.ErrKeyList), strings.SplitAfter(err.Error(), ":2:")[0])
+	// Output:
+	// [{1001 1001} {2000 2099}] [bob-laptop]
+	// true sshserve: bad key list line: revoked-keys:2:
 }

@@ -30,9 +30,29 @@ func TestRefusedRequests(t *testing.T) {
 		return s
 	}
 
-	t.Run("shell", func(t *testing.T) {
-		if err := newSession(t).Shell(); err == nil {
-			t.Fatal("shell accepted")
+	t.Run("shell greets and exits 1", func(t *testing.T) {
+		s := newSession(t)
+		var stderr, stdout bytes.Buffer
+		s.Stderr, s.Stdout = &stderr, &stdout
+		if err := s.Shell(); err != nil {
+			t.Fatalf("shell request refused: %v", err)
+		}
+		err := s.Wait()
+		var ee *ssh.ExitError
+		if !errors.As(err, &ee) || ee.ExitStatus() != 1 {
+			t.Fatalf("shell: %v, want exit status 1", err)
+		}
+		if want := sshserve.DefaultGreeting(sshserve.Principal{Name: srv.User.Name}); stderr.String() != want || stdout.Len() != 0 {
+			t.Fatalf("shell: stderr %q stdout %q, want stderr %q", stderr.String(), stdout.String(), want)
+		}
+	})
+	t.Run("shell after exec", func(t *testing.T) {
+		s := newSession(t)
+		if err := s.Start("whoami"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := s.SendRequest("shell", true, nil); ok {
+			t.Fatal("a shell after an exec on one session was accepted")
 		}
 	})
 	t.Run("pty", func(t *testing.T) {
@@ -138,14 +158,17 @@ func TestRefusedRequests(t *testing.T) {
 			}
 		}
 	})
-	t.Run("OpenSSH interactive login", func(t *testing.T) {
+	t.Run("OpenSSH forced pty", func(t *testing.T) {
+		// The pty is refused; asked for with -t, OpenSSH makes that fatal
+		// (exit status 255), as against GitHub. See TestGreetingTerminal for
+		// an interactive login without -t.
 		cmd := sshAs(t, srv, srv.User).Command("-tt")
 		cmd.Stdin = strings.NewReader("")
 		out, err := cmd.CombinedOutput()
 		if err == nil {
 			t.Fatalf("interactive login succeeded: %s", out)
 		}
-		mustContain(t, "ssh output", string(out), "failed")
+		mustContain(t, "ssh output", string(out), "PTY allocation request failed")
 	})
 	t.Run("OpenSSH forwarding", func(t *testing.T) {
 		// Remote forwarding is refused at once, and ExitOnForwardFailure turns

@@ -3,6 +3,7 @@ package sshserve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -31,6 +32,20 @@ type Server struct {
 	PublicKeyCallback PublicKeyCallback
 	// Authorizer decides read and write access; nil refuses every request.
 	Authorizer Authorizer
+	// TrustedUserCAKeys are certificate authorities whose OpenSSH user
+	// certificates authenticate clients, as OpenSSH's TrustedUserCAKeys (see
+	// LoadTrustedUserCAKeys and the package documentation, "Certificates").
+	// Each must pass the key policy. nil trusts none: certificates are refused.
+	// A trusted authority's key never logs in as a plain key.
+	TrustedUserCAKeys []ssh.PublicKey
+	// CertificateCallback maps a verified certificate to a principal (see
+	// PrincipalsCallback). It is required when TrustedUserCAKeys is set: Serve
+	// fails without it.
+	CertificateCallback CertificateCallback
+	// Revoked lists keys, certificate serials and key IDs that must not
+	// authenticate, as plain keys, certificate keys or certificate authorities
+	// (see LoadRevocationList); nil revokes nothing.
+	Revoked *RevocationList
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 	// ServerVersion is the SSH identification string; empty means
@@ -39,6 +54,12 @@ type Server struct {
 	// SessionHook, when set, is called once per finished exec session (in the
 	// session's goroutine; keep it quick).
 	SessionHook func(SessionInfo)
+	// Greeting returns the text a shell request is answered with on stderr
+	// (ssh -T git@host, or ssh with no command), before exit status 1; nil
+	// means DefaultGreeting ("Hi <name>! You've successfully authenticated, but
+	// gitfleet does not provide shell access."). It is given the authenticated
+	// principal; no shell is ever run.
+	Greeting func(Principal) string
 
 	// PublicKeyAlgorithms are the signature algorithms accepted for client keys;
 	// nil means DefaultPublicKeyAlgorithms(). Listing ssh.KeyAlgoRSA re-enables
@@ -153,6 +174,16 @@ func (s *Server) init() error {
 			algos = DefaultPublicKeyAlgorithms()
 		}
 		s.keyTypes = keyTypesFor(algos)
+		if len(s.TrustedUserCAKeys) > 0 && s.CertificateCallback == nil {
+			s.initErr = errors.New("sshserve: TrustedUserCAKeys is set but CertificateCallback is nil (see PrincipalsCallback)")
+			return
+		}
+		for _, ca := range s.TrustedUserCAKeys {
+			if err := checkCAKey(ca, gitfleet.KeyPolicy{MinRSABits: s.minRSABits(), Types: s.keyTypes}); err != nil {
+				s.initErr = fmt.Errorf("sshserve: TrustedUserCAKeys: %w", err)
+				return
+			}
+		}
 		s.algos, s.initErr = s.transportAlgorithms()
 		s.algos.publicKey = algos
 	})

@@ -20,8 +20,9 @@ const (
 )
 
 // runSession serves one session channel: it accepts GIT_PROTOCOL as the only
-// environment variable and one exec request, and refuses everything else (shell,
-// pty-req, x11-req, subsystem, auth-agent-req, signals).
+// environment variable and one exec or shell request (a shell request is
+// answered with the greeting: see greet), and refuses everything else (pty-req,
+// x11-req, subsystem, auth-agent-req, signals).
 func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 	defer c.sessionDone()
 	s := c.srv
@@ -49,6 +50,17 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 				defer close(done)
 				c.exec(ctx, ch, cmd.Command, protocol)
 			}(protocol)
+		case "shell":
+			if done != nil {
+				req.Reply(false, nil)
+				continue
+			}
+			req.Reply(true, nil)
+			done = make(chan struct{})
+			go func() {
+				defer close(done)
+				c.greet(ch)
+			}()
 		default:
 			s.stats.reject(RejectRequest)
 			c.log.Info("session request refused", "conn", c.id, "type", printable(req.Type))
@@ -62,6 +74,32 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 		<-done
 	}
 	ch.Close()
+}
+
+// DefaultGreeting is the text a shell request (ssh -T git@host, or ssh with no
+// command) is answered with when Server.Greeting is nil: the words GitHub and
+// Gitea use, naming the authenticated principal.
+func DefaultGreeting(p Principal) string {
+	return "Hi " + printable(p.Name) + "! You've successfully authenticated, but gitfleet does not provide shell access.\n"
+}
+
+// greet answers a shell request: the greeting on stderr, exit status 1 (as GitHub
+// and Gitea answer), close. It is the check users know from those servers: ssh -T
+// says whether their key works and as whom.
+func (c *conn) greet(ch ssh.Channel) {
+	s := c.srv
+	text := DefaultGreeting(c.principal)
+	if s.Greeting != nil {
+		text = s.Greeting(c.principal)
+	}
+	errw := &countingWriter{w: ch.Stderr(), c: c}
+	_, err := io.WriteString(errw, text)
+	ch.CloseWrite()
+	ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{1}))
+	ch.Close()
+	s.stats.greetings.Add(1)
+	s.stats.bytesOut.Add(uint64(errw.n.Load()))
+	c.log.Info("greeted", "conn", c.id, "remote", addrString(c.remote), "principal", c.principal.Name, "err", err)
 }
 
 // acceptEnv accepts GIT_PROTOCOL=version=0|1|2 (gitfleet.ParseProtocol) into

@@ -20,10 +20,12 @@ const (
 	RejectProxyUntrusted = "proxy-untrusted"     // PROXY required, peer not trusted
 	RejectHandshake      = "handshake"           // SSH handshake or authentication failed
 	RejectLoginGrace     = "login-grace"         // Server.LoginGraceTime passed
-	RejectKeyPolicy      = "key-policy"          // key type or size refused
+	RejectKeyPolicy      = "key-policy"          // key type or size refused, or a CA key used as a user key
+	RejectCertificate    = "certificate"         // certificate refused: untrusted CA, validity, options, ...
+	RejectRevoked        = "revoked"             // key, certificate or CA listed in Server.Revoked
 	RejectMaxSessions    = "max-sessions"        // Server.MaxSessions reached on a connection
 	RejectChannelType    = "channel-type"        // a channel other than "session"
-	RejectRequest        = "request"             // shell, pty, forwarding, env, ...
+	RejectRequest        = "request"             // pty, forwarding, env, subsystem, ...
 	RejectIdle           = "idle-timeout"        // Server.IdleTimeout passed without traffic
 	RejectKeepAlive      = "keepalive"           // the client stopped answering keepalives
 	RejectSessionTime    = "max-session-time"    // Server.MaxSessionTime passed
@@ -42,6 +44,7 @@ type Stats struct {
 	BytesIn        uint64                      // session bytes received from clients
 	BytesOut       uint64                      // session bytes sent to clients (stdout and stderr)
 	Ciphers        map[string]uint64           // authenticated connections by the cipher negotiated (client to server)
+	Greetings      uint64                      // shell requests answered with the greeting (ssh -T)
 }
 
 // SessionInfo describes a finished session to Server.SessionHook.
@@ -65,6 +68,7 @@ type stats struct {
 	openSessions atomic.Int64
 	bytesIn      atomic.Uint64
 	bytesOut     atomic.Uint64
+	greetings    atomic.Uint64
 	mu           sync.Mutex
 	rejected     map[string]uint64
 	sessions     map[gitfleet.Service]uint64
@@ -106,6 +110,7 @@ func (s *stats) snapshot() Stats {
 		OpenSessions: s.openSessions.Load(),
 		BytesIn:      s.bytesIn.Load(),
 		BytesOut:     s.bytesOut.Load(),
+		Greetings:    s.greetings.Load(),
 		Rejected:     map[string]uint64{},
 		Sessions:     map[gitfleet.Service]uint64{},
 		Ciphers:      map[string]uint64{},

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gitfleet/gitfleet"
+	"github.com/gitfleet/gitfleet/node"
 	"github.com/gitfleet/gitfleet/props"
 )
 
@@ -32,6 +33,7 @@ func loadConfig(ctx context.Context, home string, logger *slog.Logger) (*props.P
 		return nil, nil, err
 	}
 	cfg, problems := props.Check(p)
+	problems = append(problems, node.CheckSSHFiles(cfg)...)
 	for _, w := range problems.Warnings() {
 		logger.Warn("configuration", "problem", w.String())
 	}
@@ -76,7 +78,8 @@ func checkConfig(home string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "server:", err)
 		return 1
 	}
-	_, problems := props.Check(p)
+	cfg, problems := props.Check(p)
+	problems = append(problems, node.CheckSSHFiles(cfg)...) // the files the SSH keys name
 	for _, pr := range problems {
 		fmt.Fprintln(stdout, pr.String())
 	}

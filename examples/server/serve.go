@@ -15,6 +15,7 @@ import (
 	"github.com/gitfleet/gitfleet/mirror"
 	"github.com/gitfleet/gitfleet/node"
 	"github.com/gitfleet/gitfleet/props"
+	"github.com/gitfleet/gitfleet/sshserve"
 )
 
 // drainTimeout bounds the drain of SSH sessions and HTTP requests at shutdown.
@@ -67,10 +68,13 @@ func runNode(ctx context.Context, o options, logger *slog.Logger, stdout io.Writ
 		Sidecar:           sidecar,
 		State:             mirror.NewBoltState(db),
 		PublicKeyCallback: a.principalFor,
-		Authorizer:        a.authorize,
-		Admin:             a.checkAdmin,
-		Handler:           a.routes(),
-		GitBackend:        a.gitBackend,
+		// A certificate from plugin.ssh.trusted.user.ca.keys logs in as the
+		// user its principal names.
+		CertificateCallback: sshserve.PrincipalsCallback(a.userByName),
+		Authorizer:          a.authorize,
+		Admin:               a.checkAdmin,
+		Handler:             a.routes(),
+		GitBackend:          a.gitBackend,
 		Setup: func(ctx context.Context, repos mesh.Repos) error {
 			a.repos = repos
 			if err := a.logPushes(ctx, repos); err != nil {
@@ -83,7 +87,7 @@ func runNode(ctx context.Context, o options, logger *slog.Logger, stdout io.Writ
 	if cfg.Mode == props.ModeMirror {
 		// A mirror's repositories and readers are the upstream's: only the
 		// storage state is the example's to show.
-		n.PublicKeyCallback, n.Authorizer, n.Handler, n.GitBackend = nil, nil, a.mirrorRoutes(), nil
+		n.PublicKeyCallback, n.CertificateCallback, n.Authorizer, n.Handler, n.GitBackend = nil, nil, nil, a.mirrorRoutes(), nil
 		n.Setup = func(ctx context.Context, repos mesh.Repos) error { a.repos = repos; return nil }
 	}
 	a.node = n

@@ -17,7 +17,9 @@
 //	repo, err := git.PlainClone(dir, false, &git.CloneOptions{URL: srv.URL("PROJ", "repo"), Auth: srv.Auth()})
 //
 // Users are principals with a key and grants. The default user, "tester", may
-// write every repository; AddUser adds others with only the grants given.
+// write every repository; AddUser adds others with only the grants given. An
+// option that sets TrustedUserCAKeys lets certificates in: a certificate logs
+// in as the user its principal names (sshserve.PrincipalsCallback).
 //
 // # Backends
 //
@@ -204,7 +206,10 @@ func NewServer(t TB, opts ...Option) *Server {
 		HostKeys:          hostKeys,
 		Backend:           choice,
 		PublicKeyCallback: s.lookupKey,
-		Authorizer:        s.authorize,
+		// Certificates (once an option trusts a CA) log in as the user their
+		// principal names.
+		CertificateCallback: sshserve.PrincipalsCallback(s.lookupName),
+		Authorizer:          s.authorize,
 		// Keepalives would only add traffic to short tests.
 		KeepAliveInterval: -1,
 	}
@@ -395,6 +400,18 @@ func (s *Server) lookupKey(_ context.Context, _ sshserve.ConnInfo, key ssh.Publi
 		return sshserve.Principal{}, fmt.Errorf("sshservetest: unknown key %s", ssh.FingerprintSHA256(key))
 	}
 	return sshserve.Principal{Name: u.Name, ID: u.Name, Kind: sshserve.KindUser}, nil
+}
+
+// lookupName maps a certificate principal to the user of that name.
+func (s *Server) lookupName(_ context.Context, _ sshserve.ConnInfo, name string) (sshserve.Principal, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range s.users {
+		if u.Name == name {
+			return sshserve.Principal{Name: u.Name, ID: u.Name, Kind: sshserve.KindUser}, nil
+		}
+	}
+	return sshserve.Principal{}, fmt.Errorf("sshservetest: no user %q", name)
 }
 
 func (s *Server) authorize(_ context.Context, _ sshserve.ConnInfo, p sshserve.Principal, project, slug string, access sshserve.Access) error {
