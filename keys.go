@@ -13,8 +13,10 @@ const DefaultMinRSABits = 2048
 // KeyPolicy says which public keys may authenticate: users' keys at SSH login and
 // when they are added, a mirror's key when it registers. The zero value is
 // gitfleet's default: Ed25519, ECDSA (P-256, P-384, P-521), their FIDO "sk-"
-// variants, and RSA of at least DefaultMinRSABits bits; DSA and certificates are
-// refused.
+// variants, and RSA of at least DefaultMinRSABits bits; DSA is refused, and so
+// is a certificate presented as a key (sshserve accepts OpenSSH user
+// certificates only from its trusted authorities, applying this policy to the
+// certified key and to the authority's key).
 type KeyPolicy struct {
 	// MinRSABits is the smallest RSA modulus accepted; zero means
 	// DefaultMinRSABits. A value below 1024 is treated as 1024.
