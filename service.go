@@ -13,19 +13,30 @@ const (
 	UploadPack    Service = "git-upload-pack"    // clone, fetch, ls-remote
 	ReceivePack   Service = "git-receive-pack"   // push
 	UploadArchive Service = "git-upload-archive" // git archive --remote
+	// LFSTransfer is Git LFS's transfer protocol over SSH (git-lfs 3.0 and
+	// later, "git-lfs-transfer <repo> upload|download"): large objects and file
+	// locks of a repository. GitRequest.LFSOperation says which.
+	LFSTransfer Service = "git-lfs-transfer"
+)
+
+// The operations of LFSTransfer, as the client names them.
+const (
+	LFSUpload   = "upload"   // push objects, take and release locks: needs write access
+	LFSDownload = "download" // fetch objects, list locks: needs read access
 )
 
 // ParseService accepts a service in its dashed spelling ("git-upload-pack") and
 // returns it; any other name is an error.
 func ParseService(name string) (Service, error) {
 	switch s := Service(name); s {
-	case UploadPack, ReceivePack, UploadArchive:
+	case UploadPack, ReceivePack, UploadArchive, LFSTransfer:
 		return s, nil
 	}
 	return "", fmt.Errorf("gitfleet: unknown git service %q", printable(name))
 }
 
 // Writes reports whether the service changes the repository (receive-pack).
+// Whether an LFSTransfer writes depends on its operation: see GitRequest.Writes.
 func (s Service) Writes() bool { return s == ReceivePack }
 
 // Subcommand returns the git subcommand that runs the service ("upload-pack").
@@ -49,6 +60,18 @@ type GitRequest struct {
 	// client sends: the embedding program sets it from its own policy, for
 	// example in a GitBackend that wraps the storage.
 	RequireSignedPush bool
+	// LFSOperation, for LFSTransfer, is LFSUpload or LFSDownload.
+	LFSOperation string
+	// User is the name of the authenticated principal, for services that record
+	// who acted (Git LFS file locks, which name their owner); empty when the
+	// transport has none.
+	User string
+}
+
+// Writes reports whether the request may change the repository: a push, or a
+// Git LFS upload (which also takes and releases file locks).
+func (r GitRequest) Writes() bool {
+	return r.Service.Writes() || (r.Service == LFSTransfer && r.LFSOperation == LFSUpload)
 }
 
 // Env returns the environment a git process needs for the request: GIT_PROTOCOL

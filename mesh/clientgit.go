@@ -58,6 +58,12 @@ func (c *Client) ServeGit(ctx context.Context, req gitfleet.GitRequest, stdin io
 	if req.RequireSignedPush {
 		bound.Set(hdrSignedPush, "1")
 	}
+	if req.LFSOperation != "" {
+		bound.Set(hdrLFSOp, req.LFSOperation)
+	}
+	if req.User != "" {
+		bound.Set(hdrUser, req.User)
+	}
 	var head strings.Builder
 	fmt.Fprintf(&head, "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: %s%s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n",
 		pathGit, addr, authScheme, makeToken(c.key, http.MethodPost, pathGit, requestBinding("", nil, bound), time.Now()), upgradeProto)

@@ -195,6 +195,31 @@
 // TestRequireSignedPush (each in process and through the sidecar), with the
 // real git and gpg.
 //
+// # Git LFS
+//
+// ServeGit serves gitfleet.LFSTransfer itself, without git: Git LFS's SSH
+// transfer protocol, version 1 (pkt-lines; capabilities version=1 and locking),
+// as git-lfs 3 speaks it for an ssh:// remote: batch (which objects to send or
+// fetch; sha256 only), put-object, verify-object, get-object, lock, unlock and
+// list-lock (also list-locks, the spelling git-lfs 3.3 uses when it verifies
+// locks before a push), and quit. Objects live in the repository, in
+// lfs/objects/<oid[0:2]>/<oid[2:4]>/<oid> as git-lfs keeps them locally. An
+// upload is written to a temporary file in lfs/incoming, synced, and renamed
+// into place only when its length is the declared size and its SHA-256 is its
+// oid; otherwise it is removed and the client gets status 400 with the reason,
+// so no reader ever sees part of an object. An object over
+// StoreConfig.LFSMaxObjectSize is refused with 413 already in the batch; a full
+// disk is 507, other write failures 500, each with nothing stored. Uploads,
+// locks and unlocks need an upload session (GitRequest.LFSOperation), which the
+// transport grants only with write access. Locks are kept in lfs/locks.json
+// (replaced by a rename, changes serialised in the store), each with its path,
+// owner (GitRequest.User), time and ref; a second lock on a path is 409 naming
+// the holder, and only the owner releases a lock. Through the sidecar the
+// operation and user travel in X-Gitfleet-* headers, bound by the token.
+// Tests: TestLFSTransferRefusals (every refusal, in process and through the
+// sidecar) and node's TestLFSOverSSH (Debian's git-lfs 3.3 over OpenSSH:
+// push, clone, a partial fetch, locks, and each permission).
+//
 // # Consistent reads
 //
 // Each repository has a reader/writer lock (writers first, acquisition abandoned

@@ -54,6 +54,9 @@ func (s *Store) serveGit(ctx context.Context, req gitfleet.GitRequest, attach at
 	if err != nil {
 		return err
 	}
+	if service == gitfleet.LFSTransfer {
+		return s.serveLFS(ctx, req, p, sl, attach)
+	}
 	if req.Protocol != 1 && req.Protocol != 2 {
 		req.Protocol = 0
 	}

@@ -87,7 +87,8 @@ func (s *Server) git(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	req := gitfleet.GitRequest{Service: service, Repo: repo, RequireSignedPush: r.Header.Get(hdrSignedPush) == "1"}
+	req := gitfleet.GitRequest{Service: service, Repo: repo, RequireSignedPush: r.Header.Get(hdrSignedPush) == "1",
+		LFSOperation: r.Header.Get(hdrLFSOp), User: r.Header.Get(hdrUser)}
 	if p := r.Header.Get(hdrProtocol); p != "" {
 		if req.Protocol, err = gitfleet.ParseProtocol(p); err != nil {
 			req.Protocol = 0 // as an SSH server drops a bad GIT_PROTOCOL

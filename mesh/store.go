@@ -48,6 +48,10 @@ type StoreConfig struct {
 	// enforced as MaxPushOptions is. Zero means DefaultMaxPushOptionsBytes;
 	// negative is invalid.
 	MaxPushOptionsBytes int
+	// LFSMaxObjectSize is the largest Git LFS object the store accepts, in
+	// bytes: a larger one is refused (413) before its data is read. Zero means
+	// DefaultLFSMaxObjectSize; negative means no limit.
+	LFSMaxObjectSize int64
 	// SignedPushKeyring is a GnuPG home directory (GNUPGHOME) holding the public
 	// keys of those who may sign pushes (gpg --import is enough; gpg needs to
 	// write its lock and trust files there): git verifies push certificates
@@ -79,7 +83,9 @@ type Store struct {
 	maxPushOptions, maxPushOptionsBytes int
 	signedPushKeyring                   string
 	seedMu                              sync.Mutex
-	seed                                string // receive.certNonceSeed, once read or made (see certSeed)
+	seed                                string     // receive.certNonceSeed, once read or made (see certSeed)
+	lfsMaxSize                          int64      // see StoreConfig.LFSMaxObjectSize; negative: no limit
+	lfsMu                               sync.Mutex // serialises changes to Git LFS lock files
 
 	ctx    context.Context // ends at Close; every git process is started under it
 	cancel context.CancelFunc
@@ -168,6 +174,10 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (*Store, error) {
 		s.maxPushOptionsBytes = DefaultMaxPushOptionsBytes
 	}
 	s.signedPushKeyring = keyring
+	s.lfsMaxSize = cfg.LFSMaxObjectSize
+	if s.lfsMaxSize == 0 {
+		s.lfsMaxSize = DefaultLFSMaxObjectSize
+	}
 	if s.maintainLoose <= 0 {
 		s.maintainLoose = DefaultMaintainLoose
 	}

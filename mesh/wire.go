@@ -27,6 +27,8 @@ const (
 	hdrRepo        = "X-Gitfleet-Repo"
 	hdrProtocol    = "X-Gitfleet-Protocol"
 	hdrSignedPush  = "X-Gitfleet-Require-Signed-Push" // "1": GitRequest.RequireSignedPush
+	hdrLFSOp       = "X-Gitfleet-Lfs-Operation"       // GitRequest.LFSOperation
+	hdrUser        = "X-Gitfleet-User"                // GitRequest.User
 	hdrSession     = "X-Gitfleet-Session"
 	trailerExit    = "X-Gitfleet-Exit"
 	trailerError   = "X-Gitfleet-Error"

@@ -15,6 +15,13 @@ import (
 // gitfleet.UploadArchive.
 const CommandWhoami gitfleet.Service = "whoami"
 
+// CommandLFSAuthenticate is git-lfs's request for an HTTPS endpoint and a token
+// ("git-lfs-authenticate <repo> upload|download"), which git-lfs sends only when
+// the SSH transfer protocol (gitfleet.LFSTransfer) is not offered. gitfleet
+// serves Git LFS over SSH only: after the same authorization as the transfer, it
+// answers with a message saying so and exit status 1.
+const CommandLFSAuthenticate gitfleet.Service = "git-lfs-authenticate"
+
 // MaxCommandLength bounds the exec request a client may send; longer ones are refused
 // before any parsing.
 const MaxCommandLength = 4096
@@ -26,12 +33,15 @@ type Command struct {
 	Service gitfleet.Service
 	// Repo is the repository, validated and normalised; zero for whoami.
 	Repo gitfleet.RepoName
+	// LFSOperation, for gitfleet.LFSTransfer and CommandLFSAuthenticate, is
+	// gitfleet.LFSUpload or gitfleet.LFSDownload.
+	LFSOperation string
 }
 
-// Access is the access a service needs: git-upload-pack and git-upload-archive read,
-// git-receive-pack writes.
+// Access is the access a service needs: git-upload-pack, git-upload-archive and
+// a Git LFS download read; git-receive-pack and a Git LFS upload write.
 func (c Command) Access() Access {
-	if c.Service.Writes() {
+	if c.Request(0).Writes() || (c.Service == CommandLFSAuthenticate && c.LFSOperation == gitfleet.LFSUpload) {
 		return AccessWrite
 	}
 	return AccessRead
@@ -40,7 +50,7 @@ func (c Command) Access() Access {
 // Request returns the git request a GitBackend receives for the command, with the
 // wire protocol version the client asked for (see gitfleet.ParseProtocol).
 func (c Command) Request(protocol int) gitfleet.GitRequest {
-	return gitfleet.GitRequest{Service: c.Service, Repo: c.Repo, Protocol: protocol}
+	return gitfleet.GitRequest{Service: c.Service, Repo: c.Repo, Protocol: protocol, LFSOperation: c.LFSOperation}
 }
 
 // ParseCommand parses the command line of an exec request as git sends it, such as
@@ -61,6 +71,9 @@ func ParseCommand(line string) (Command, error) {
 	}
 	if line == string(CommandWhoami) {
 		return Command{Service: CommandWhoami}, nil
+	}
+	if name, rest, ok := strings.Cut(line, " "); ok && (name == string(gitfleet.LFSTransfer) || name == string(CommandLFSAuthenticate)) {
+		return parseLFSCommand(gitfleet.Service(name), rest)
 	}
 	name, arg, ok := strings.Cut(line, " ")
 	if name == "git" && ok {
@@ -84,6 +97,29 @@ func ParseCommand(line string) (Command, error) {
 		return Command{}, err
 	}
 	return Command{Service: service, Repo: repo}, nil
+}
+
+// parseLFSCommand parses the arguments of git-lfs-transfer and
+// git-lfs-authenticate: the repository path (bare, as git-lfs sends it, or
+// single-quoted) and the operation, upload or download.
+func parseLFSCommand(service gitfleet.Service, args string) (Command, error) {
+	i := strings.LastIndexByte(args, ' ')
+	if i < 0 {
+		return Command{}, fmt.Errorf("%w: %s needs a repository and an operation", ErrBadRepoPath, service)
+	}
+	op := args[i+1:]
+	if op != gitfleet.LFSUpload && op != gitfleet.LFSDownload {
+		return Command{}, fmt.Errorf("%w: %s operation %q (want upload or download)", ErrUnknownCommand, service, printable(op))
+	}
+	path, err := unquote(args[:i])
+	if err != nil {
+		return Command{}, err
+	}
+	repo, err := gitfleet.ParseRepoPath(path)
+	if err != nil {
+		return Command{}, err
+	}
+	return Command{Service: service, Repo: repo, LFSOperation: op}, nil
 }
 
 // unquote returns the one argument in s: single-quoted as git's sq_quote writes it

@@ -1,6 +1,10 @@
 // Package sshserve serves Git over SSH, as Bitbucket does on port 7999: a server
 // on golang.org/x/crypto/ssh that runs only git-upload-pack, git-receive-pack,
-// git-upload-archive and whoami, never a shell.
+// git-upload-archive, git-lfs-transfer (Git LFS over SSH, see
+// gitfleet.LFSTransfer; git-lfs-authenticate is answered with a message) and
+// whoami, never a shell. A Git LFS download needs read access and an upload
+// write access, asked of the same Authorizer; the backend gets the principal's
+// name in GitRequest.User.
 //
 // The package owns the SSH side: host keys, client keys mapped to a Principal,
 // read/write authorization per repository, command parsing, limits and timeouts,

@@ -14,9 +14,12 @@ import (
 
 // Messages a client sees on stderr.
 const (
-	msgUnknownCommand = "gitfleet: unknown command; this server runs only git-upload-pack, git-receive-pack, git-upload-archive and whoami\n"
-	msgBadPath        = "gitfleet: invalid repository path\n"
-	msgInternal       = "gitfleet: internal server error\n"
+	msgUnknownCommand = "gitfleet: unknown command; this server runs only git-upload-pack, git-receive-pack, git-upload-archive, git-lfs-transfer and whoami\n"
+	// msgLFSAuthenticate answers git-lfs-authenticate, which git-lfs sends only
+	// when it could not use the SSH transfer protocol.
+	msgLFSAuthenticate = "gitfleet: Git LFS is served over SSH (git-lfs-transfer), which needs git-lfs 3.0 or later; there is no HTTPS endpoint to authenticate for\n"
+	msgBadPath         = "gitfleet: invalid repository path\n"
+	msgInternal        = "gitfleet: internal server error\n"
 )
 
 // runSession serves one session channel: it accepts GIT_PROTOCOL as the only
@@ -185,11 +188,17 @@ func (c *conn) run(ctx context.Context, info *SessionInfo, line string, protocol
 		}
 		return 1, err
 	}
+	if cmd.Service == CommandLFSAuthenticate {
+		io.WriteString(stderr, msgLFSAuthenticate)
+		return 1, nil
+	}
 	if s.Backend == nil {
 		io.WriteString(stderr, msgInternal)
 		return 1, errors.New("sshserve: no Backend configured")
 	}
-	err = s.Backend.ServeGit(ctx, cmd.Request(protocol), stdin, stdout, stderr)
+	req := cmd.Request(protocol)
+	req.User = c.principal.Name
+	err = s.Backend.ServeGit(ctx, req, stdin, stdout, stderr)
 	if errors.Is(err, gitfleet.ErrNotFound) {
 		// The backend found no repository and wrote nothing: the same answer as a
 		// refusal.
