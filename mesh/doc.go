@@ -216,9 +216,20 @@
 // owner (GitRequest.User), time and ref; a second lock on a path is 409 naming
 // the holder, and only the owner releases a lock. Through the sidecar the
 // operation and user travel in X-Gitfleet-* headers, bound by the token.
+// Fetch carries LFS objects (FetchOptions.SkipLFS turns it off): after the
+// transfer into the staging repository it lists the blobs of the new commits
+// (rev-list --objects from the fetched tips, not from the repository's refs;
+// every reachable one with FetchOptions.LFSAll), reads those under 1024 bytes
+// that are LFS pointers, and downloads each object the repository lacks from the
+// remote's git-lfs-transfer over the same ssh command as the fetch (from a
+// file:// remote's lfs/objects), checked against its oid and size, into the
+// staging repository; they move in with the git objects, before the one ref
+// transaction. An object the remote cannot give fails the fetch with ErrLFS and
+// changes no ref, so a mirror never serves a pointer without its object.
 // Tests: TestLFSTransferRefusals (every refusal, in process and through the
-// sidecar) and node's TestLFSOverSSH (Debian's git-lfs 3.3 over OpenSSH:
-// push, clone, a partial fetch, locks, and each permission).
+// sidecar), TestFetchCarriesLFS, node's TestLFSOverSSH (Debian's git-lfs 3.3
+// over OpenSSH: push, clone, a partial fetch, locks, and each permission) and
+// mirror's TestMirrorCarriesLFS.
 //
 // # Consistent reads
 //

@@ -104,6 +104,24 @@ func (s *Store) Fetch(ctx context.Context, project, slug string, opts FetchOptio
 	if err != nil {
 		return res, fmt.Errorf("mesh: fetch: staged refs: %w", err)
 	}
+	if !opts.SkipLFS {
+		// The LFS objects the new commits point to, into the staging repository:
+		// they move in with the git objects, before any ref changes.
+		tips := uniqueIDs(remote)
+		var exclude []string
+		if existed && !opts.LFSAll {
+			if have, err := readRefs(dir); err == nil {
+				exclude = uniqueIDs(have)
+			}
+		}
+		want, err := s.lfsPointers(ctx, stage, tips, exclude)
+		if err != nil {
+			return res, fmt.Errorf("%w: finding pointers: %v", ErrLFS, err)
+		}
+		if res.LFSObjects, err = s.fetchLFS(ctx, dir, stage, opts.URL, sshCmd, want); err != nil {
+			return res, err
+		}
+	}
 
 	// Phase 2, under the write lock: create the repository if it is new, move the
 	// new objects in (renames; a pack's index last, so a reader finds the whole
@@ -126,6 +144,9 @@ func (s *Store) Fetch(ctx context.Context, project, slug string, opts FetchOptio
 	}
 	if err := moveObjects(filepath.Join(stage, "objects"), filepath.Join(dir, "objects")); err != nil {
 		return res, fmt.Errorf("mesh: fetch: %w", err)
+	}
+	if err := moveLFSObjects(stage, dir); err != nil {
+		return res, fmt.Errorf("%w: %v", ErrLFS, err)
 	}
 	s.clearStaleLocks(p, sl)
 	before, err := readRefs(dir)
@@ -151,8 +172,21 @@ func (s *Store) Fetch(ctx context.Context, project, slug string, opts FetchOptio
 			return res, fmt.Errorf("%w: %s: %w", ErrFetch, opts.URL, gitexec.Wrap(args, runErr, stderr.String()))
 		}
 	}
-	s.log.Info("mesh: fetched", "project", p, "slug", sl, "url", opts.URL, "updates", len(res.Updates))
+	s.log.Info("mesh: fetched", "project", p, "slug", sl, "url", opts.URL, "updates", len(res.Updates), "lfsObjects", res.LFSObjects)
 	return res, nil
+}
+
+// uniqueIDs returns the distinct values of refs.
+func uniqueIDs(refs map[string]string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, id := range refs {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // stageCommand returns the staging repository "stage.git" in parent, whose object

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -315,4 +316,95 @@ func TestLFSTransferRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lfsUpstream makes a bare repository at a path with one commit holding LFS
+// pointers to objects, whose contents it keeps in its lfs/objects as the store
+// does; missing names an object whose content it leaves out.
+func lfsUpstream(t *testing.T, objects map[string][]byte, missing string) (dir string, head string) {
+	t.Helper()
+	g := newGit(t, "")
+	work := filepath.Join(t.TempDir(), "w")
+	g.Run("", "init", "-q", work)
+	for name, data := range objects {
+		oid := oidOf(data)
+		pointer := fmt.Sprintf("version https://git-lfs.github.com/spec/v1\noid sha256:%s\nsize %d\n", oid, len(data))
+		if err := os.WriteFile(filepath.Join(work, name), []byte(pointer), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.Run(work, "add", ".")
+	g.Run(work, "commit", "-q", "-m", "pointers")
+	dir = filepath.Join(t.TempDir(), "up.git")
+	g.Run("", "clone", "-q", "--bare", work, dir)
+	for name, data := range objects {
+		if name == missing {
+			continue
+		}
+		oid := oidOf(data)
+		p := filepath.Join(dir, "lfs", "objects", oid[:2], oid[2:4], oid)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, strings.TrimSpace(g.Run(dir, "rev-parse", "HEAD"))
+}
+
+// TestFetchCarriesLFS: a fetch brings the LFS objects its new commits point to,
+// checked, before the refs change; an object the remote lacks fails the fetch
+// with ErrLFS and changes no ref; SkipLFS leaves them; LFSAll repairs.
+func TestFetchCarriesLFS(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, r mesh.Repos, root string) {
+		ctx := ctxT(t)
+		objects := map[string][]byte{"a.bin": []byte("first object"), "b.bin": []byte("second object")}
+		up, head := lfsUpstream(t, objects, "")
+		res, err := r.Fetch(ctx, "PROJ", "m", mesh.FetchOptions{URL: "file://" + up})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.LFSObjects != 2 {
+			t.Fatalf("LFSObjects = %d, want 2", res.LFSObjects)
+		}
+		for _, data := range objects {
+			oid := oidOf(data)
+			got, err := os.ReadFile(filepath.Join(root, "PROJ", "m.git", "lfs", "objects", oid[:2], oid[2:4], oid))
+			if err != nil || string(got) != string(data) {
+				t.Fatalf("object %s: %q, %v", oid, got, err)
+			}
+		}
+		if refs := refsOf(t, r, "PROJ", "m"); refs["refs/heads/main"] != head && refs["refs/heads/master"] != head {
+			t.Fatalf("refs %v, want HEAD %s", refs, head)
+		}
+
+		// An upstream missing an object: the fetch fails and no ref moves.
+		up2, _ := lfsUpstream(t, map[string][]byte{"c.bin": []byte("third object")}, "c.bin")
+		before := refsOf(t, r, "PROJ", "m")
+		if _, err := r.Fetch(ctx, "PROJ", "m", mesh.FetchOptions{URL: "file://" + up2}); !errors.Is(err, mesh.ErrLFS) {
+			t.Fatalf("fetch with a missing object: %v, want ErrLFS", err)
+		}
+		sameRefs(t, refsOf(t, r, "PROJ", "m"), before)
+		if _, err := r.Fetch(ctx, "PROJ", "n", mesh.FetchOptions{URL: "file://" + up2}); !errors.Is(err, mesh.ErrLFS) {
+			t.Fatalf("first fetch with a missing object: %v, want ErrLFS", err)
+		}
+		if ok, _ := r.Exists(ctx, "PROJ", "n"); ok {
+			t.Fatal("a failed first fetch left a repository")
+		}
+		// SkipLFS fetches the refs alone.
+		if res, err := r.Fetch(ctx, "PROJ", "n", mesh.FetchOptions{URL: "file://" + up2, SkipLFS: true}); err != nil || res.LFSObjects != 0 {
+			t.Fatalf("fetch with SkipLFS: %+v, %v", res, err)
+		}
+		// LFSAll finds what is missing though no commit is new.
+		oid := oidOf(objects["a.bin"])
+		if err := os.Remove(filepath.Join(root, "PROJ", "m.git", "lfs", "objects", oid[:2], oid[2:4], oid)); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := r.Fetch(ctx, "PROJ", "m", mesh.FetchOptions{URL: "file://" + up}); err != nil || res.LFSObjects != 0 {
+			t.Fatalf("fetch with nothing new: %+v, %v", res, err)
+		}
+		if res, err := r.Fetch(ctx, "PROJ", "m", mesh.FetchOptions{URL: "file://" + up, LFSAll: true}); err != nil || res.LFSObjects != 1 {
+			t.Fatalf("fetch with LFSAll: %+v, %v", res, err)
+		}
+	})
 }

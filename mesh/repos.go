@@ -110,6 +110,16 @@ type FetchOptions struct {
 	// Progress, when set, is called as objects and bytes arrive. It is not sent
 	// over the wire; the sidecar client reports progress through it all the same.
 	Progress func(FetchProgress) `json:"-"`
+	// SkipLFS leaves Git LFS objects alone. Otherwise the fetch brings every LFS
+	// object that the blobs of its new commits point to (all reachable ones with
+	// LFSAll) and that the repository lacks, from the remote's git-lfs-transfer
+	// (or the lfs/objects of a file:// remote), checked against their oids,
+	// before any ref changes; when one cannot be had the fetch fails with ErrLFS
+	// and changes no ref, so a clone never gets a pointer without its object.
+	SkipLFS bool `json:"skipLFS,omitempty"`
+	// LFSAll checks the LFS objects of every reachable pointer, not only of the
+	// new commits: a repair of what an earlier fetch did not bring.
+	LFSAll bool `json:"lfsAll,omitempty"`
 }
 
 // FetchProgress reports how far a fetch has come.
@@ -123,6 +133,8 @@ type FetchProgress struct {
 type FetchResult struct {
 	Updates []RefUpdate `json:"updates"` // the ref changes applied, sorted by ref
 	Created bool        `json:"created"` // the repository did not exist before
+	// LFSObjects is how many Git LFS objects the fetch brought.
+	LFSObjects int `json:"lfsObjects,omitempty"`
 }
 
 // repoName validates and normalises a project key and slug with the ground floor's

@@ -80,6 +80,7 @@ func errorKinds() []errorKind {
 		{ErrClosed, "closed", http.StatusServiceUnavailable},
 		{ErrHostKey, "host_key", http.StatusBadGateway},
 		{ErrFetch, "fetch", http.StatusBadGateway},
+		{ErrLFS, "lfs", http.StatusBadGateway},
 		{ErrUnauthorized, "unauthorized", http.StatusUnauthorized},
 		{context.DeadlineExceeded, "deadline", http.StatusGatewayTimeout},
 		{context.Canceled, "canceled", http.StatusServiceUnavailable},
