@@ -23,3 +23,8 @@ func WriteWaiters(s *Store, project, slug string) int {
 	defer l.mu.Unlock()
 	return l.waitingW
 }
+
+// PushesRunning reports whether a receive-pack runs in the repository.
+func PushesRunning(s *Store, project, slug string) bool {
+	return s.pushesRunning(repoKey(project, slug))
+}

@@ -319,6 +319,9 @@ func (ls *lfsSession) batch(args map[string]string, lines []string) error {
 			return err
 		}
 		have := ls.objectSize(oid)
+		if have >= 0 && ls.op == gitfleet.LFSUpload {
+			touchLFS(ls.objectPath(oid)) // a push may be about to reference it
+		}
 		action := "noop"
 		switch {
 		case ls.op == gitfleet.LFSUpload && have != size:
@@ -437,6 +440,7 @@ func (ls *lfsSession) verifyObject(oid string, args map[string]string) error {
 	case have != size:
 		return lfsErr(409, "object %s is %d bytes on the server, not %d", oid, have, size)
 	}
+	touchLFS(ls.objectPath(oid))
 	ls.status(200, nil)
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/mesh"
@@ -407,4 +408,87 @@ func TestFetchCarriesLFS(t *testing.T) {
 			t.Fatalf("fetch with LFSAll: %+v, %v", res, err)
 		}
 	})
+}
+
+// TestLFSGarbageCollection: maintenance removes the LFS objects no ref reaches
+// once they are older than the grace period, and keeps those a ref reaches,
+// those within the grace period, one an upload session has just asked about
+// (as git-lfs does before the push that references it), and all of them while
+// a push runs in the repository.
+func TestLFSGarbageCollection(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	s, err := mesh.OpenStore(ctxT(t), mesh.StoreConfig{Root: root, LFSGracePeriod: time.Hour, MaintenanceInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := ctxT(t)
+	if err := s.Create(ctx, "PROJ", "lfs"); err != nil {
+		t.Fatal(err)
+	}
+	repo := filepath.Join(root, "PROJ", "lfs.git")
+	put := func(data []byte, age time.Duration) string {
+		oid := oidOf(data)
+		p := filepath.Join(repo, "lfs", "objects", oid[:2], oid[2:4], oid)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		then := time.Now().Add(-age)
+		os.Chtimes(p, then, then)
+		return p
+	}
+	referenced := []byte("referenced by main")
+	g := newGit(t, startGitServer(t, s))
+	work, _ := pushFixture(t, g)
+	pointer := fmt.Sprintf("version https://git-lfs.github.com/spec/v1\noid sha256:%s\nsize %d\n", oidOf(referenced), len(referenced))
+	c := g.CommitFile(work, "a.bin", pointer, "pointer")
+	g.Run(work, "push", "-q", repoURL("PROJ", "lfs"), c+":refs/heads/main")
+
+	kept := put(referenced, 2*time.Hour)
+	young := put([]byte("new, not yet referenced"), time.Minute)
+	orphan := put([]byte("orphaned"), 2*time.Hour)
+	asked := put([]byte("about to be referenced"), 2*time.Hour)
+	up := dialLFS(t, s, gitfleet.LFSUpload, "alice")
+	up.sendLines("batch", []string{"hash-algo=sha256"}, []string{oidOf([]byte("about to be referenced")) + " 22"})
+	if st, _, body := up.response(); st != 200 || !strings.Contains(body, " noop") {
+		t.Fatalf("batch: %d %q", st, body)
+	}
+
+	// A push in progress: nothing is removed.
+	stdinR, stdinW := io.Pipe()
+	pushDone := make(chan error, 1)
+	go func() {
+		pushDone <- s.ServeGit(ctx, request(gitfleet.ReceivePack, "PROJ/lfs", nil), stdinR, io.Discard, io.Discard)
+	}()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		if res, err := s.Maintain(ctx, "PROJ", "lfs", false); err != nil || res.LFSRemoved != 0 {
+			t.Fatalf("maintenance during a push: %+v, %v", res, err)
+		}
+		if _, err := os.Stat(orphan); err != nil {
+			t.Fatalf("the orphan went during a push: %v", err)
+		}
+		if time.Now().After(deadline) || mesh.PushesRunning(s, "PROJ", "lfs") {
+			break
+		}
+	}
+	if !mesh.PushesRunning(s, "PROJ", "lfs") {
+		t.Fatal("the push never started")
+	}
+	stdinW.Close()
+	<-pushDone
+
+	res, err := s.Maintain(ctx, "PROJ", "lfs", false)
+	if err != nil || res.LFSRemoved != 1 {
+		t.Fatalf("maintenance: %+v, %v; want one object removed", res, err)
+	}
+	if _, err := os.Stat(orphan); err == nil {
+		t.Fatal("the orphan was kept")
+	}
+	for _, p := range []string{kept, young, asked} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s was removed: %v", p, err)
+		}
+	}
 }

@@ -26,6 +26,7 @@ type MaintainResult struct {
 	Repacked    bool // the repository was repacked
 	LooseAfter  int
 	PacksAfter  int
+	LFSRemoved  int // Git LFS objects removed: no ref reaches them, older than the grace period
 }
 
 // Maintain repacks project/slug into one pack with a reachability bitmap when it
@@ -41,6 +42,10 @@ type MaintainResult struct {
 // `prune-packed` removes only loose objects that are now in a pack. Refs are not
 // packed (pack-refs would report its internal transactions as ref changes).
 // Maintenance of one repository runs one at a time.
+//
+// It also removes the repository's Git LFS objects that no ref reaches once
+// nobody has uploaded, announced or checked them for StoreConfig.LFSGracePeriod
+// (24 hours by default), never while a push runs there (see lfsGC).
 func (s *Store) Maintain(ctx context.Context, project, slug string, force bool) (MaintainResult, error) {
 	ctx, done, err := s.begin(ctx)
 	if err != nil {
@@ -63,6 +68,9 @@ func (s *Store) Maintain(ctx context.Context, project, slug string, force bool) 
 	}
 	dir := s.repoDir(p, sl)
 	var res MaintainResult
+	if res.LFSRemoved, err = s.lfsGC(ctx, p, sl, dir); err != nil {
+		s.log.Warn("mesh: lfs maintenance", "project", p, "slug", sl, "err", err)
+	}
 	res.LooseBefore, res.PacksBefore = countObjects(dir)
 	if !force && res.LooseBefore <= s.maintainLoose && res.PacksBefore <= s.maintainPacks {
 		res.LooseAfter, res.PacksAfter = res.LooseBefore, res.PacksBefore

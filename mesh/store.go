@@ -52,6 +52,10 @@ type StoreConfig struct {
 	// bytes: a larger one is refused (413) before its data is read. Zero means
 	// DefaultLFSMaxObjectSize; negative means no limit.
 	LFSMaxObjectSize int64
+	// LFSGracePeriod is how long maintenance keeps a Git LFS object that no ref
+	// reaches (see Maintain). Zero means DefaultLFSGracePeriod; negative keeps
+	// every object.
+	LFSGracePeriod time.Duration
 	// SignedPushKeyring is a GnuPG home directory (GNUPGHOME) holding the public
 	// keys of those who may sign pushes (gpg --import is enough; gpg needs to
 	// write its lock and trust files there): git verifies push certificates
@@ -83,9 +87,10 @@ type Store struct {
 	maxPushOptions, maxPushOptionsBytes int
 	signedPushKeyring                   string
 	seedMu                              sync.Mutex
-	seed                                string     // receive.certNonceSeed, once read or made (see certSeed)
-	lfsMaxSize                          int64      // see StoreConfig.LFSMaxObjectSize; negative: no limit
-	lfsMu                               sync.Mutex // serialises changes to Git LFS lock files
+	seed                                string        // receive.certNonceSeed, once read or made (see certSeed)
+	lfsMaxSize                          int64         // see StoreConfig.LFSMaxObjectSize; negative: no limit
+	lfsGrace                            time.Duration // see StoreConfig.LFSGracePeriod; negative: keep all
+	lfsMu                               sync.Mutex    // serialises changes to Git LFS lock files
 
 	ctx    context.Context // ends at Close; every git process is started under it
 	cancel context.CancelFunc
@@ -177,6 +182,10 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (*Store, error) {
 	s.lfsMaxSize = cfg.LFSMaxObjectSize
 	if s.lfsMaxSize == 0 {
 		s.lfsMaxSize = DefaultLFSMaxObjectSize
+	}
+	s.lfsGrace = cfg.LFSGracePeriod
+	if s.lfsGrace == 0 {
+		s.lfsGrace = DefaultLFSGracePeriod
 	}
 	if s.maintainLoose <= 0 {
 		s.maintainLoose = DefaultMaintainLoose
