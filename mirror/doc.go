@@ -169,6 +169,13 @@
 //     starts or its storage reports missed events, so nothing missed is trusted.
 //   - A full reconcile also runs every SyncInterval
 //     (plugin.mirroring.synchronization.interval, 3 minutes by default).
+//   - Git LFS: every fetch brings the LFS objects its new commits point to
+//     before their refs become visible (mesh.FetchOptions), so a clone from
+//     the mirror never gets a pointer the mirror cannot serve, and the mirror
+//     serves LFS downloads from its own store. Every LFSCheckInterval (an hour;
+//     also at the first reconcile after a start) the reconcile asks, for each
+//     repository already in sync, for a fetch that checks every reachable
+//     pointer (LFSAll) and brings what is missing, logged as a repair.
 //   - Fetches run on a bounded pool of Workers (4). At most one operation runs
 //     per repository; events arriving meanwhile coalesce into one follow-up
 //     fetch. A failed fetch is retried with exponential backoff (500 ms doubling

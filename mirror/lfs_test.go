@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/gitfleet/gitfleet/mirror"
 	"github.com/gitfleet/gitfleet/mirror/mirrortest"
@@ -17,7 +18,8 @@ import (
 // (before the mirror exists, and after) are on the mirror before the refs that
 // point to them, and a clone from the mirror gets them from the mirror itself:
 // its store holds every object, by SHA-256, and the clone succeeds after the
-// primary's copies are removed.
+// primary's copies are removed; an object lost on the mirror is fetched again
+// by the periodic check.
 func TestMirrorCarriesLFS(t *testing.T) {
 	p := mirrortest.StartPrimary(t, mirrortest.PrimaryOptions{Storage: true})
 	dev := p.AddUser(t, "dev", []string{"*"}, []string{"*"})
@@ -39,7 +41,14 @@ func TestMirrorCarriesLFS(t *testing.T) {
 	g.Run(w, "commit", "-q", "-m", "first")
 	g.Run(w, "push", "-q", "origin", "HEAD:main")
 
-	n := acceptedNode(t, p, "lfs", mirror.ModeAllProjects)
+	n := p.StartNode(t, mirrortest.NodeOptions{Name: "lfs", Configure: func(c *mirror.Config) {
+		fastSync(c)
+		c.SyncInterval = 300 * time.Millisecond
+		c.LFSCheckInterval = time.Millisecond // every reconcile checks the LFS objects
+	}})
+	mirrortest.WaitState(t, n.Mirror, mirror.StatePending)
+	p.Accept(t, n.Mirror.ID(), mirror.ModeAllProjects)
+	mirrortest.WaitState(t, n.Mirror, mirror.StateAccepted)
 	p.WaitSynced(t, n, "PROJ/media")
 
 	second := make([]byte, 256<<10)
@@ -60,6 +69,23 @@ func TestMirrorCarriesLFS(t *testing.T) {
 			t.Fatalf("object %s on the mirror: %d bytes, %v", oid, len(got), err)
 		}
 	}
+	// An object lost on the mirror comes back with the periodic check, though
+	// no ref changes.
+	sum := sha256.Sum256(first)
+	oid := hex.EncodeToString(sum[:])
+	lost := filepath.Join(mirrorRepo, "lfs", "objects", oid[:2], oid[2:4], oid)
+	if err := os.Remove(lost); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if got, err := os.ReadFile(lost); err == nil && bytes.Equal(got, first) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the mirror did not repair a lost LFS object")
+		}
+	}
+
 	// A clone from the mirror gets the objects from the mirror: the primary's
 	// copies are gone (the primary still answers the mirror's permission checks).
 	if err := os.RemoveAll(filepath.Join(mirrortest.RepoDir(p.Store.Root(), "PROJ", "media"), "lfs", "objects")); err != nil {

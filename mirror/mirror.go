@@ -50,6 +50,11 @@ type Config struct {
 	// SyncInterval is the period of the full reconcile that compares refs
 	// hashes (plugin.mirroring.synchronization.interval). Zero means 3 minutes.
 	SyncInterval time.Duration
+	// LFSCheckInterval is how often a reconcile also checks, for every
+	// repository whose refs match the upstream's, that the mirror holds the Git
+	// LFS object of every reachable pointer, fetching what is missing
+	// (mesh.FetchOptions.LFSAll). Zero means 1 hour; negative turns the check off.
+	LFSCheckInterval time.Duration
 	// Workers bounds concurrent fetches. Zero means 4.
 	Workers int
 	// FetchTimeout bounds one repository fetch. Zero means 10 minutes.

@@ -66,6 +66,7 @@ type repoSync struct {
 	pending       bool // run again when the current run ends
 	remove        bool // the next run deletes instead of fetching
 	want          string
+	lfsAll        bool // the next fetch checks every reachable LFS object, though the refs match
 	behindSince   time.Time
 	lastSync      time.Time
 	lastErr       string
@@ -92,6 +93,7 @@ type syncer struct {
 	initial  InitialProgress
 	initSet  map[string]bool // repositories of the initial sync not yet done
 	lastRec  time.Time
+	lastLFS  time.Time // the last reconcile that checked LFS objects
 	fetches  int64
 	bytes    int64
 	resyncs  int64
@@ -360,10 +362,14 @@ func isHostKeyFailure(err error) bool {
 	return strings.Contains(s, "Host key verification failed") || strings.Contains(s, "REMOTE HOST IDENTIFICATION HAS CHANGED")
 }
 
-// fetch brings rs up to date unless its refs already hash to want.
+// fetch brings rs up to date unless its refs already hash to want (and no LFS
+// check is asked for).
 func (s *syncer) fetch(rs *repoSync, want string) error {
 	m := s.m
-	if want != "" {
+	s.mu.Lock()
+	lfsAll := rs.lfsAll
+	s.mu.Unlock()
+	if want != "" && !lfsAll {
 		if have, err := m.cfg.Repos.RefsHash(s.ctx, rs.project, rs.slug); err == nil && have == want {
 			return nil
 		}
@@ -377,11 +383,12 @@ func (s *syncer) fetch(rs *repoSync, want string) error {
 		timeout = 10 * time.Minute
 	}
 	var received int64
-	_, err = m.cfg.Repos.Fetch(s.ctx, rs.project, rs.slug, mesh.FetchOptions{
+	res, err := m.cfg.Repos.Fetch(s.ctx, rs.project, rs.slug, mesh.FetchOptions{
 		URL:        m.fetchURL(rs.project, rs.slug),
 		PrivateKey: m.cfg.Key.PEM,
 		KnownHosts: kh,
 		Timeout:    timeout,
+		LFSAll:     lfsAll,
 		Progress: func(p mesh.FetchProgress) {
 			s.mu.Lock()
 			if p.Bytes > received {
@@ -397,5 +404,13 @@ func (s *syncer) fetch(rs *repoSync, want string) error {
 			}
 		},
 	})
+	if err == nil && lfsAll {
+		s.mu.Lock()
+		rs.lfsAll = false
+		s.mu.Unlock()
+		if res.LFSObjects > 0 {
+			m.log.Warn("repaired missing LFS objects", "repo", repoKeyOf(rs.project, rs.slug), "objects", res.LFSObjects)
+		}
+	}
 	return err
 }

@@ -230,7 +230,17 @@ func (s *syncer) reconcile() error {
 	if err != nil {
 		return fmt.Errorf("list local repositories: %w", err)
 	}
-	var toFetch []RepoEntry
+	lfsEvery := m.cfg.LFSCheckInterval
+	if lfsEvery == 0 {
+		lfsEvery = time.Hour
+	}
+	s.mu.Lock()
+	checkLFS := lfsEvery > 0 && m.now().Sub(s.lastLFS) >= lfsEvery
+	if checkLFS {
+		s.lastLFS = m.now()
+	}
+	s.mu.Unlock()
+	var toFetch, toCheck []RepoEntry
 	var toRemove []mesh.RepoInfo
 	for _, ri := range local {
 		if _, ok := upstream[repoKeyOf(ri.Project, ri.Slug)]; !ok {
@@ -241,6 +251,9 @@ func (s *syncer) reconcile() error {
 		have, err := m.cfg.Repos.RefsHash(s.ctx, e.Project, e.Slug)
 		if err == nil && have == e.RefsHash {
 			s.markInSync(key)
+			if checkLFS {
+				toCheck = append(toCheck, e)
+			}
 			continue
 		}
 		toFetch = append(toFetch, e)
@@ -262,6 +275,14 @@ func (s *syncer) reconcile() error {
 		s.schedule(ri.Project, ri.Slug, "", true)
 	}
 	for _, e := range toFetch {
+		s.schedule(e.Project, e.Slug, e.RefsHash, false)
+	}
+	for _, e := range toCheck {
+		s.mu.Lock()
+		if rs := s.repos[repoKeyOf(e.Project, e.Slug)]; rs != nil {
+			rs.lfsAll = true
+		}
+		s.mu.Unlock()
 		s.schedule(e.Project, e.Slug, e.RefsHash, false)
 	}
 	return nil
