@@ -153,7 +153,7 @@ func TestBench(t *testing.T) {
 	for _, prog := range []string{"git", "ssh", "sshd", "haproxy"} {
 		testutil.Require(t, prog)
 	}
-	if selected(1) || selected(2) || selected(3) || selected(4) || selected(6) || selected(8) {
+	if selected(1) || selected(2) || selected(3) || selected(4) || selected(6) || selected(8) || selected(9) {
 		t.Log("building examples/server")
 		e.serverBin = testutil.BuildBinary(t, "./examples/server")
 		e.prepareRepos()
@@ -174,7 +174,7 @@ func TestBench(t *testing.T) {
 		}
 	}
 	var g *gitSetup
-	if selected(1) || selected(2) || selected(3) || selected(6) || selected(8) {
+	if selected(1) || selected(2) || selected(3) || selected(6) || selected(8) || selected(9) {
 		g = e.startGit()
 		t.Logf("servers and repositories ready at %v", time.Since(start).Round(time.Second))
 	}
@@ -230,6 +230,13 @@ func TestBench(t *testing.T) {
 				strings.TrimSuffix(strings.TrimPrefix(c.Title, "Push of "), " without --atomic")))
 		}
 		headline = append(headline, "Push of many refs without --atomic: gitfleet takes "+strings.Join(parts, ", ")+".")
+	}
+
+	if selected(9) {
+		lcs := e.benchLFS(g)
+		add(9, lcs...)
+		headline = append(headline, fmt.Sprintf("Git LFS over SSH against scp: upload %s, download %s of scp's throughput.",
+			ratio(lcs[0].Ratio("gitfleet (git-lfs)")), ratio(lcs[1].Ratio("gitfleet (git-lfs)"))))
 	}
 
 	for _, c := range cs {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -134,7 +135,9 @@ func (c *conn) exec(ctx context.Context, ch ssh.Channel, line string, protocol i
 	}
 	in := &countingReader{r: ch, c: c}
 	var stdout io.Writer = ch
-	if !s.NoOutputPacing {
+	// git-lfs reads what arrives at once (into a file), so OpenSSH's buffer
+	// never grows behind it: its transfers go unpaced, at the network's speed.
+	if !s.NoOutputPacing && !strings.HasPrefix(line, string(gitfleet.LFSTransfer)+" ") {
 		stdout = newPacer(ch)
 	}
 	out := &countingWriter{w: stdout, c: c}
