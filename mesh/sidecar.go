@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 )
 
 // The file descriptors through which a Supervisor talks to its child: the child
@@ -42,10 +43,13 @@ type SidecarConfig struct {
 	// Ready, when set, receives the listening address instead of the inherited
 	// descriptor ReadyFD.
 	Ready io.Writer
-	// MaxPushOptions, MaxPushOptionsBytes and SignedPushKeyring configure the
-	// sidecar's Store as the StoreConfig fields of the same names do.
+	// MaxPushOptions, MaxPushOptionsBytes, SignedPushKeyring, LFSMaxObjectSize
+	// and LFSGracePeriod configure the sidecar's Store as the StoreConfig fields
+	// of the same names do.
 	MaxPushOptions, MaxPushOptionsBytes int
 	SignedPushKeyring                   string
+	LFSMaxObjectSize                    int64
+	LFSGracePeriod                      time.Duration
 }
 
 // RunSidecar is the body of a sidecar process, as started by a Supervisor (for
@@ -91,7 +95,7 @@ func RunSidecar(ctx context.Context, cfg SidecarConfig) error {
 	}
 	store, err := OpenStore(ctx, StoreConfig{Root: cfg.Root, Logger: logger,
 		MaxPushOptions: cfg.MaxPushOptions, MaxPushOptionsBytes: cfg.MaxPushOptionsBytes,
-		SignedPushKeyring: cfg.SignedPushKeyring})
+		SignedPushKeyring: cfg.SignedPushKeyring, LFSMaxObjectSize: cfg.LFSMaxObjectSize, LFSGracePeriod: cfg.LFSGracePeriod})
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gitfleet/gitfleet/mesh"
+	"github.com/gitfleet/gitfleet/props"
 )
 
 // SidecarArg is the first argument with which a program that uses SidecarCommand
@@ -50,8 +51,9 @@ func SidecarCommand(root string, port int, jsonLogs bool) (func() *exec.Cmd, err
 // RunSidecarCommand is the body of a sidecar started by SidecarCommand: args are
 // the arguments after SidecarArg. It serves until SIGTERM or SIGINT and returns
 // the process's exit code. Besides the flags SidecarCommand passes, it takes
-// -signed-push-keyring, -max-push-options and -max-push-options-bytes, the
-// mesh.SidecarConfig fields of those names.
+// -signed-push-keyring, -max-push-options, -max-push-options-bytes,
+// -lfs-max-object-size and -lfs-grace-period, the mesh.SidecarConfig fields of
+// those names (StorageFlags gives the last two from a configuration).
 func RunSidecarCommand(args []string) int {
 	fs := flag.NewFlagSet(SidecarArg, flag.ContinueOnError)
 	root := fs.String("root", "", "repository root (<home>/shared/data/repositories)")
@@ -60,6 +62,8 @@ func RunSidecarCommand(args []string) int {
 	keyring := fs.String("signed-push-keyring", "", "GnuPG home with the keys push certificates are verified against")
 	maxOptions := fs.Int("max-push-options", 0, "push options one push may carry (0: the default; negative: none)")
 	maxOptionsBytes := fs.Int("max-push-options-bytes", 0, "bytes one push's options may hold in all (0: the default)")
+	lfsMax := fs.Int64("lfs-max-object-size", 0, "largest Git LFS object accepted, in bytes (0: the default; negative: no limit)")
+	lfsGrace := fs.Duration("lfs-grace-period", 0, "how long an LFS object no ref reaches is kept (0: the default; negative: always)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -78,11 +82,21 @@ func RunSidecarCommand(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := mesh.RunSidecar(ctx, mesh.SidecarConfig{Root: *root, Port: *port, Logger: logger,
-		SignedPushKeyring: *keyring, MaxPushOptions: *maxOptions, MaxPushOptionsBytes: *maxOptionsBytes}); err != nil {
+		SignedPushKeyring: *keyring, MaxPushOptions: *maxOptions, MaxPushOptionsBytes: *maxOptionsBytes,
+		LFSMaxObjectSize: *lfsMax, LFSGracePeriod: *lfsGrace}); err != nil {
 		logger.Error("sidecar stopped", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// StorageFlags returns the RunSidecarCommand flags that carry cfg's storage
+// settings (plugin.gitfleet.lfs.max-object-size and .grace-period) to a
+// sidecar, for a Node.Sidecar command to append; an in-process store reads
+// them from Node.Config itself.
+func StorageFlags(cfg *props.Config) []string {
+	return []string{"-lfs-max-object-size", strconv.FormatInt(cfg.Mesh.LFSMaxObjectSize, 10),
+		"-lfs-grace-period", cfg.Mesh.LFSGracePeriod.String()}
 }
 
 // startStorage makes the node's repository storage ready: Node.Repos as given,
@@ -92,7 +106,8 @@ func (n *Node) startStorage(ctx context.Context) (mesh.Repos, func(), error) {
 	case n.Repos != nil:
 		return n.Repos, func() {}, nil
 	case n.Sidecar == nil:
-		st, err := mesh.OpenStore(ctx, mesh.StoreConfig{Root: n.Home.RepositoriesDir(), Logger: n.log.With("component", "mesh")})
+		st, err := mesh.OpenStore(ctx, mesh.StoreConfig{Root: n.Home.RepositoriesDir(), Logger: n.log.With("component", "mesh"),
+			LFSMaxObjectSize: n.Config.Mesh.LFSMaxObjectSize, LFSGracePeriod: n.Config.Mesh.LFSGracePeriod})
 		if err != nil {
 			return nil, nil, err
 		}

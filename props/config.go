@@ -66,9 +66,12 @@ type SSHConfig struct {
 	RevokedKeys          string               // plugin.ssh.revoked.keys: file path; empty revokes nothing
 }
 
-// MeshConfig holds the plugin.bitbucket-git.mesh.* keys.
+// MeshConfig holds the plugin.bitbucket-git.mesh.* keys and gitfleet's own
+// storage keys (plugin.gitfleet.lfs.*).
 type MeshConfig struct {
-	SidecarDefaultPort int // plugin.bitbucket-git.mesh.sidecar.default-port: 7777
+	SidecarDefaultPort int           // plugin.bitbucket-git.mesh.sidecar.default-port: 7777
+	LFSMaxObjectSize   int64         // plugin.gitfleet.lfs.max-object-size: 5g; -1 means no limit
+	LFSGracePeriod     time.Duration // plugin.gitfleet.lfs.grace-period: 24h
 }
 
 // SetupConfig holds the setup.* keys, applied on a node's first start.

@@ -229,3 +229,17 @@ func TestConcurrentReads(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestParseByteSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1234": 1234, "5g": 5 << 30, "5G": 5 << 30, "5GiB": 5 << 30, "512m": 512 << 20,
+		"64KB": 64 << 10, " 2t ": 2 << 40, "-1": -1} {
+		if got, err := ParseByteSize(in); err != nil || got != want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "x", "5x", "-2", "1.5g", "99999999999t", "g"} {
+		if got, err := ParseByteSize(in); err == nil {
+			t.Errorf("ParseByteSize(%q) = %d, want an error", in, got)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package props
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -160,6 +161,12 @@ func duration(f func(*Config) *time.Duration) field {
 	return field{set: func(cv *converter, k *KeyInfo, v string) { *f(cv.c) = cv.duration(k, v) }}
 }
 
+// byteSize is a number of bytes, with an optional unit (k, m, g, t, binary,
+// optionally followed by "b" or "ib", in any case); -1 means no limit.
+func byteSize(f func(*Config) *int64) field {
+	return field{set: func(cv *converter, k *KeyInfo, v string) { *f(cv.c) = cv.size(k, v) }}
+}
+
 // absURL is an absolute URL with a host, or empty.
 func absURL(f func(*Config) *string) field {
 	return field{set: func(cv *converter, k *KeyInfo, v string) { *f(cv.c) = cv.url(k, v) }}
@@ -251,6 +258,48 @@ func (cv *converter) duration(k *KeyInfo, v string) time.Duration {
 		d, _ = ParseDuration(k.Default)
 	}
 	return d
+}
+
+// size converts a byte size; see ParseByteSize.
+func (cv *converter) size(k *KeyInfo, v string) int64 {
+	n, err := ParseByteSize(v)
+	if err != nil {
+		cv.fail(k, v, "not a size", "use a number of bytes, or one with a unit such as 512m or 5g; -1 for no limit")
+		n, _ = ParseByteSize(k.Default)
+	}
+	return n
+}
+
+// ParseByteSize parses a size in bytes: a whole number, optionally with a
+// binary unit k, m, g or t (optionally followed by "b" or "ib"; any case), so
+// "5g", "5G", "5GiB" and "5368709120" are the same; -1 means no limit.
+func ParseByteSize(v string) (int64, error) {
+	s := strings.ToLower(strings.TrimSpace(v))
+	if s == "-1" {
+		return -1, nil
+	}
+	s = strings.TrimSuffix(strings.TrimSuffix(s, "b"), "i")
+	shift := 0
+	if n := len(s); n > 0 {
+		switch s[n-1] {
+		case 'k':
+			shift = 10
+		case 'm':
+			shift = 20
+		case 'g':
+			shift = 30
+		case 't':
+			shift = 40
+		}
+		if shift > 0 {
+			s = s[:n-1]
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64>>shift {
+		return 0, fmt.Errorf("props: %q is not a size", v)
+	}
+	return n << shift, nil
 }
 
 // url checks that v is an absolute URL with a host.

@@ -141,6 +141,8 @@
 //	plugin.ssh.disabled.key.exchanges               (list)
 //	plugin.ssh.disabled.macs                        (list)
 //	plugin.bitbucket-git.mesh.sidecar.default-port  7777
+//	plugin.gitfleet.lfs.max-object-size             5g (bytes, or k m g t; -1: no limit)
+//	plugin.gitfleet.lfs.grace-period                24h (unreferenced LFS objects kept)
 //	application.mode                                default | mirror
 //	setup.displayName                               (first start only)
 //	setup.baseUrl                                   (first start only)

@@ -33,6 +33,8 @@ const (
 	KeySSHTrustedUserCAKeys      = "plugin.ssh.trusted.user.ca.keys"
 	KeySSHRevokedKeys            = "plugin.ssh.revoked.keys"
 	KeyMeshSidecarDefaultPort    = "plugin.bitbucket-git.mesh.sidecar.default-port"
+	KeyLFSMaxObjectSize          = "plugin.gitfleet.lfs.max-object-size"
+	KeyLFSGracePeriod            = "plugin.gitfleet.lfs.grace-period"
 	KeyApplicationMode           = "application.mode"
 	KeySetupDisplayName          = "setup.displayName"
 	KeySetupBaseURL              = "setup.baseUrl"
@@ -112,6 +114,10 @@ func KnownKeys() []KeyInfo {
 			field: text(func(c *Config) *string { return &c.SSH.RevokedKeys }, strings.TrimSpace)},
 		{Key: KeyMeshSidecarDefaultPort, Default: "7777", Doc: "loopback port the storage sidecar tries first",
 			field: port(func(c *Config) *int { return &c.Mesh.SidecarDefaultPort })},
+		{Key: KeyLFSMaxObjectSize, Default: "5g", Doc: "largest Git LFS object accepted, in bytes or with k, m, g, t; -1: no limit (gitfleet)",
+			field: byteSize(func(c *Config) *int64 { return &c.Mesh.LFSMaxObjectSize })},
+		{Key: KeyLFSGracePeriod, Default: "24h", Doc: "how long an LFS object no ref reaches is kept (gitfleet)",
+			field: duration(func(c *Config) *time.Duration { return &c.Mesh.LFSGracePeriod })},
 		{Key: KeyApplicationMode, Default: "default", Doc: "default for a primary, mirror for a smart mirror",
 			field: oneOf(func(c *Config) *Mode { return &c.Mode }, ModeDefault, ModeMirror),
 			check: func(c *Config) (string, string) {

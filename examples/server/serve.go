@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -55,6 +56,12 @@ func runNode(ctx context.Context, o options, logger *slog.Logger, stdout io.Writ
 	}
 	keyring := signedPushKeyring(home)
 	sidecar = withKeyring(sidecar, keyring)
+	withStorage := sidecar
+	sidecar = func() *exec.Cmd {
+		cmd := withStorage()
+		cmd.Args = append(cmd.Args, node.StorageFlags(cfg)...)
+		return cmd
+	}
 	if keyring != "" {
 		logger.Info("signed pushes are verified against a keyring", "keyring", keyring)
 	} else {
