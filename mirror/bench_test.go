@@ -2,7 +2,11 @@ package mirror_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -148,4 +152,65 @@ func splitRepo(name string) (string, string, bool) {
 		}
 	}
 	return "", "", false
+}
+
+// BenchmarkMirrorLFSSync measures a new mirror's initial sync of a repository
+// holding 100 Git LFS objects of 1 MB (pushed with git-lfs), until the refs
+// and every object are on the mirror, against `git lfs fetch --all` of the same
+// objects by a client from the primary over the same SSH server. Run:
+//
+//	go test -run '^$' -bench MirrorLFSSync -benchtime 3x ./mirror/
+func BenchmarkMirrorLFSSync(b *testing.B) {
+	const objects, size = 100, 1 << 20
+	p := mirrortest.StartPrimary(b, mirrortest.PrimaryOptions{Storage: true})
+	dev := p.AddUser(b, "dev", []string{"*"}, []string{"*"})
+	if err := p.Store.Create(context.Background(), "PROJ", "media"); err != nil {
+		b.Fatal(err)
+	}
+	g := p.Git(b, dev)
+	g.InstallLFS(b)
+	work := filepath.Join(b.TempDir(), "w")
+	g.Run("", "clone", "-q", p.SSHURL("PROJ", "media"), work)
+	g.Run(work, "lfs", "track", "*.bin")
+	var oids []string
+	for i := range objects {
+		data := make([]byte, size)
+		rand.Read(data)
+		if err := os.WriteFile(filepath.Join(work, fmt.Sprintf("o%03d.bin", i)), data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		oids = append(oids, hex.EncodeToString(sum[:]))
+	}
+	g.Run(work, "add", ".")
+	g.Run(work, "commit", "-q", "-m", "objects")
+	g.Run(work, "push", "-q", "origin", "HEAD:main")
+	var mirrorTotal, clientTotal time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		t0 := time.Now()
+		n := p.StartNode(b, mirrortest.NodeOptions{Name: fmt.Sprintf("m%d", i)})
+		mirrortest.WaitState(b, n.Mirror, mirror.StatePending)
+		p.Accept(b, n.Mirror.ID(), mirror.ModeAllProjects)
+		p.WaitSynced(b, n, "PROJ/media")
+		mirrorTotal += time.Since(t0)
+		repo := mirrortest.RepoDir(n.Store.Root(), "PROJ", "media")
+		for _, oid := range oids {
+			if _, err := os.Stat(filepath.Join(repo, "lfs", "objects", oid[:2], oid[2:4], oid)); err != nil {
+				b.Fatalf("object %s missing on the mirror: %v", oid, err)
+			}
+		}
+		n.Stop()
+
+		c := filepath.Join(b.TempDir(), "c")
+		g.SetEnv("GIT_LFS_SKIP_SMUDGE", "1")
+		g.Run("", "clone", "-q", p.SSHURL("PROJ", "media"), c)
+		g.SetEnv("GIT_LFS_SKIP_SMUDGE", "0")
+		t1 := time.Now()
+		g.Run(c, "lfs", "fetch", "--all", "origin")
+		clientTotal += time.Since(t1)
+	}
+	b.StopTimer()
+	b.ReportMetric(mirrorTotal.Seconds()/float64(b.N), "mirror-sync-s")
+	b.ReportMetric(clientTotal.Seconds()/float64(b.N), "client-lfs-fetch-s")
 }
