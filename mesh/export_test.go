@@ -1,6 +1,11 @@
 package mesh
 
-import "context"
+import (
+	"context"
+	"io"
+	"io/fs"
+	"os"
+)
 
 // ParentWatchEnv is parentWatchEnv, for a test that starts a sidecar by hand.
 const ParentWatchEnv = parentWatchEnv
@@ -27,4 +32,20 @@ func WriteWaiters(s *Store, project, slug string) int {
 // PushesRunning reports whether a receive-pack runs in the repository.
 func PushesRunning(s *Store, project, slug string) bool {
 	return s.pushesRunning(repoKey(project, slug))
+}
+
+// FailLFSWrites makes uploads' writes fail with err until the returned
+// function is called.
+func FailLFSWrites(err error) (restore func()) {
+	lfsTestWriter = func(f *os.File) io.Writer { return failingWriter{f, err} }
+	return func() { lfsTestWriter = nil }
+}
+
+type failingWriter struct {
+	f   *os.File
+	err error
+}
+
+func (w failingWriter) Write(p []byte) (int, error) {
+	return 0, &fs.PathError{Op: "write", Path: w.f.Name(), Err: w.err}
 }

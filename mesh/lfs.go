@@ -379,8 +379,12 @@ func (ls *lfsSession) putObject(oid string, args map[string]string) error {
 	tmp := f.Name()
 	defer os.Remove(tmp) // a no-op once renamed
 	h := sha256.New()
+	var file io.Writer = f
+	if lfsTestWriter != nil {
+		file = lfsTestWriter(f)
+	}
 	// One byte more than declared tells a longer object from an exact one.
-	n, werr := io.Copy(io.MultiWriter(f, h), io.LimitReader(body, size+1))
+	n, werr := io.Copy(io.MultiWriter(file, h), io.LimitReader(body, size+1))
 	if werr == nil {
 		werr = f.Sync()
 	}
@@ -417,6 +421,10 @@ func (ls *lfsSession) putObject(oid string, args map[string]string) error {
 	ls.status(200, nil)
 	return nil
 }
+
+// lfsTestWriter, when a test sets it, wraps the file an upload is written to
+// (to make writes fail as on a full disk).
+var lfsTestWriter func(f *os.File) io.Writer
 
 // storageErr is the answer to a failed write to the store's disk.
 func storageErr(err error) error {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -490,5 +491,42 @@ func TestLFSGarbageCollection(t *testing.T) {
 		if _, err := os.Stat(p); err != nil {
 			t.Fatalf("%s was removed: %v", p, err)
 		}
+	}
+}
+
+// TestLFSDiskFull: an upload whose writes fail as on a full disk is refused
+// with 507 and a message saying nothing was stored; nothing is left behind,
+// and the next upload, with space again, succeeds. (Not parallel: it changes
+// how the package writes uploads.)
+func TestLFSDiskFull(t *testing.T) {
+	root := t.TempDir()
+	s, err := mesh.OpenStore(ctxT(t), mesh.StoreConfig{Root: root, MaintenanceInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Create(ctxT(t), "PROJ", "lfs"); err != nil {
+		t.Fatal(err)
+	}
+	up := dialLFS(t, s, gitfleet.LFSUpload, "alice")
+	data := []byte("an object for a full disk")
+	oid, size := oidOf(data), strconv.Itoa(len(data))
+	restore := mesh.FailLFSWrites(syscall.ENOSPC)
+	up.send("put-object "+oid, []string{"size=" + size}, data)
+	st, _, msg := up.response()
+	restore()
+	if st != 507 || !strings.Contains(msg, "full") || !strings.Contains(msg, "nothing was stored") {
+		t.Fatalf("put-object on a full disk: %d %q", st, msg)
+	}
+	if left, _ := os.ReadDir(filepath.Join(root, "PROJ", "lfs.git", "lfs", "incoming")); len(left) != 0 {
+		t.Fatalf("debris in lfs/incoming: %v", left)
+	}
+	up.send("verify-object "+oid, []string{"size=" + size}, nil)
+	if st, _, _ := up.response(); st != 404 {
+		t.Fatalf("verify-object after a failed upload: %d", st)
+	}
+	up.send("put-object "+oid, []string{"size=" + size}, data)
+	if st, _, _ := up.response(); st != 200 {
+		t.Fatalf("put-object with space again: %d", st)
 	}
 }
