@@ -125,6 +125,12 @@ func TestLFSOverSSH(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(p, "big.bin")); !bytes.HasPrefix(got, []byte("version https://git-lfs.github.com/spec/v1")) {
 		t.Fatalf("big.bin was fetched too: %d bytes", len(got))
 	}
+	// git lfs fetch brings the rest into the local LFS store.
+	reader.Run(p, "lfs", "fetch", "--all", "origin")
+	bigOID := sha256Hex(files["big.bin"])
+	if got, err := os.ReadFile(filepath.Join(p, ".git", "lfs", "objects", bigOID[:2], bigOID[2:4], bigOID)); err != nil || !bytes.Equal(got, files["big.bin"]) {
+		t.Fatalf("big.bin after lfs fetch --all: %d bytes, %v", len(got), err)
+	}
 
 	// The reader may not upload: a new object stays off the server.
 	extra := randomBytes(t, 10<<10)
