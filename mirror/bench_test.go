@@ -214,3 +214,46 @@ func BenchmarkMirrorLFSSync(b *testing.B) {
 	b.ReportMetric(mirrorTotal.Seconds()/float64(b.N), "mirror-sync-s")
 	b.ReportMetric(clientTotal.Seconds()/float64(b.N), "client-lfs-fetch-s")
 }
+
+// BenchmarkFreshnessCheck measures what the read-your-writes check costs a
+// read on a mirror that is in sync: `git ls-remote` (a new SSH connection
+// each, the smallest read) from two mirrors of the same primary, one with the
+// check and one without (FreshnessWait < 0), interleaved. It reports
+// milliseconds per ls-remote for each and the difference. Run:
+//
+//	go test -run '^$' -bench FreshnessCheck -benchtime 30x ./mirror/
+func BenchmarkFreshnessCheck(b *testing.B) {
+	p := mirrortest.StartPrimary(b, mirrortest.PrimaryOptions{Storage: true})
+	p.Seed(b, "PROJ", "app", testutil.SmallRepo)
+	dev := p.AddUser(b, "dev", []string{"*"}, []string{"*"})
+	start := func(name string, wait time.Duration) *mirrortest.Node {
+		n := p.StartNode(b, mirrortest.NodeOptions{Name: name, Configure: func(c *mirror.Config) { c.FreshnessWait = wait }})
+		mirrortest.WaitState(b, n.Mirror, mirror.StatePending)
+		p.Accept(b, n.Mirror.ID(), mirror.ModeAllProjects)
+		p.WaitSynced(b, n, "PROJ/app")
+		return n
+	}
+	with, without := start("with", 0), start("without", -1)
+	g := p.Git(b, dev, with, without)
+	// Warm the read-permission caches.
+	g.Run("", "ls-remote", with.SSHURL("PROJ", "app"))
+	g.Run("", "ls-remote", without.SSHURL("PROJ", "app"))
+	var on, off time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		g.Run("", "ls-remote", with.SSHURL("PROJ", "app"))
+		t1 := time.Now()
+		g.Run("", "ls-remote", without.SSHURL("PROJ", "app"))
+		on += t1.Sub(t0)
+		off += time.Since(t1)
+	}
+	b.StopTimer()
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
+	b.ReportMetric(ms(on), "check-ms/op")
+	b.ReportMetric(ms(off), "nocheck-ms/op")
+	b.ReportMetric(ms(on)-ms(off), "added-ms/op")
+	if st := with.Mirror.FreshnessStats(); st.Fresh == 0 {
+		b.Fatalf("the check did not run: %+v", st)
+	}
+}

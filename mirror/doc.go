@@ -169,6 +169,18 @@
 //     starts or its storage reports missed events, so nothing missed is trusted.
 //   - A full reconcile also runs every SyncInterval
 //     (plugin.mirroring.synchronization.interval, 3 minutes by default).
+//   - Read your writes: a read on the mirror (clone, fetch, ls-remote, archive)
+//     never returns refs older than the upstream's at the moment it arrived,
+//     so a CI job that pushes to the upstream and then clones from the mirror
+//     sees its push. Before each read the mirror asks the upstream (signed GET
+//     /repos/{project}/{slug}/refs-hash) for the repository's refs hash; if its
+//     own differs it fetches at once and the read waits up to FreshnessWait (5 s)
+//     for the hashes to match; past that the read is served from the upstream
+//     through an SSH connection with the mirror's key (Mirror.GitBackend,
+//     FreshnessStats). If the upstream cannot be asked, the mirror serves its
+//     copy and says so on the client's stderr. In sync, the check costs a read
+//     about 1.2 ms on loopback (BenchmarkFreshnessCheck: ls-remote 17.0 against
+//     15.7 ms).
 //   - Git LFS: every fetch brings the LFS objects its new commits point to
 //     before their refs become visible (mesh.FetchOptions), so a clone from
 //     the mirror never gets a pointer the mirror cannot serve, and the mirror

@@ -55,6 +55,11 @@ type Config struct {
 	// LFS object of every reachable pointer, fetching what is missing
 	// (mesh.FetchOptions.LFSAll). Zero means 1 hour; negative turns the check off.
 	LFSCheckInterval time.Duration
+	// FreshnessWait is how long a read may wait for the mirror to catch up
+	// with the upstream's refs before it is served from the upstream (see
+	// Mirror.GitBackend). Zero means DefaultFreshnessWait (5 s); negative turns
+	// the check off: reads are served as the mirror has the repository.
+	FreshnessWait time.Duration
 	// Workers bounds concurrent fetches. Zero means 4.
 	Workers int
 	// FetchTimeout bounds one repository fetch. Zero means 10 minutes.
@@ -82,6 +87,7 @@ type Config struct {
 type Mirror struct {
 	cfg   Config
 	log   *slog.Logger
+	fresh freshness // see GitBackend
 	now   func() time.Time
 	ident Identity
 	api   *apiClient

@@ -13,11 +13,15 @@ import (
 
 // ConfigureServer makes srv serve the mirror's repositories read-only, composing
 // with what srv already has: its PublicKeyCallback and Authorizer are wrapped
-// with Mirror.PublicKeyCallback and Mirror.Authorizer, and its Backend, when nil,
-// becomes Config.Repos. Call it once, before srv serves.
+// with Mirror.PublicKeyCallback and Mirror.Authorizer, and its Backend (when nil,
+// Config.Repos) goes behind the freshness check (Mirror.GitBackend). Call it
+// once, before srv serves.
 func (m *Mirror) ConfigureServer(srv *sshserve.Server) {
 	if srv.Backend == nil && m.cfg.Repos != nil {
 		srv.Backend = m.cfg.Repos
+	}
+	if srv.Backend != nil {
+		srv.Backend = m.GitBackend(srv.Backend)
 	}
 	srv.PublicKeyCallback = m.PublicKeyCallback(srv.PublicKeyCallback)
 	srv.Authorizer = m.Authorizer(srv.Authorizer)

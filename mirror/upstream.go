@@ -138,6 +138,7 @@ func (u *Upstream) routes() {
 	m.HandleFunc("DELETE "+p+"/mirrorServers/{id}/projects/{key}", u.admin(u.handleRemoveProject))
 	m.HandleFunc("GET "+p+"/mirrorServers/{id}/state", u.handleState)
 	m.HandleFunc("GET "+p+"/repos", u.signed(u.handleRepos))
+	m.HandleFunc("GET "+p+"/repos/{project}/{slug}/refs-hash", u.signed(u.handleRefsHash))
 	m.HandleFunc("GET "+p+"/events", u.signed(u.handleEvents))
 	m.HandleFunc("POST "+p+"/authenticate", u.signed(u.handleAuthenticate))
 	m.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
