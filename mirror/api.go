@@ -48,6 +48,9 @@ type RegisterRequest struct {
 	Name      string `json:"name"`      // the mirror's display name
 	BaseURL   string `json:"baseUrl"`   // the mirror's own https:// base URL
 	PublicKey string `json:"publicKey"` // the mirror's key, one authorized_keys line
+	// JoinToken, when set, joins the farm whose token it is (see JoinToken):
+	// the node is accepted at once, with the farm's projects.
+	JoinToken string `json:"joinToken,omitempty"`
 }
 
 // MirrorServer is how the upstream describes a registered mirror to administrators
@@ -60,6 +63,7 @@ type MirrorServer struct {
 	MirroringMode Mode     `json:"mirroringMode,omitempty"`
 	Projects      []string `json:"projects,omitempty"`
 	PublicKey     string   `json:"publicKey,omitempty"`
+	Farm          string   `json:"farm,omitempty"` // for a node that joined a farm: the farm's first mirror
 }
 
 // Page is a Bitbucket-style page of values.

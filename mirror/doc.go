@@ -136,6 +136,32 @@
 //	POST /authenticate {"publicKey":"ssh-ed25519 AAAA... alice","project":"PROJ","slug":"repo"}
 //	-> 200 {"allowed":true,"user":"alice"}
 //
+// # Farms
+//
+// Several mirror nodes may serve one base URL behind a load balancer (a
+// farm). Each node is a whole mirror with its own home, key, state and
+// storage, following the upstream's change feed itself; there is no protocol
+// between nodes. The first node registers and is approved as any mirror. The
+// administrator then asks for a join token for it:
+//
+//	POST /mirrorServers/{id}/join-token   {"validFor":"24h"}   (optional body)
+//	-> 200 {"farm":"0b8a...","token":"gfjoin_...","expires":"..."}
+//
+// and sets it on each further node (plugin.mirroring.farm.join-token,
+// Config.JoinToken). A node that registers with a valid token is accepted at
+// once, without copying any private key: its record names the farm
+// (MirrorServer.Farm) and follows the first node's mode and projects, as
+// changes of them reach every node. Only the token's SHA-256 is stored; asking
+// again replaces it, which stops further joins with the old one; a wrong or
+// expired token is refused with 403 (code "join_token"). The farm's nodes are
+// listed with their state, last contact (their last signed request) and how
+// many change feed events each has yet to receive at its last poll:
+//
+//	GET /mirrorServers/{id}/nodes   -> {"values":[{"id":...,"farm":...,"lastContact":...,"eventsBehind":0},...]}
+//
+// Any node is removed as a mirror is (DELETE /mirrorServers/{id}); the others
+// keep serving (TestFarmJoin).
+//
 // # Signing
 //
 // A signed request carries X-Gitfleet-Mirror (the mirror id),

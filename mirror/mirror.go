@@ -55,6 +55,11 @@ type Config struct {
 	// LFS object of every reachable pointer, fetching what is missing
 	// (mesh.FetchOptions.LFSAll). Zero means 1 hour; negative turns the check off.
 	LFSCheckInterval time.Duration
+	// JoinToken, when set, is a farm's join token (see JoinToken): the mirror
+	// registers as a node of that farm and is accepted at once, with the farm's
+	// projects (plugin.mirroring.farm.join-token). It is sent at registration
+	// and not stored.
+	JoinToken string
 	// FreshnessWait is how long a read may wait for the mirror to catch up
 	// with the upstream's refs before it is served from the upstream (see
 	// Mirror.GitBackend). Zero means DefaultFreshnessWait (5 s); negative turns

@@ -119,7 +119,7 @@ func (m *Mirror) registrationLoop(ctx context.Context) error {
 // register sends the registration request.
 func (m *Mirror) register(ctx context.Context) error {
 	req := RegisterRequest{ID: m.ident.ID, Name: m.ident.Setup.DisplayName, BaseURL: m.ident.Setup.BaseURL,
-		PublicKey: authorizedLine(m.PublicKey())}
+		PublicKey: authorizedLine(m.PublicKey()), JoinToken: m.cfg.JoinToken}
 	var reply MirrorServer
 	_, err := m.api.call(ctx, http.MethodPost, "/mirrorServers", req, &reply)
 	var ae *APIError

@@ -146,6 +146,13 @@ type MirrorRecord struct {
 	Projects    []string  `json:"projects,omitempty"` // sorted
 	Created     time.Time `json:"created"`
 	Updated     time.Time `json:"updated"`
+	// Farm, for a node that joined a farm with a join token, is the id of the
+	// farm's first mirror, whose mode and projects it follows.
+	Farm string `json:"farm,omitempty"`
+	// JoinTokenHash and JoinTokenExpires hold the SHA-256 of the farm's join
+	// token (see Upstream's POST /mirrorServers/{id}/join-token) and its end.
+	JoinTokenHash    string    `json:"joinTokenHash,omitempty"`
+	JoinTokenExpires time.Time `json:"joinTokenExpires,omitempty"`
 }
 
 // clone returns a copy of r that shares no slice with it.
@@ -158,7 +165,7 @@ func (r *MirrorRecord) clone() *MirrorRecord {
 // view returns the administrator's view of the record.
 func (r *MirrorRecord) view() MirrorServer {
 	return MirrorServer{ID: r.ID, Name: r.Name, BaseURL: r.BaseURL, State: r.State,
-		MirroringMode: r.Mode, Projects: slices.Clone(r.Projects), PublicKey: r.PublicKey}
+		MirroringMode: r.Mode, Projects: slices.Clone(r.Projects), PublicKey: r.PublicKey, Farm: r.Farm}
 }
 
 // canRead reports whether the record grants read access to project.

@@ -71,7 +71,8 @@ type Upstream struct {
 	mux    *http.ServeMux
 	client *http.Client
 
-	feed *feed
+	feed     *feed
+	contacts contacts // each mirror's last signed request and feed position
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -134,6 +135,8 @@ func (u *Upstream) routes() {
 	m.HandleFunc("DELETE "+p+"/mirrorServers/{id}", u.admin(u.handleDelete))
 	m.HandleFunc("POST "+p+"/mirrorServers/{id}/accept", u.admin(u.handleAccept))
 	m.HandleFunc("POST "+p+"/mirrorServers/{id}/reject", u.admin(u.handleReject))
+	m.HandleFunc("POST "+p+"/mirrorServers/{id}/join-token", u.admin(u.handleJoinToken))
+	m.HandleFunc("GET "+p+"/mirrorServers/{id}/nodes", u.admin(u.handleNodes))
 	m.HandleFunc("PUT "+p+"/mirrorServers/{id}/projects/{key}", u.admin(u.handleAddProject))
 	m.HandleFunc("DELETE "+p+"/mirrorServers/{id}/projects/{key}", u.admin(u.handleRemoveProject))
 	m.HandleFunc("GET "+p+"/mirrorServers/{id}/state", u.handleState)
@@ -246,6 +249,7 @@ func (u *Upstream) signed(h signedHandler) http.HandlerFunc {
 			writeError(w, http.StatusForbidden, "not_accepted", "mirror is not accepted")
 			return
 		}
+		u.contacts.saw(rec.ID, u.now())
 		h(w, r, rec, body)
 	}
 }

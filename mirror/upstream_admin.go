@@ -64,6 +64,20 @@ func (u *Upstream) handleRegister(w http.ResponseWriter, r *http.Request) {
 	keyLine := authorizedLine(pub)
 	rec := &MirrorRecord{ID: req.ID, Name: req.Name, BaseURL: req.BaseURL, PublicKey: keyLine,
 		Fingerprint: fp, State: StatePending, Created: now, Updated: now}
+	if req.JoinToken != "" {
+		// A node joining a farm: accepted at once, with the farm's projects.
+		farm, err := u.farmForToken(r.Context(), req.JoinToken)
+		if err != nil {
+			u.internal(w, r, err)
+			return
+		}
+		if farm == nil {
+			u.log.Warn("farm join refused: no farm holds the token", "mirror", req.ID, "name", req.Name, "key", fp)
+			writeError(w, http.StatusForbidden, "join_token", errJoinToken.Error())
+			return
+		}
+		rec.State, rec.Mode, rec.Projects, rec.Farm = StateAccepted, farm.Mode, slices.Clone(farm.Projects), farm.ID
+	}
 	status := http.StatusCreated
 	existing, err := u.state.AddMirror(r.Context(), rec)
 	switch {
@@ -83,7 +97,10 @@ func (u *Upstream) handleRegister(w http.ResponseWriter, r *http.Request) {
 		u.internal(w, r, err)
 		return
 	}
-	if status == http.StatusCreated {
+	if status == http.StatusCreated && rec.Farm != "" {
+		u.log.Info("mirror node joined a farm", "mirror", rec.ID, "farm", rec.Farm, "name", rec.Name, "baseUrl", rec.BaseURL, "key", fp)
+		u.feed.wake()
+	} else if status == http.StatusCreated {
 		u.log.Info("mirror registration requested", "mirror", rec.ID, "name", rec.Name, "baseUrl", rec.BaseURL, "key", fp)
 	}
 	writeJSON(w, status, rec.view())
@@ -347,6 +364,7 @@ func (u *Upstream) changeProject(w http.ResponseWriter, r *http.Request, add boo
 		return nil
 	})
 	if ok && changed {
+		u.followFarm(r.Context(), rec)
 		typ := FeedProjectAdded
 		if !add {
 			typ = FeedProjectRemoved

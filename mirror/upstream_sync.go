@@ -65,6 +65,7 @@ func (u *Upstream) handleEvents(w http.ResponseWriter, r *http.Request, rec *Mir
 		writeError(w, http.StatusBadRequest, "bad_request", "after must be a non-negative integer")
 		return
 	}
+	u.contacts.polled(rec.ID, after)
 	wait := time.Duration(0)
 	if s := q.Get("wait"); s != "" {
 		if wait, err = time.ParseDuration(s); err != nil || wait < 0 {

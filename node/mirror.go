@@ -49,6 +49,7 @@ func (n *Node) startMirror(ctx context.Context, h *handler, state State, repos m
 		Setup:        MirrorSetup(cfg),
 		Repos:        repos,
 		SyncInterval: cfg.Mirroring.SyncInterval,
+		JoinToken:    cfg.Mirroring.FarmJoinToken,
 		Logger:       n.log.With("component", "mirror"),
 	}
 	mir, err := mirror.Open(ctx, mcfg)

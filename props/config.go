@@ -94,6 +94,9 @@ type MirroringConfig struct {
 	UpstreamURL  string        // plugin.mirroring.upstream.url: https:// URL of the primary
 	UpstreamType string        // plugin.mirroring.upstream.type: server
 	SyncInterval time.Duration // plugin.mirroring.synchronization.interval: 3m
+	// FarmJoinToken is plugin.mirroring.farm.join-token: a farm's join token
+	// (mirror.JoinToken), with which a new node joins the farm accepted.
+	FarmJoinToken string
 }
 
 // Defaults returns the configuration of a node without a properties file.

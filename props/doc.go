@@ -153,6 +153,7 @@
 //	plugin.mirroring.upstream.url                   https:// URL of the primary
 //	plugin.mirroring.upstream.type                  server
 //	plugin.mirroring.synchronization.interval       3m
+//	plugin.mirroring.farm.join-token                (a farm's join token; gitfleet)
 //
 // gitfleet adds keys of its own:
 //

@@ -45,6 +45,7 @@ const (
 	KeyMirroringUpstreamURL      = "plugin.mirroring.upstream.url"
 	KeyMirroringUpstreamType     = "plugin.mirroring.upstream.type"
 	KeyMirroringSyncInterval     = "plugin.mirroring.synchronization.interval"
+	KeyMirroringFarmJoinToken    = "plugin.mirroring.farm.join-token"
 )
 
 // KeyInfo describes one key the SDK understands: its name, Bitbucket's default,
@@ -157,6 +158,8 @@ func KnownKeys() []KeyInfo {
 				}
 				return "", ""
 			}},
+		{Key: KeyMirroringFarmJoinToken, Doc: "join token of a mirror farm: the node joins it without a new approval (gitfleet)",
+			field: text(func(c *Config) *string { return &c.Mirroring.FarmJoinToken }, strings.TrimSpace)},
 	}
 }
 
