@@ -91,6 +91,10 @@ type MirroringConfig struct {
 	UpstreamURL  string        // plugin.mirroring.upstream.url: https:// URL of the primary
 	UpstreamType string        // plugin.mirroring.upstream.type: server
 	SyncInterval time.Duration // plugin.mirroring.synchronization.interval: 3m
+	// ReadyUpstreamOutage is plugin.mirroring.readiness.upstream-outage (60s),
+	// a key of our own: a mirror that has failed to reach the upstream's
+	// change feed for longer reports not ready.
+	ReadyUpstreamOutage time.Duration
 }
 
 // Defaults returns the configuration of a node without a properties file.

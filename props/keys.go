@@ -43,6 +43,9 @@ const (
 	KeyMirroringUpstreamURL      = "plugin.mirroring.upstream.url"
 	KeyMirroringUpstreamType     = "plugin.mirroring.upstream.type"
 	KeyMirroringSyncInterval     = "plugin.mirroring.synchronization.interval"
+	// KeyMirroringReadyUpstreamOutage is a key of our own: how long a mirror
+	// may fail to reach the upstream before its readiness check fails.
+	KeyMirroringReadyUpstreamOutage = "plugin.mirroring.readiness.upstream-outage"
 )
 
 // KeyInfo describes one key the SDK understands: its name, Bitbucket's default,
@@ -148,6 +151,14 @@ func KnownKeys() []KeyInfo {
 			check: func(c *Config) (string, string) {
 				if d := c.Mirroring.SyncInterval; d <= 0 {
 					return fmt.Sprintf("interval %s is not positive", d), "use a positive duration such as 3m"
+				}
+				return "", ""
+			}},
+		{Key: KeyMirroringReadyUpstreamOutage, Default: "60s", Doc: "how long a mirror may fail to reach the upstream before GET /status/ready answers 503",
+			field: duration(func(c *Config) *time.Duration { return &c.Mirroring.ReadyUpstreamOutage }),
+			check: func(c *Config) (string, string) {
+				if d := c.Mirroring.ReadyUpstreamOutage; d <= 0 {
+					return fmt.Sprintf("limit %s is not positive", d), "use a positive duration such as 60s"
 				}
 				return "", ""
 			}},

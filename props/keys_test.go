@@ -42,6 +42,7 @@ func TestEveryKeyFillsItsField(t *testing.T) {
 		KeySSHProxyProtocol: "required", KeySSHProxyProtocolTrusted: "10.0.0.0/8",
 		KeySSHBaseURL: "ssh://git@h", KeySetupBaseURL: "https://h", KeyMirroringUpstreamURL: "https://u",
 		KeyApplicationMode: "mirror", KeyMirroringSyncInterval: "5m", KeyMirroringUpstreamType: "server",
+		KeyMirroringReadyUpstreamOutage: "2m",
 	}
 	base := configSummary(Defaults())
 	seen := map[string]string{}
