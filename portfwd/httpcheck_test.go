@@ -151,7 +151,7 @@ type healthNode struct {
 	lines   []string // request lines the health endpoint saw
 }
 
-func newHealthNode(t *testing.T, name string) *healthNode {
+func newHealthNode(t testing.TB, name string) *healthNode {
 	n := &healthNode{name: name}
 	n.status.Store(200)
 	n.traffic = serve(t, named(name))
