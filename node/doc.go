@@ -78,10 +78,10 @@
 //	backend git
 //	    option httpchk GET /status/ready
 //	    http-check expect status 200
-//	    server m1 10.0.0.1:7999 check port 7990 inter 2s fall 3 rise 2
+//	    server m1 10.0.0.1:7999 check port 8990 check-ssl ca-file /etc/gitfleet/ca.pem inter 2s fall 3 rise 2
 //
-// (with server.ssl.enabled, HAProxy needs "check-ssl"; portfwd checks plain
-// HTTP only, so give the check a plain-HTTP node or put it behind HAProxy).
+// (check-ssl and ca-file because the node serves HTTPS, as every mirror
+// does; see package portfwd).
 //
 // # SSH certificates and revoked keys
 //

@@ -157,6 +157,18 @@ type Server struct {
 	// the port of Addr. With CheckPort set, no PROXY header is sent to the
 	// check, as in HAProxy.
 	CheckPort int
+	// CheckSSL makes health checks TLS connections ("check-ssl"), for an
+	// HTTPS health endpoint. The certificate is verified against CAFile
+	// ("ca-file"), and its name against CheckSNI when set ("check-sni", also
+	// the name sent), unless VerifyNone ("verify none"). Traffic is not
+	// affected: portfwd forwards TCP as it comes.
+	CheckSSL bool
+	// VerifyNone accepts any certificate in CheckSSL checks ("verify none").
+	VerifyNone bool
+	// CAFile is the PEM file of the authorities CheckSSL checks trust.
+	CAFile string
+	// CheckSNI is the server name CheckSSL checks send and verify.
+	CheckSNI string
 	// Inter is the time between checks; zero means DefaultInter.
 	Inter time.Duration
 	// Rise is the number of passing checks that bring a down server up;
@@ -306,6 +318,9 @@ func (c *Config) Validate() error {
 			}
 			if s.CheckPort < 0 || s.CheckPort > 65535 {
 				bad(s.Line, "server %s/%s: invalid check port %d", b.Name, s.Name, s.CheckPort)
+			}
+			if _, err := checkTLSConfig(s); err != nil {
+				bad(s.Line, "server %s/%s: %v", b.Name, s.Name, err)
 			}
 			if s.SendProxy < NoProxy || s.SendProxy > ProxyV2 {
 				bad(s.Line, "server %s/%s: unknown PROXY version %d", b.Name, s.Name, s.SendProxy)

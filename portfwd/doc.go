@@ -17,6 +17,7 @@
 //	frontend  bind [ADDR]:PORT[,...] [accept-proxy] | default_backend NAME | maxconn N | timeout client|client-fin TIME
 //	backend   server NAME ADDR:PORT [check] [port N] [inter T] [rise N] [fall N] [send-proxy] [send-proxy-v2]
 //	                    [maxconn N] [maxqueue N] [backup] [weight N]
+//	                    [check-ssl] [verify none|required] [ca-file FILE] [check-sni NAME]
 //	          balance roundrobin|leastconn|source|first | retries N
 //	          timeout connect|server|tunnel|queue|server-fin|check TIME
 //	          option httpchk [[METHOD] URI [VERSION]] | no option httpchk
@@ -93,16 +94,23 @@
 // rule per backend, "http-check connect|comment|disable-on-404|send-state|
 // set-var|unset-var", "http-check send body|body-lf|uri-lf", and headers
 // smuggled after the version of "option httpchk". http-check rules without
-// "option httpchk" are ignored with a warning, as HAProxy does. HTTPS checks
-// (check-ssl) are not supported. For example, a farm of gitfleet nodes whose
+// "option httpchk" are ignored with a warning, as HAProxy does.
+//
+// "check-ssl" makes the checks TLS connections, for an HTTPS health endpoint
+// (a gitfleet mirror serves HTTPS only). As in HAProxy, the certificate is
+// verified unless the server line says "verify none": "ca-file FILE" names
+// the trusted authorities (read, and checked, when the configuration is
+// parsed; without one the configuration is refused), and "check-sni NAME"
+// sends a server name that the certificate must then match; without it only
+// the chain is verified. For example, a farm of gitfleet nodes whose
 // SSH port takes traffic only while the node's readiness endpoint (package
 // node) answers 200:
 //
 //	backend git
 //	    option httpchk GET /status/ready
 //	    http-check expect status 200
-//	    server m1 10.0.0.1:7999 check port 7990 inter 2s fall 3 rise 2
-//	    server m2 10.0.0.2:7999 check port 7990 inter 2s fall 3 rise 2
+//	    server m1 10.0.0.1:7999 check port 8990 check-ssl ca-file /etc/ssl/farm-ca.pem inter 2s fall 3 rise 2
+//	    server m2 10.0.0.2:7999 check port 8990 check-ssl ca-file /etc/ssl/farm-ca.pem inter 2s fall 3 rise 2
 //
 // Reload swaps the configuration: binds whose address is unchanged keep
 // their sockets, new ones open, removed ones close, and established

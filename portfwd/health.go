@@ -2,6 +2,8 @@ package portfwd
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -17,6 +19,7 @@ type checker struct {
 	check  time.Duration // "timeout check", zero if unset
 	conn   time.Duration // "timeout connect"
 	http   *HTTPCheck    // the backend's "option httpchk", nil for TCP checks
+	tls    *tls.Config   // check-ssl, nil for plain checks
 	logger *slog.Logger
 }
 
@@ -86,10 +89,23 @@ func (c *checker) probe(ctx context.Context, timeout, respTimeout time.Duration)
 			return err
 		}
 	}
+	if c.tls == nil && c.http == nil {
+		return nil
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+	deadline := time.Now().Add(respTimeout)
+	if c.tls != nil {
+		tc := tls.Client(conn, c.tls)
+		tc.SetDeadline(deadline)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fmt.Errorf("TLS check: %w", err)
+		}
+		defer tc.Close()
+		conn = tc
+	}
 	if c.http != nil {
-		stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
-		defer stop()
-		return c.http.probe(conn, time.Now().Add(respTimeout))
+		return c.http.probe(conn, deadline)
 	}
 	return nil
 }
@@ -109,7 +125,13 @@ func startCheckers(backends []*backend, logger *slog.Logger) *checkers {
 			if !s.cfg.Check {
 				continue
 			}
-			c := &checker{b: b, s: s, cfg: s.cfg, check: b.cfg.Timeouts.Check, conn: b.cfg.Timeouts.Connect, http: b.cfg.HTTPCheck, logger: logger}
+			tlsCfg, err := checkTLSConfig(s.cfg)
+			if err != nil {
+				// Validate refused it; a file that went away since fails every check.
+				logger.Error("health check TLS settings", "backend", b.name, "server", s.cfg.Name, "err", err)
+				tlsCfg = &tls.Config{InsecureSkipVerify: true, VerifyConnection: func(tls.ConnectionState) error { return err }}
+			}
+			c := &checker{b: b, s: s, cfg: s.cfg, check: b.cfg.Timeouts.Check, conn: b.cfg.Timeouts.Connect, http: b.cfg.HTTPCheck, tls: tlsCfg, logger: logger}
 			cs.wg.Add(1)
 			go func() {
 				defer cs.wg.Done()

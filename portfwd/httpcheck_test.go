@@ -1,11 +1,22 @@
 package portfwd
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"log"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,6 +107,9 @@ func TestParseHTTPCheckErrors(t *testing.T) {
 		{"port", "backend b\n server s 127.0.0.1:22 check port 70000\n", "test.cfg:2: 'server b/s': 'port' expects a port number (1-65535)"},
 		{"port missing", "backend b\n server s 127.0.0.1:22 check port\n", "test.cfg:2: 'server b/s': 'port' expects an argument"},
 		{"option near miss", "backend b\n option httpchck\n", "did you mean 'httpchk' maybe ?"},
+		{"check-ssl without ca-file", "backend b\n server s 127.0.0.1:22 check check-ssl port 8443\n", "test.cfg:2: 'server b/s': verify is enabled by default but no CA file specified"},
+		{"missing ca-file", "backend b\n server s 127.0.0.1:22 check check-ssl ca-file /nonexistent/ca.pem\n", "test.cfg:2: 'server b/s': couldn't open the ca-file '/nonexistent/ca.pem'"},
+		{"bad verify", "backend b\n server s 127.0.0.1:22 check check-ssl verify maybe\n", "test.cfg:2: 'server b/s': 'verify' expects 'none' or 'required'"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -304,4 +318,84 @@ func TestHTTPCheckHTTP11(t *testing.T) {
 	}
 	a.status.Store(500)
 	eventually(t, "a 500 to take the server down", func() bool { return !serverStats(fw, "l", "a").Up })
+}
+
+// TestHTTPCheckSSL checks an HTTPS health endpoint (check-ssl): trusted
+// through ca-file, with and without check-sni, or with verify none; a wrong
+// name, a certificate from another authority, or plain HTTP to the TLS port
+// fail the check.
+func TestHTTPCheckSSL(t *testing.T) {
+	traffic := serve(t, named("a"))
+	var status, served atomic.Int32
+	status.Store(200)
+	hs := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		w.WriteHeader(int(status.Load()))
+	}))
+	hs.Config.ErrorLog = log.New(io.Discard, "", 0)
+	t.Cleanup(hs.Close)
+	_, port, _ := net.SplitHostPort(hs.Listener.Addr().String())
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	otherCA := filepath.Join(dir, "other.pem")
+	if err := os.WriteFile(otherCA, selfSigned(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, opts string
+		up         bool
+	}{
+		{"ca-file", "check-ssl ca-file " + ca, true},
+		{"ca-file and check-sni", "check-ssl verify required ca-file " + ca + " check-sni example.com", true},
+		{"verify none", "check-ssl verify none", true},
+		{"wrong check-sni", "check-ssl ca-file " + ca + " check-sni git.invalid", false},
+		{"other authority", "check-ssl ca-file " + otherCA, false},
+		{"plain HTTP to TLS", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := served.Load()
+			fw := start(t, fmt.Sprintf("listen l\n bind 127.0.0.1:0\n option httpchk GET /\n server a %s check port %s %s inter 50ms fall 1 rise 1\n",
+				traffic.addr(), port, tt.opts))
+			if tt.up {
+				eventually(t, "two checks to reach the endpoint", func() bool { return served.Load() >= before+2 })
+				if st := serverStats(fw, "l", "a"); !st.Up || st.CheckFailures != 0 {
+					t.Fatalf("server after passing TLS checks: %+v", st)
+				}
+				return
+			}
+			eventually(t, "the server to go down", func() bool { return !serverStats(fw, "l", "a").Up })
+			if n := served.Load(); n != before {
+				t.Fatalf("%d check requests reached the endpoint over an untrusted connection", n-before)
+			}
+		})
+	}
+	t.Run("503 over TLS", func(t *testing.T) {
+		fw := start(t, fmt.Sprintf("listen l\n bind 127.0.0.1:0\n option httpchk GET /\n server a %s check port %s check-ssl verify none inter 50ms fall 1 rise 1\n",
+			traffic.addr(), port))
+		status.Store(503)
+		defer status.Store(200)
+		eventually(t, "the server to go down", func() bool { return !serverStats(fw, "l", "a").Up })
+	})
+}
+
+// selfSigned returns a PEM self-signed certificate, an authority that signed
+// nothing the tests serve.
+func selfSigned(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "other"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

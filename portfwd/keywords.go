@@ -19,7 +19,8 @@ import (
 var (
 	proxyWords   = []string{"mode", "balance", "retries", "maxconn", "timeout", "option", "no", "bind", "default_backend", "server", "http-check"}
 	timeoutWords = []string{"connect", "client", "server", "tunnel", "queue", "client-fin", "server-fin", "check"}
-	serverWords  = []string{"check", "inter", "rise", "fall", "send-proxy", "send-proxy-v2", "maxconn", "maxqueue", "backup", "weight", "port"}
+	serverWords  = []string{"check", "inter", "rise", "fall", "send-proxy", "send-proxy-v2", "maxconn", "maxqueue", "backup", "weight", "port",
+		"check-ssl", "verify", "ca-file", "check-sni"}
 	bindWords    = []string{"accept-proxy"}
 	balanceWords = []string{"roundrobin", "leastconn", "source", "first"}
 
@@ -334,6 +335,27 @@ func (p *parser) server(w []string) {
 				p.errorf("'server %s/%s': 'port' expects a port number (1-65535) for the health checks, got '%s'", p.be.Name, s.Name, a)
 			}
 			s.CheckPort = n
+		case "check-ssl":
+			s.CheckSSL = true
+		case "verify":
+			switch a := arg(); a {
+			case "none":
+				s.VerifyNone = true
+			case "required":
+				s.VerifyNone = false
+			case "":
+			default:
+				p.errorf("'server %s/%s': 'verify' expects 'none' or 'required', got '%s'", p.be.Name, s.Name, a)
+			}
+		case "ca-file":
+			s.CAFile = arg()
+			if s.CAFile != "" {
+				if _, err := loadCAFile(s.CAFile); err != nil {
+					p.errorf("'server %s/%s': %v", p.be.Name, s.Name, err)
+				}
+			}
+		case "check-sni":
+			s.CheckSNI = arg()
 		case "rise":
 			s.Rise = num()
 		case "fall":
@@ -358,6 +380,9 @@ func (p *parser) server(w []string) {
 			}
 			p.unknown(kw, fmt.Sprintf("in 'server %s/%s'", p.be.Name, s.Name), serverWords)
 		}
+	}
+	if s.CheckSSL && !s.VerifyNone && s.CAFile == "" {
+		p.errorf("'server %s/%s': verify is enabled by default but no CA file specified: set 'ca-file <file>', or an explicit 'verify none'", p.be.Name, s.Name)
 	}
 	p.be.Servers = append(p.be.Servers, s)
 }
