@@ -219,7 +219,8 @@
 //     fetch. A failed fetch is retried with exponential backoff (500 ms doubling
 //     to 2 minutes, with jitter: gitfleet.Backoff, as every retry of the package);
 //     each is bounded by FetchTimeout. An upstream
-//     outage pauses sync (Status().Sync.Paused) and it resumes by itself, with a
+//     outage pauses sync (Status().Sync.Paused, since Status().Sync.PausedSince:
+//     the first failed read of the change feed) and it resumes by itself, with a
 //     reconcile, when the upstream answers again.
 //   - Fetches use mesh.Repos.Fetch over SSH, never HTTP, with the mirror key and
 //     the host keys pinned at acceptance. If the upstream later offers other host

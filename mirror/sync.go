@@ -43,8 +43,11 @@ type SyncStatus struct {
 	Running bool   // sync is running (the mirror is accepted, host keys trusted)
 	Cursor  uint64 // the change-feed position
 	Paused  bool   // the upstream is unreachable; sync resumes by itself
-	Initial InitialProgress
-	Repos   []RepoStatus // sorted by project and slug
+	// PausedSince is when the current pause began: the first failed feed
+	// read after the last one that succeeded. Zero unless Paused.
+	PausedSince time.Time
+	Initial     InitialProgress
+	Repos       []RepoStatus // sorted by project and slug
 	// Lag is the largest repository lag.
 	Lag time.Duration
 	// LastReconcile is when the last full reconcile completed.
@@ -90,6 +93,7 @@ type syncer struct {
 	queue    []string
 	cursor   uint64
 	paused   bool
+	pausedAt time.Time // when paused became true
 	initial  InitialProgress
 	initSet  map[string]bool // repositories of the initial sync not yet done
 	lastRec  time.Time
@@ -155,6 +159,7 @@ func (s *syncer) status() SyncStatus {
 	defer s.mu.Unlock()
 	now := s.m.now()
 	st := SyncStatus{Running: true, Cursor: s.cursor, Paused: s.paused, Initial: s.initial,
+		PausedSince:   s.pausedAt,
 		LastReconcile: s.lastRec, Fetches: s.fetches, BytesReceived: s.bytes, Resyncs: s.resyncs}
 	if s.halted != nil {
 		st.Halted = s.halted.Error()

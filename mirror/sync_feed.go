@@ -153,6 +153,9 @@ func (s *syncer) pause(err error) {
 	s.mu.Lock()
 	was := s.paused
 	s.paused = true
+	if !was {
+		s.pausedAt = s.m.now()
+	}
 	s.mu.Unlock()
 	if !was {
 		s.m.log.Warn("sync paused: upstream unreachable", "err", err)
@@ -164,6 +167,7 @@ func (s *syncer) resume() {
 	s.mu.Lock()
 	was := s.paused
 	s.paused = false
+	s.pausedAt = time.Time{}
 	halted := s.halted
 	s.mu.Unlock()
 	if was {

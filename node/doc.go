@@ -51,6 +51,38 @@
 // wraps the storage the SSH server runs git on, for the embedder's
 // per-request policy (gitfleet.GitRequest.RequireSignedPush, say).
 //
+// # Health for load balancers
+//
+// Every node, primary and mirror, answers two health paths for any method
+// (HAProxy's "option httpchk" sends OPTIONS unless told otherwise), in plain
+// text and never cached:
+//
+//	GET /status/ready   200 "ready", or 503 "not ready: <reason>"  (PathReady)
+//	GET /status/live    200 "live" while the process serves HTTP   (PathLive)
+//
+// A node is not ready while it starts ("starting: waiting for mesh, ssh") and
+// once Shutdown or Close begins ("draining for shutdown": SSH sessions finish
+// while HTTP still answers, so a load balancer stops sending new clients
+// before the port closes). A primary is ready otherwise. A mirror is not ready
+// either until the upstream has accepted it ("mirror is PENDING, ..."), while
+// its sync is halted on a changed upstream host key, until its initial sync
+// is done ("initial sync in progress: 3 of 10 repositories": every
+// repository in scope matches the upstream's refs hash once, checked by the
+// first reconcile after every start, so a node that missed events while it
+// was stopped repairs them first), and while its change feed has failed for
+// longer than plugin.mirroring.readiness.upstream-outage (60 s by default;
+// "upstream unreachable for 1m5s (limit 1m0s): <last error>"). Node.Readiness
+// returns the same answer to a program. An HAProxy or portfwd backend checks a
+// node's SSH port through its HTTP port:
+//
+//	backend git
+//	    option httpchk GET /status/ready
+//	    http-check expect status 200
+//	    server m1 10.0.0.1:7999 check port 8990 check-ssl ca-file /etc/gitfleet/ca.pem inter 2s fall 3 rise 2
+//
+// (check-ssl and ca-file because the node serves HTTPS, as every mirror
+// does; see package portfwd).
+//
 // # SSH certificates and revoked keys
 //
 // plugin.ssh.revoked.keys names a file of revoked keys, certificate serials and

@@ -24,10 +24,12 @@ func (h *handler) set(next http.Handler) { h.h.Store(&next) }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*h.h.Load()).ServeHTTP(w, r) }
 
-// earlyRoutes answer while the node starts: /status only.
+// earlyRoutes answer while the node starts: /status and its health paths only.
 func (n *Node) earlyRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /status", n.status)
+	mux.HandleFunc(PathReady, n.serveReady)
+	mux.HandleFunc(PathLive, serveLive)
 	return mux
 }
 
@@ -35,6 +37,8 @@ func (n *Node) earlyRoutes() http.Handler {
 // Node.Handler.
 func (n *Node) routes(mux *http.ServeMux) http.Handler {
 	mux.Handle("GET /status", n.status)
+	mux.HandleFunc(PathReady, n.serveReady)
+	mux.HandleFunc(PathLive, serveLive)
 	if n.Handler != nil {
 		mux.Handle("/", n.Handler)
 	}

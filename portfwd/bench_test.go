@@ -42,6 +42,15 @@ listen bench
 `, front, backend)
 }
 
+// checkedConfig is benchConfig with the server health-checked over HTTP on
+// healthAddr's port, as a farm of nodes is (option httpchk, check port N).
+func checkedConfig(front, backend, healthAddr string) string {
+	_, port, _ := net.SplitHostPort(healthAddr)
+	return strings.Replace(benchConfig(front, backend), "    server s "+backend+"\n",
+		"    option httpchk GET /status/ready\n    http-check expect status 200\n"+
+			"    server s "+backend+" check port "+port+" inter 1s fall 3 rise 2\n", 1)
+}
+
 type peer struct {
 	name  string
 	front string
@@ -50,12 +59,18 @@ type peer struct {
 
 // startPeers runs both forwarders in front of backend.
 func startPeers(b *testing.B, backend string) []peer {
+	return startPeersWith(b, "", func(front string) string { return benchConfig(front, backend) })
+}
+
+// startPeersWith runs both forwarders on the configuration config returns
+// for a front address; suffix is added to the peers' names.
+func startPeersWith(b *testing.B, suffix string, config func(front string) string) []peer {
 	b.Helper()
 	testutil.Require(b, "haproxy")
 	pf, hp := closedPort(b), closedPort(b)
-	p1 := startHelper(b, benchConfig(pf, backend), pf)
-	p2 := startHAProxy(b, benchConfig(hp, backend), hp)
-	return []peer{{"portfwd", pf, p1.cmd.Process.Pid}, {"haproxy", hp, p2.cmd.Process.Pid}}
+	p1 := startHelper(b, config(pf), pf)
+	p2 := startHAProxy(b, config(hp), hp)
+	return []peer{{"portfwd" + suffix, pf, p1.cmd.Process.Pid}, {"haproxy" + suffix, hp, p2.cmd.Process.Pid}}
 }
 
 func bulkSize() int64 {
@@ -138,7 +153,9 @@ func BenchmarkBulk(b *testing.B) {
 }
 
 // BenchmarkConnRate opens connections from 64 concurrent clients, each
-// sending 1 KiB that the server echoes before closing.
+// sending 1 KiB that the server echoes before closing: through each forwarder
+// as is, and (the -httpchk peers) with the server health-checked over HTTP on
+// another port every second, as a farm of nodes is.
 func BenchmarkConnRate(b *testing.B) {
 	be := serve(b, func(c net.Conn) {
 		buf := make([]byte, 1024)
@@ -146,7 +163,12 @@ func BenchmarkConnRate(b *testing.B) {
 			c.Write(buf)
 		}
 	})
-	for _, p := range startPeers(b, be.addr()) {
+	health := newHealthNode(b, "health")
+	peers := startPeers(b, be.addr())
+	peers = append(peers, startPeersWith(b, "-httpchk", func(front string) string {
+		return checkedConfig(front, be.addr(), health.health.Listener.Addr().String())
+	})...)
+	for _, p := range peers {
 		b.Run(p.name, func(b *testing.B) {
 			var next atomic.Int64
 			var wg sync.WaitGroup

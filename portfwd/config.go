@@ -116,6 +116,9 @@ type Backend struct {
 	Timeouts Timeouts
 	// Servers are the servers, in declaration order.
 	Servers []*Server
+	// HTTPCheck, when not nil, makes the health checks of the servers with
+	// Check HTTP requests ("option httpchk"); nil means TCP connects.
+	HTTPCheck *HTTPCheck
 	// Line is where the backend was declared.
 	Line Position
 }
@@ -147,8 +150,25 @@ type Server struct {
 	Name string
 	// Addr is "host:port".
 	Addr string
-	// Check turns on health checks (a TCP connect every Inter).
+	// Check turns on health checks every Inter: a TCP connect, or an HTTP
+	// request when the backend has an HTTPCheck.
 	Check bool
+	// CheckPort is the port health checks connect to ("port N"); zero means
+	// the port of Addr. With CheckPort set, no PROXY header is sent to the
+	// check, as in HAProxy.
+	CheckPort int
+	// CheckSSL makes health checks TLS connections ("check-ssl"), for an
+	// HTTPS health endpoint. The certificate is verified against CAFile
+	// ("ca-file"), and its name against CheckSNI when set ("check-sni", also
+	// the name sent), unless VerifyNone ("verify none"). Traffic is not
+	// affected: portfwd forwards TCP as it comes.
+	CheckSSL bool
+	// VerifyNone accepts any certificate in CheckSSL checks ("verify none").
+	VerifyNone bool
+	// CAFile is the PEM file of the authorities CheckSSL checks trust.
+	CAFile string
+	// CheckSNI is the server name CheckSSL checks send and verify.
+	CheckSNI string
 	// Inter is the time between checks; zero means DefaultInter.
 	Inter time.Duration
 	// Rise is the number of passing checks that bring a down server up;
@@ -282,6 +302,11 @@ func (c *Config) Validate() error {
 		default:
 			bad(b.Line, "backend %q: unknown balance %q", b.Name, b.Balance)
 		}
+		if b.HTTPCheck != nil {
+			if msg := b.HTTPCheck.validate(); msg != "" {
+				bad(b.Line, "backend %q: %s", b.Name, msg)
+			}
+		}
 		seen := map[string]bool{}
 		for _, s := range b.Servers {
 			if seen[s.Name] {
@@ -290,6 +315,12 @@ func (c *Config) Validate() error {
 			seen[s.Name] = true
 			if _, _, err := net.SplitHostPort(s.Addr); err != nil {
 				bad(s.Line, "server %s/%s: invalid address %q", b.Name, s.Name, s.Addr)
+			}
+			if s.CheckPort < 0 || s.CheckPort > 65535 {
+				bad(s.Line, "server %s/%s: invalid check port %d", b.Name, s.Name, s.CheckPort)
+			}
+			if _, err := checkTLSConfig(s); err != nil {
+				bad(s.Line, "server %s/%s: %v", b.Name, s.Name, err)
 			}
 			if s.SendProxy < NoProxy || s.SendProxy > ProxyV2 {
 				bad(s.Line, "server %s/%s: unknown PROXY version %d", b.Name, s.Name, s.SendProxy)

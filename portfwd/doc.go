@@ -15,10 +15,14 @@
 //	global    maxconn N
 //	defaults  mode tcp | balance ALGO | retries N | maxconn N | timeout KIND TIME | option ...
 //	frontend  bind [ADDR]:PORT[,...] [accept-proxy] | default_backend NAME | maxconn N | timeout client|client-fin TIME
-//	backend   server NAME ADDR:PORT [check] [inter T] [rise N] [fall N] [send-proxy] [send-proxy-v2]
+//	backend   server NAME ADDR:PORT [check] [port N] [inter T] [rise N] [fall N] [send-proxy] [send-proxy-v2]
 //	                    [maxconn N] [maxqueue N] [backup] [weight N]
+//	                    [check-ssl] [verify none|required] [ca-file FILE] [check-sni NAME]
 //	          balance roundrobin|leastconn|source|first | retries N
 //	          timeout connect|server|tunnel|queue|server-fin|check TIME
+//	          option httpchk [[METHOD] URI [VERSION]] | no option httpchk
+//	          http-check send [meth METHOD] [uri URI] [ver VERSION] [hdr NAME VALUE]...
+//	          http-check expect [!] status CODES | [!] rstatus REGEX
 //
 // Unknown keywords are errors carrying file:line and, for a near miss, a
 // "did you mean". Keywords HAProxy accepts that change nothing here (log,
@@ -59,14 +63,54 @@
 //
 // Servers with "check" are probed every inter with a TCP connect (and a
 // LOCAL PROXY header for send-proxy servers); fall failures in a row take a
-// server down, rise passes bring it back. Backup servers take traffic only
-// when no other server is up. Server maxconn puts further connections in a
+// server down, rise passes bring it back, and a server that is down gets no
+// new connections. "port N" sends the checks to another port than the
+// traffic's (and then, as in HAProxy, without a PROXY header), typically a
+// node's HTTP port in front of its SSH port (see "HTTP health checks"
+// below). Backup servers take traffic only when no other server is up. Server maxconn puts further connections in a
 // backend queue bounded by maxqueue and "timeout queue"; with "balance source"
 // a client belongs to the server its address hashes to (among those up), so
 // when that server is full the connection waits in the server's own queue, as
 // in HAProxy (Stats reports both queues); frontend and global
 // maxconn stop accepting, leaving clients in the kernel's backlog. When no
 // server is up, or every attempt failed, the client connection is closed.
+//
+// # HTTP health checks
+//
+// "option httpchk" (in a backend, listen or defaults section) makes each
+// check an HTTP request on a TCP backend, as HAProxy does: the request line
+// is "OPTIONS / HTTP/1.0" unless the option, or "http-check send meth|uri|ver",
+// names another method, URI or version; "http-check send hdr NAME VALUE" adds
+// headers (HTTP/1.1 servers want Host), and beyond HTTP/1.0 "Connection:
+// close" is added. The check reads the response's status line within
+// "timeout check" (else inter) and passes on any 2xx or 3xx status, or, with
+// "http-check expect status 200" (a comma-separated list of codes and ranges
+// such as 200,300-399) or "http-check expect rstatus REGEX" (Go's RE2 syntax,
+// matched against the three digits), on what the rule accepts; "!" inverts
+// it. A refused or reset connection, a timeout, or an answer that is not HTTP
+// fails. Backend.HTTPCheck holds the settings. What portfwd refuses, with
+// file:line: "http-check expect" on headers or body (hdr, fhdr, string,
+// rstring) and its options (min-recv, comment, ...), more than one expect
+// rule per backend, "http-check connect|comment|disable-on-404|send-state|
+// set-var|unset-var", "http-check send body|body-lf|uri-lf", and headers
+// smuggled after the version of "option httpchk". http-check rules without
+// "option httpchk" are ignored with a warning, as HAProxy does.
+//
+// "check-ssl" makes the checks TLS connections, for an HTTPS health endpoint
+// (a gitfleet mirror serves HTTPS only). As in HAProxy, the certificate is
+// verified unless the server line says "verify none": "ca-file FILE" names
+// the trusted authorities (read, and checked, when the configuration is
+// parsed; without one the configuration is refused), and "check-sni NAME"
+// sends a server name that the certificate must then match; without it only
+// the chain is verified. For example, a farm of gitfleet nodes whose
+// SSH port takes traffic only while the node's readiness endpoint (package
+// node) answers 200:
+//
+//	backend git
+//	    option httpchk GET /status/ready
+//	    http-check expect status 200
+//	    server m1 10.0.0.1:7999 check port 8990 check-ssl ca-file /etc/ssl/farm-ca.pem inter 2s fall 3 rise 2
+//	    server m2 10.0.0.2:7999 check port 8990 check-ssl ca-file /etc/ssl/farm-ca.pem inter 2s fall 3 rise 2
 //
 // Reload swaps the configuration: binds whose address is unchanged keep
 // their sockets, new ones open, removed ones close, and established

@@ -17,9 +17,10 @@ import (
 // their timeout, option, bind and server lines; ignored* keywords are
 // accepted with a warning.
 var (
-	proxyWords   = []string{"mode", "balance", "retries", "maxconn", "timeout", "option", "no", "bind", "default_backend", "server"}
+	proxyWords   = []string{"mode", "balance", "retries", "maxconn", "timeout", "option", "no", "bind", "default_backend", "server", "http-check"}
 	timeoutWords = []string{"connect", "client", "server", "tunnel", "queue", "client-fin", "server-fin", "check"}
-	serverWords  = []string{"check", "inter", "rise", "fall", "send-proxy", "send-proxy-v2", "maxconn", "maxqueue", "backup", "weight"}
+	serverWords  = []string{"check", "inter", "rise", "fall", "send-proxy", "send-proxy-v2", "maxconn", "maxqueue", "backup", "weight", "port",
+		"check-ssl", "verify", "ca-file", "check-sni"}
 	bindWords    = []string{"accept-proxy"}
 	balanceWords = []string{"roundrobin", "leastconn", "source", "first"}
 
@@ -28,7 +29,7 @@ var (
 		"srvtcpka", "log-health-checks", "splice-auto", "splice-request", "splice-response",
 		"abortonclose", "dontlog-normal", "logasap", "log-separate-errors", "nolinger", "socket-stats"}
 	httpOptionWords = []string{"httplog", "forwardfor", "http-server-close", "httpclose",
-		"http-keep-alive", "http-buffer-request", "httpchk"}
+		"http-keep-alive", "http-buffer-request"}
 	ignoredServerWords = []string{"id"}
 )
 
@@ -85,6 +86,8 @@ func (p *parser) proxy(w []string) {
 		p.timeout(w)
 	case "option", "no":
 		p.option(w)
+	case "http-check":
+		p.httpCheck(w)
 	case "bind":
 		if !hasFE {
 			p.errorf("'bind' is not allowed %s", where)
@@ -193,7 +196,8 @@ func (p *parser) setTimeout(t *Timeouts, kind string, d time.Duration) {
 }
 
 func (p *parser) option(w []string) {
-	if w[0] == "no" {
+	no := w[0] == "no"
+	if no {
 		if len(w) < 2 || w[1] != "option" {
 			p.errorf("'no' expects 'option <name>'")
 			return
@@ -205,12 +209,18 @@ func (p *parser) option(w []string) {
 		return
 	}
 	switch name := w[1]; {
+	case name == "httpchk" && no:
+		if st := p.httpCheckState(); st != nil {
+			st.enabled = false
+		}
+	case name == "httpchk":
+		p.httpCheckOption(w)
 	case slices.Contains(ignoredOptionWords, name):
 		p.warnf("'option %s' has no effect in portfwd; ignored", name)
 	case slices.Contains(httpOptionWords, name):
 		p.warnf("'option %s' applies to HTTP mode only; ignored", name)
 	default:
-		if s := suggest(name, append(append([]string{}, ignoredOptionWords...), httpOptionWords...)); s != "" {
+		if s := suggest(name, append(append([]string{"httpchk"}, ignoredOptionWords...), httpOptionWords...)); s != "" {
 			p.errorf("unknown option '%s'; did you mean '%s' maybe ?", name, s)
 		} else {
 			p.errorf("unknown option '%s'", name)
@@ -315,6 +325,37 @@ func (p *parser) server(w []string) {
 				}
 				s.Inter = d
 			}
+		case "port":
+			a := arg()
+			if a == "" {
+				continue
+			}
+			n, err := strconv.Atoi(a)
+			if err != nil || n < 1 || n > 65535 {
+				p.errorf("'server %s/%s': 'port' expects a port number (1-65535) for the health checks, got '%s'", p.be.Name, s.Name, a)
+			}
+			s.CheckPort = n
+		case "check-ssl":
+			s.CheckSSL = true
+		case "verify":
+			switch a := arg(); a {
+			case "none":
+				s.VerifyNone = true
+			case "required":
+				s.VerifyNone = false
+			case "":
+			default:
+				p.errorf("'server %s/%s': 'verify' expects 'none' or 'required', got '%s'", p.be.Name, s.Name, a)
+			}
+		case "ca-file":
+			s.CAFile = arg()
+			if s.CAFile != "" {
+				if _, err := loadCAFile(s.CAFile); err != nil {
+					p.errorf("'server %s/%s': %v", p.be.Name, s.Name, err)
+				}
+			}
+		case "check-sni":
+			s.CheckSNI = arg()
 		case "rise":
 			s.Rise = num()
 		case "fall":
@@ -339,6 +380,9 @@ func (p *parser) server(w []string) {
 			}
 			p.unknown(kw, fmt.Sprintf("in 'server %s/%s'", p.be.Name, s.Name), serverWords)
 		}
+	}
+	if s.CheckSSL && !s.VerifyNone && s.CAFile == "" {
+		p.errorf("'server %s/%s': verify is enabled by default but no CA file specified: set 'ca-file <file>', or an explicit 'verify none'", p.be.Name, s.Name)
 	}
 	p.be.Servers = append(p.be.Servers, s)
 }

@@ -63,6 +63,8 @@ type proxyDefaults struct {
 	retries  int
 	maxconn  int
 	timeouts Timeouts
+	// httpCheck is what "option httpchk" and "http-check" lines set.
+	httpCheck httpCheckSettings
 }
 
 type sectionKind int
@@ -90,6 +92,8 @@ type parser struct {
 	defs    proxyDefaults
 	fe      *Frontend
 	be      *Backend
+
+	httpChecks map[*Backend]*httpCheckSettings // resolved into Backend.HTTPCheck by finish
 }
 
 func (p *parser) pos() Position { return Position{File: p.file, Line: p.line} }
@@ -174,6 +178,11 @@ func (p *parser) startSection(kw string, args []string) {
 			}
 			p.be = &Backend{Name: name, Balance: p.defs.balance, Retries: p.defs.retries, Timeouts: p.defs.timeouts, Line: p.pos()}
 			p.cfg.Backends = append(p.cfg.Backends, p.be)
+			if d := p.defs.httpCheck; d.enabled || d.rules != nil {
+				st := d.clone()
+				p.httpCheckState()
+				*p.httpChecks[p.be] = st
+			}
 		}
 		if p.section == listenSection {
 			p.fe.DefaultBackend = name
@@ -206,8 +215,20 @@ func (p *parser) count(w []string, i int) int {
 	return n
 }
 
-// finish adds the warnings HAProxy gives about a whole configuration.
+// finish resolves the HTTP checks and adds the warnings HAProxy gives about
+// a whole configuration.
 func (p *parser) finish() {
+	for _, b := range p.cfg.Backends {
+		st := p.httpChecks[b]
+		switch {
+		case st == nil:
+		case st.enabled:
+			b.HTTPCheck = st.check()
+		case st.ruleAt.Line != 0:
+			p.cfg.Warnings = append(p.cfg.Warnings, Diagnostic{Pos: st.ruleAt,
+				Msg: fmt.Sprintf("backend '%s' uses http-check rules without 'option httpchk', so the rules are ignored", b.Name)})
+		}
+	}
 	for _, f := range p.cfg.Frontends {
 		if len(f.Binds) == 0 {
 			p.cfg.Warnings = append(p.cfg.Warnings, Diagnostic{Pos: f.Line,

@@ -97,6 +97,10 @@ type MirroringConfig struct {
 	// FarmJoinToken is plugin.mirroring.farm.join-token: a farm's join token
 	// (mirror.JoinToken), with which a new node joins the farm accepted.
 	FarmJoinToken string
+	// ReadyUpstreamOutage is plugin.mirroring.readiness.upstream-outage (60s),
+	// a key of our own: a mirror that has failed to reach the upstream's
+	// change feed for longer reports not ready.
+	ReadyUpstreamOutage time.Duration
 }
 
 // Defaults returns the configuration of a node without a properties file.

@@ -173,6 +173,9 @@
 //	                                   OpenSSH's RevokedKeys, in ssh-keygen -k's text
 //	                                   form); a listed key is refused as a plain key,
 //	                                   a certificate's key and a certificate authority.
+//	plugin.mirroring.readiness.upstream-outage 60s: a mirror whose change feed has
+//	                                   failed for longer answers 503 on
+//	                                   GET /status/ready (see package node).
 //
 // Paths are used as given (relative ones from the working directory), as
 // server.ssl.certificate's. props reads neither file: the SSH server does

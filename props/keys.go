@@ -46,6 +46,9 @@ const (
 	KeyMirroringUpstreamType     = "plugin.mirroring.upstream.type"
 	KeyMirroringSyncInterval     = "plugin.mirroring.synchronization.interval"
 	KeyMirroringFarmJoinToken    = "plugin.mirroring.farm.join-token"
+	// KeyMirroringReadyUpstreamOutage is a key of our own: how long a mirror
+	// may fail to reach the upstream before its readiness check fails.
+	KeyMirroringReadyUpstreamOutage = "plugin.mirroring.readiness.upstream-outage"
 )
 
 // KeyInfo describes one key the SDK understands: its name, Bitbucket's default,
@@ -160,6 +163,14 @@ func KnownKeys() []KeyInfo {
 			}},
 		{Key: KeyMirroringFarmJoinToken, Doc: "join token of a mirror farm: the node joins it without a new approval (gitfleet)",
 			field: text(func(c *Config) *string { return &c.Mirroring.FarmJoinToken }, strings.TrimSpace)},
+		{Key: KeyMirroringReadyUpstreamOutage, Default: "60s", Doc: "how long a mirror may fail to reach the upstream before GET /status/ready answers 503",
+			field: duration(func(c *Config) *time.Duration { return &c.Mirroring.ReadyUpstreamOutage }),
+			check: func(c *Config) (string, string) {
+				if d := c.Mirroring.ReadyUpstreamOutage; d <= 0 {
+					return fmt.Sprintf("limit %s is not positive", d), "use a positive duration such as 60s"
+				}
+				return "", ""
+			}},
 	}
 }
 

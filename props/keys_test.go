@@ -43,6 +43,7 @@ func TestEveryKeyFillsItsField(t *testing.T) {
 		KeySSHBaseURL: "ssh://git@h", KeySetupBaseURL: "https://h", KeyMirroringUpstreamURL: "https://u",
 		KeyApplicationMode: "mirror", KeyMirroringSyncInterval: "5m", KeyMirroringUpstreamType: "server",
 		KeyLFSMaxObjectSize: "512m", KeyLFSGracePeriod: "2h",
+		KeyMirroringReadyUpstreamOutage: "2m",
 	}
 	base := configSummary(Defaults())
 	seen := map[string]string{}

@@ -51,6 +51,16 @@ var checkCases = []struct {
 	{"bind without port", "frontend f\n bind 127.0.0.1\n", 1, false},
 	{"bad bind address", "frontend f\n bind nowhere\n", 1, false},
 	{"mode http", "defaults\n mode http\nlisten l\n bind :7999\n server s 127.0.0.1:80\n", 1, true},
+	{"http checks", "defaults\n mode tcp\n option httpchk GET /status/ready\n http-check expect status 200\nlisten l\n bind :7999\n server s 127.0.0.1:7999 check port 7990 inter 2s fall 3 rise 2\n", 0, false},
+	{"http check send and rstatus", "listen l\n bind :7999\n option httpchk\n http-check send meth HEAD uri /ready ver HTTP/1.1 hdr Host git\n http-check expect ! rstatus ^5\n server s 127.0.0.1:7999 check port 7990\n", 0, false},
+	{"http-check without httpchk", "listen l\n bind :7999\n http-check expect status 200\n server s 127.0.0.1:7999 check\n", 0, false},
+	{"bad expect status", "listen l\n bind :7999\n option httpchk\n http-check expect status abc\n server s 127.0.0.1:7999 check\n", 1, false},
+	{"bad expect regex", "listen l\n bind :7999\n option httpchk\n http-check expect rstatus ^2(\n server s 127.0.0.1:7999 check\n", 1, false},
+	{"httpchk extra argument", "listen l\n bind :7999\n option httpchk GET / HTTP/1.0 x\n server s 127.0.0.1:7999 check\n", 1, false},
+	{"check-ssl verify none", "listen l\n bind :7999\n option httpchk GET /status/ready\n server s 127.0.0.1:7999 check port 8990 check-ssl verify none check-sni git.example.com\n", 0, false},
+	{"check-ssl without ca-file", "listen l\n bind :7999\n option httpchk\n server s 127.0.0.1:7999 check port 8990 check-ssl\n", 1, false},
+	{"check-ssl missing ca-file", "listen l\n bind :7999\n option httpchk\n server s 127.0.0.1:7999 check port 8990 check-ssl ca-file /nonexistent/ca.pem\n", 1, false},
+	{"check port without number", "listen l\n bind :7999\n server s 127.0.0.1:7999 check port\n", 1, false},
 }
 
 // TestCheckAgreesWithHAProxy runs portfwd -c and haproxy -c on each file:
