@@ -194,7 +194,11 @@
 //     continues where it was. The upstream starts a fresh feed window whenever it
 //     starts or its storage reports missed events, so nothing missed is trusted.
 //   - A full reconcile also runs every SyncInterval
-//     (plugin.mirroring.synchronization.interval, 3 minutes by default).
+//     (plugin.mirroring.synchronization.interval, 3 minutes by default), and
+//     after any gap in the change feed. Once the initial sync is done, a
+//     repository it finds out of sync that no event had asked to fetch is drift
+//     (a missed event, a change behind the mirror's back): it is fetched, logged
+//     and counted in SyncStatus.Repairs and Repaired (TestFarmVetRepairsDrift).
 //   - Read your writes: a read on the mirror (clone, fetch, ls-remote, archive)
 //     never returns refs older than the upstream's at the moment it arrived,
 //     so a CI job that pushes to the upstream and then clones from the mirror

@@ -95,3 +95,27 @@ func TestFarmJoin(t *testing.T) {
 		return strings.Contains(s.LastError, "join token") && s.State != mirror.StateAccepted
 	})
 }
+
+// TestFarmVetRepairsDrift: a change the mirror had no event for (a ref moved in
+// the mirror's own repository behind its back) is found by the next reconcile,
+// repaired, and reported in the sync status.
+func TestFarmVetRepairsDrift(t *testing.T) {
+	p := mirrortest.StartPrimary(t, mirrortest.PrimaryOptions{Storage: true})
+	p.Seed(t, "PROJ", "app", testutil.SmallRepo)
+	n := p.StartNode(t, mirrortest.NodeOptions{Name: "vet", Configure: func(c *mirror.Config) {
+		fastSync(c)
+		c.SyncInterval = 200 * time.Millisecond
+	}})
+	mirrortest.WaitState(t, n.Mirror, mirror.StatePending)
+	p.Accept(t, n.Mirror.ID(), mirror.ModeAllProjects)
+	p.WaitSynced(t, n, "PROJ/app")
+	mirrortest.WaitStatus(t, n.Mirror, "initial sync done", func(s mirror.Status) bool { return s.Sync.Initial.Done })
+	dir := mirrortest.RepoDir(n.Store.Root(), "PROJ", "app")
+	g := testutil.NewGit(t)
+	g.Run(dir, "update-ref", "refs/heads/drift", "HEAD")
+	st := mirrortest.WaitStatus(t, n.Mirror, "drift repaired", func(s mirror.Status) bool { return s.Sync.Repairs > 0 })
+	if len(st.Sync.Repaired) == 0 || st.Sync.Repaired[len(st.Sync.Repaired)-1] != "PROJ/app" {
+		t.Fatalf("repaired %q", st.Sync.Repaired)
+	}
+	p.WaitSynced(t, n, "PROJ/app")
+}

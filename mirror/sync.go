@@ -55,6 +55,12 @@ type SyncStatus struct {
 	Fetches       int64 // fetches completed successfully
 	BytesReceived int64 // bytes received by all fetches
 	Resyncs       int64 // times the feed said the cursor was too old
+	// Repairs counts drift a reconcile found after the initial sync: a
+	// repository whose refs differed from the upstream's though no event had
+	// asked for a fetch (a missed event, a change made behind the mirror's
+	// back), each then fetched. Repaired names the latest (at most 10).
+	Repairs  int64
+	Repaired []string
 	// Halted is set when sync stopped on an SSH host key mismatch.
 	Halted string
 }
@@ -98,6 +104,8 @@ type syncer struct {
 	initSet  map[string]bool // repositories of the initial sync not yet done
 	lastRec  time.Time
 	lastLFS  time.Time // the last reconcile that checked LFS objects
+	repairs  int64     // see SyncStatus.Repairs
+	repaired []string
 	fetches  int64
 	bytes    int64
 	resyncs  int64
@@ -160,7 +168,8 @@ func (s *syncer) status() SyncStatus {
 	now := s.m.now()
 	st := SyncStatus{Running: true, Cursor: s.cursor, Paused: s.paused, Initial: s.initial,
 		PausedSince:   s.pausedAt,
-		LastReconcile: s.lastRec, Fetches: s.fetches, BytesReceived: s.bytes, Resyncs: s.resyncs}
+		LastReconcile: s.lastRec, Fetches: s.fetches, BytesReceived: s.bytes, Resyncs: s.resyncs,
+		Repairs: s.repairs, Repaired: slices.Clone(s.repaired)}
 	if s.halted != nil {
 		st.Halted = s.halted.Error()
 	}

@@ -263,6 +263,7 @@ func (s *syncer) reconcile() error {
 		toFetch = append(toFetch, e)
 	}
 	s.mu.Lock()
+	wasDone := s.initial.Done
 	if s.initSet == nil && !s.initial.Done {
 		s.initSet = map[string]bool{}
 		for _, e := range toFetch {
@@ -271,6 +272,21 @@ func (s *syncer) reconcile() error {
 		s.initial.ReposTotal = len(upstream)
 		s.initial.ReposDone = len(upstream) - len(toFetch)
 		s.initial.Done = len(toFetch) == 0
+	}
+	if wasDone {
+		// Drift: out of sync though no event had asked for a fetch.
+		for _, e := range toFetch {
+			key := repoKeyOf(e.Project, e.Slug)
+			if rs := s.repos[key]; rs != nil && (rs.queued || rs.running || !rs.behindSince.IsZero()) {
+				continue
+			}
+			s.repairs++
+			s.repaired = append(s.repaired, key)
+			if len(s.repaired) > 10 {
+				s.repaired = s.repaired[1:]
+			}
+			m.log.Warn("repository differs from the upstream with no event to explain it: repairing", "repo", key)
+		}
 	}
 	s.lastRec = m.now()
 	s.mu.Unlock()
