@@ -90,6 +90,8 @@ type StateReply struct {
 	Projects      []string `json:"projects,omitempty"`
 	SSHBaseURL    string   `json:"sshBaseUrl,omitempty"`
 	SSHHostKeys   []string `json:"sshHostKeys,omitempty"`
+	// Farm, for a node that joined a farm, is the farm's first mirror.
+	Farm string `json:"farm,omitempty"`
 }
 
 // RepoEntry is one repository in GET /repos.

@@ -362,6 +362,11 @@ func (d *diag) checkRegistration(ctx context.Context) (string, string, error) {
 	var ae *APIError
 	switch {
 	case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
+		if !d.reg.Registered && d.cfg.JoinToken != "" {
+			return "the upstream does not know mirror " + d.ident.ID + ", which is to join a farm with its join token",
+				"the upstream refuses a wrong, expired or replaced join token: ask the upstream's administrator for a new one " +
+					"(POST /rest/mirroring/1.0/mirrorServers/<farm id>/join-token) and set plugin.mirroring.farm.join-token", err
+		}
 		if !d.reg.Registered {
 			return "the upstream does not know mirror " + d.ident.ID, "start the mirror so that it registers", err
 		}
@@ -375,6 +380,9 @@ func (d *diag) checkRegistration(ctx context.Context) (string, string, error) {
 	}
 	switch st.State {
 	case StateAccepted:
+		if st.Farm != "" {
+			return fmt.Sprintf("mirror %s is accepted as a node of farm %s (%s%s)", d.name(), st.Farm, st.MirroringMode, projectList(st.Projects)), "", nil
+		}
 		return fmt.Sprintf("mirror %s is accepted (%s%s)", d.name(), st.MirroringMode, projectList(st.Projects)), "", nil
 	case StatePending:
 		return "mirror " + d.name() + " is waiting for approval",

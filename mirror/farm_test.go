@@ -119,3 +119,23 @@ func TestFarmVetRepairsDrift(t *testing.T) {
 	}
 	p.WaitSynced(t, n, "PROJ/app")
 }
+
+// TestDiagnoseFarmMembership: -diagnose names the farm a node belongs to, and
+// for a node whose join token was refused says to ask for a new one.
+func TestDiagnoseFarmMembership(t *testing.T) {
+	p := mirrortest.StartPrimary(t, mirrortest.PrimaryOptions{Storage: true})
+	first := acceptedNode(t, p, "farm-1", mirror.ModeAllProjects)
+	var tok mirror.JoinToken
+	if st, body := p.Do(t, true, http.MethodPost, "/mirrorServers/"+first.Mirror.ID()+"/join-token", nil, &tok); st != http.StatusOK {
+		t.Fatalf("join token: %d %s", st, body)
+	}
+	member := p.StartNode(t, mirrortest.NodeOptions{Name: "farm-2", Configure: func(c *mirror.Config) { c.JoinToken = tok.Token }})
+	mirrortest.WaitState(t, member.Mirror, mirror.StateAccepted)
+	r := diagnose(t, p, member, func(c *mirror.Config) { c.JoinToken = tok.Token })
+	expectCheck(t, r, mirror.CheckRegistration, mirror.CheckPass, "node of farm "+first.Mirror.ID())
+
+	wrong := p.StartNode(t, mirrortest.NodeOptions{Name: "farm-x", Configure: func(c *mirror.Config) { c.JoinToken = "gfjoin_wrong" }})
+	mirrortest.WaitStatus(t, wrong.Mirror, "join refused", func(s mirror.Status) bool { return strings.Contains(s.LastError, "join token") })
+	r = diagnose(t, p, wrong, func(c *mirror.Config) { c.JoinToken = "gfjoin_wrong" })
+	expectCheck(t, r, mirror.CheckRegistration, mirror.CheckFail, "join token", "plugin.mirroring.farm.join-token")
+}

@@ -330,7 +330,7 @@ func (u *Upstream) handleState(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	reply := StateReply{State: rec.State}
+	reply := StateReply{State: rec.State, Farm: rec.Farm}
 	if rec.State == StateAccepted {
 		reply.MirroringMode = rec.Mode
 		reply.Projects = rec.Projects
