@@ -153,7 +153,7 @@ func TestBench(t *testing.T) {
 	for _, prog := range []string{"git", "ssh", "sshd", "haproxy"} {
 		testutil.Require(t, prog)
 	}
-	if selected(1) || selected(2) || selected(3) || selected(4) || selected(6) || selected(8) || selected(9) {
+	if selected(1) || selected(2) || selected(3) || selected(4) || selected(6) || selected(8) || selected(9) || selected(10) {
 		t.Log("building examples/server")
 		e.serverBin = testutil.BuildBinary(t, "./examples/server")
 		e.prepareRepos()
@@ -174,7 +174,7 @@ func TestBench(t *testing.T) {
 		}
 	}
 	var g *gitSetup
-	if selected(1) || selected(2) || selected(3) || selected(6) || selected(8) || selected(9) {
+	if selected(1) || selected(2) || selected(3) || selected(6) || selected(8) || selected(9) || selected(10) {
 		g = e.startGit()
 		t.Logf("servers and repositories ready at %v", time.Since(start).Round(time.Second))
 	}
@@ -237,6 +237,15 @@ func TestBench(t *testing.T) {
 		add(9, lcs...)
 		headline = append(headline, fmt.Sprintf("Git LFS over SSH against scp: upload %s, download %s of scp's throughput.",
 			ratio(lcs[0].Ratio("gitfleet (git-lfs)")), ratio(lcs[1].Ratio("gitfleet (git-lfs)"))))
+	}
+
+	if selected(10) {
+		storm, vis := e.benchFarm(g)
+		add(10, storm, vis)
+		v := vis.Peers[0].Values()
+		headline = append(headline, fmt.Sprintf("Mirror farm of three behind portfwd: a 64-clone storm takes %s of one mirror's wall time "+
+			"(%d failures); push-to-farm visibility p50 %s ms, p99 %s ms.",
+			ratio(storm.Ratio("farm of 3 (portfwd)")), storm.Peer("farm of 3 (portfwd)").Failed(), num(Percentile(v, 50)), num(Percentile(v, 99))))
 	}
 
 	for _, c := range cs {

@@ -34,7 +34,11 @@
 //  9. Git LFS over SSH (git-lfs 3.3 against gitfleet's primary) vs OpenSSH's
 //     scp of the same file: upload and download of a 200 MiB object (50 MiB
 //     in a quick run) in MB/s, and in a full run one upload of 1 GiB, whose
-//     server peak memory shows that objects stream.
+//     server peak memory shows that objects stream;
+//  10. a mirror farm of three nodes behind portfwd (HTTPS readiness checks)
+//     against one of its nodes alone: a 64-clone storm (wall time, failures),
+//     and the time from a push to the primary until every node has it
+//     (p50, p99).
 //
 // For every run it also measures the server side: Probe reads the CPU time of
 // the server's process tree from /proc/<pid>/stat (the server, its sidecar,

@@ -14,7 +14,7 @@ import (
 // Comparison is one table of BENCHMARKS.md: peers measured side by side,
 // interleaved, on the same figure.
 type Comparison struct {
-	// Section is the comparison's number in the list of comparisons (1-9); several
+	// Section is the comparison's number in the list of comparisons (1-10); several
 	// tables can share one.
 	Section int
 	Title   string
