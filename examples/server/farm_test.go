@@ -45,8 +45,9 @@ func farmConfig(t *testing.T, front int, ca string, nodes []*testutil.ServerNode
 // haproxy -c accepts too). 64 concurrent clones through portfwd while one node
 // is killed with SIGKILL: every clone that fails succeeds on one retry, and
 // portfwd takes the dead node out. 100 rounds of "push to the primary, then at
-// once clone from the farm": none stale. The killed node, started again after
-// pushes it missed, reports ready only with the primary's refs.
+// once clone from the farm": none stale. A node started after portfwd takes
+// traffic only once its initial sync is done; the killed node, started again
+// after pushes it missed, reports ready only with the primary's refs.
 func TestMirrorFarm(t *testing.T) {
 	testutil.Require(t, "haproxy")
 	ca := testutil.NewCA(t, "gitfleet test CA")
@@ -58,13 +59,16 @@ func TestMirrorFarm(t *testing.T) {
 	g.CommitFile(w, "a.txt", "a\n", "first")
 	g.Run(w, "push", "-q", "origin", "HEAD:main")
 
-	startMirror := func(env ...string) *testutil.ServerNode {
-		port := testutil.FreePort(t)
+	startMirrorOn := func(ports *testutil.ServerNode, env ...string) *testutil.ServerNode {
 		home := t.TempDir()
 		os.MkdirAll(filepath.Join(home, "shared"), 0o755)
-		testutil.LayoutHome(home).WriteProperties(t, readmeMirrorProperties(t, primary, port))
-		return startNode(t, testutil.ServerOptions{CA: ca, Home: home, HTTPPort: port, Env: env})
+		testutil.LayoutHome(home).WriteProperties(t, readmeMirrorProperties(t, primary, ports.HTTPPort))
+		return startNode(t, testutil.ServerOptions{CA: ca, Home: home, Ports: ports, Env: env})
 	}
+	newPorts := func() *testutil.ServerNode {
+		return &testutil.ServerNode{HTTPPort: testutil.FreePort(t), SSHPort: testutil.FreePort(t), MeshPort: testutil.FreePort(t)}
+	}
+	startMirror := func(env ...string) *testutil.ServerNode { return startMirrorOn(newPorts(), env...) }
 	ready := func(n *testutil.ServerNode) bool { code, _ := getReady(t, n); return code == 200 }
 	n1 := startMirror()
 	waitFor(t, func() bool { return mirrorStatus(t, n1).State == "PENDING" })
@@ -79,11 +83,12 @@ func TestMirrorFarm(t *testing.T) {
 	var tok struct{ Token string }
 	json.Unmarshal(primary.MustAPI(200, "POST", "/rest/mirroring/1.0/mirrorServers/"+farm+"/join-token", nil), &tok)
 	n2 := startMirror("PLUGIN_MIRRORING_FARM_JOIN_TOKEN=" + tok.Token)
-	n3 := startMirror("PLUGIN_MIRRORING_FARM_JOIN_TOKEN=" + tok.Token)
-	nodes := []*testutil.ServerNode{n1, n2, n3}
-	for _, n := range nodes {
+	for _, n := range []*testutil.ServerNode{n1, n2} {
 		waitFor(t, func() bool { return ready(n) })
 	}
+	// The third node starts late, once portfwd checks its ports.
+	n3Ports := newPorts()
+	nodes := []*testutil.ServerNode{n1, n2, n3Ports}
 
 	front := testutil.FreePort(t)
 	cfgFile := farmConfig(t, front, ca.File, nodes)
@@ -115,17 +120,33 @@ func TestMirrorFarm(t *testing.T) {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	up := func(name string) bool {
+	server := func(name string) portfwd.ServerStats {
 		for _, b := range fw.Stats().Backends {
 			for _, s := range b.Servers {
 				if s.Name == name {
-					return s.Up
+					return s
 				}
 			}
 		}
-		return false
+		return portfwd.ServerStats{}
 	}
-	waitFor(t, func() bool { return up("node1") && up("node2") && up("node3") })
+	up := func(name string) bool { return server(name).Up }
+	waitFor(t, func() bool {
+		s3 := server("node3")
+		return up("node1") && up("node2") && s3.Checked && !s3.Up
+	})
+	n3 := startMirrorOn(n3Ports, "PLUGIN_MIRRORING_FARM_JOIN_TOKEN="+tok.Token)
+	nodes[2] = n3
+	// It takes traffic only once its initial sync is done.
+	waitFor(t, func() bool {
+		if !up("node3") {
+			return false
+		}
+		if st := mirrorStatus(t, n3); st.Initial["done"] != true {
+			t.Fatalf("portfwd sends to node3 before its initial sync is done: %+v", st.Initial)
+		}
+		return true
+	})
 
 	// Every node's host keys, for the one address.
 	var khLines []string
