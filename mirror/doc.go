@@ -157,7 +157,8 @@
 // listed with their state, last contact (their last signed request) and how
 // many change feed events each has yet to receive at its last poll:
 //
-//	GET /mirrorServers/{id}/nodes   -> {"values":[{"id":...,"farm":...,"lastContact":...,"eventsBehind":0},...]}
+//	GET /mirrorServers/{id}/nodes   -> {"values":[{"id":...,"farm":...,"lastContact":...,"eventsBehind":0,
+//	                                    "initialSync":{"done":true,"repositoriesDone":2,"repositoriesTotal":2}},...]}
 //
 // Any node is removed as a mirror is (DELETE /mirrorServers/{id}); the others
 // keep serving (TestFarmJoin).

@@ -48,6 +48,16 @@ type FarmNode struct {
 	// EventsBehind is how many change feed events the node had not yet
 	// received at its last poll: 0 when it is up to date; -1 when unknown.
 	EventsBehind int64 `json:"eventsBehind"`
+	// InitialSync is the node's initial sync progress as of its last poll.
+	InitialSync *InitialProgressView `json:"initialSync,omitempty"`
+}
+
+// InitialProgressView is a node's initial sync progress as the node reports it
+// with each change feed poll.
+type InitialProgressView struct {
+	Done       bool `json:"done"`
+	ReposDone  int  `json:"repositoriesDone"`
+	ReposTotal int  `json:"repositoriesTotal"`
 }
 
 // contacts remembers each mirror's last signed request and feed position.
@@ -57,9 +67,10 @@ type contacts struct {
 }
 
 type contact struct {
-	at     time.Time
-	cursor uint64
-	polled bool
+	at      time.Time
+	cursor  uint64
+	polled  bool
+	initial InitialProgressView
 }
 
 func (c *contacts) saw(id string, at time.Time) {
@@ -73,14 +84,14 @@ func (c *contacts) saw(id string, at time.Time) {
 	c.seen[id] = ct
 }
 
-func (c *contacts) polled(id string, cursor uint64) {
+func (c *contacts) polled(id string, cursor uint64, initial InitialProgressView) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.seen == nil {
 		c.seen = map[string]contact{}
 	}
 	ct := c.seen[id]
-	ct.cursor, ct.polled = cursor, true
+	ct.cursor, ct.polled, ct.initial = cursor, true, initial
 	c.seen[id] = ct
 }
 
@@ -252,6 +263,8 @@ func (u *Upstream) handleNodes(w http.ResponseWriter, r *http.Request) {
 		n := FarmNode{MirrorServer: rec.view(), LastContact: ct.at, EventsBehind: -1}
 		if ct.polled {
 			n.EventsBehind = max(int64(seq)-int64(ct.cursor), 0)
+			initial := ct.initial
+			n.InitialSync = &initial
 		}
 		nodes = append(nodes, n)
 	}

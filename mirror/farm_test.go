@@ -51,7 +51,8 @@ func TestFarmJoin(t *testing.T) {
 		}
 		ok := len(nodes.Values) == 2 && nodes.Values[1].ID == second.Mirror.ID() && nodes.Values[1].Farm == first.Mirror.ID()
 		for _, n := range nodes.Values {
-			ok = ok && n.State == mirror.StateAccepted && !n.LastContact.IsZero() && n.EventsBehind >= 0
+			ok = ok && n.State == mirror.StateAccepted && !n.LastContact.IsZero() && n.EventsBehind >= 0 &&
+				n.InitialSync != nil && n.InitialSync.Done && n.InitialSync.ReposDone == 1 && n.InitialSync.ReposTotal == 1
 		}
 		if ok {
 			break

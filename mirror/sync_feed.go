@@ -51,9 +51,14 @@ func (s *syncer) feedLoop() {
 		}
 		s.mu.Lock()
 		cursor := s.cursor
+		initial := s.initial
 		s.mu.Unlock()
 		var reply EventsReply
-		path := "/events?after=" + strconv.FormatUint(cursor, 10) + "&wait=" + wait.String()
+		// The initial sync's progress rides along, for the upstream's list of a
+		// farm's nodes.
+		path := "/events?after=" + strconv.FormatUint(cursor, 10) + "&wait=" + wait.String() +
+			"&synced=" + strconv.Itoa(initial.ReposDone) + "&total=" + strconv.Itoa(initial.ReposTotal) +
+			"&initialDone=" + strconv.FormatBool(initial.Done)
 		ctx, cancel := context.WithTimeout(s.ctx, wait+30*time.Second)
 		status, err := m.api.call(ctx, http.MethodGet, path, nil, &reply, http.StatusGone)
 		cancel()

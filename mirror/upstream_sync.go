@@ -65,7 +65,9 @@ func (u *Upstream) handleEvents(w http.ResponseWriter, r *http.Request, rec *Mir
 		writeError(w, http.StatusBadRequest, "bad_request", "after must be a non-negative integer")
 		return
 	}
-	u.contacts.polled(rec.ID, after)
+	synced, _ := strconv.Atoi(q.Get("synced"))
+	total, _ := strconv.Atoi(q.Get("total"))
+	u.contacts.polled(rec.ID, after, InitialProgressView{Done: q.Get("initialDone") == "true", ReposDone: max(synced, 0), ReposTotal: max(total, 0)})
 	wait := time.Duration(0)
 	if s := q.Get("wait"); s != "" {
 		if wait, err = time.ParseDuration(s); err != nil || wait < 0 {
