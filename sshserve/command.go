@@ -66,6 +66,11 @@ func ParseCommand(line string) (Command, error) {
 	}
 	for i := 0; i < len(line); i++ {
 		if c := line[i]; c < 0x20 || c == 0x7f {
+			// In the command's name (before the first space) nothing can be a
+			// command we run: "whoami\x00id" is an unknown command, not a bad path.
+			if !strings.Contains(line[:i], " ") {
+				return Command{}, fmt.Errorf("%w: control character in command %q", ErrUnknownCommand, printable(line[:i]))
+			}
 			return Command{}, fmt.Errorf("%w: control character in command", ErrBadQuoting)
 		}
 	}

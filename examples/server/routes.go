@@ -63,10 +63,12 @@ type repoJSON struct {
 	Links   map[string][]linkJSON `json:"links"`
 }
 
-func (a *app) repoView(r repository) repoJSON {
+// repoView is a repository as the REST API shows it; projectName is its
+// project's name (empty when the project cannot be read).
+func (a *app) repoView(r repository, projectName string) repoJSON {
 	return repoJSON{
 		Slug: r.Slug, Name: r.Name, State: "AVAILABLE",
-		Project: projectJSON{Key: r.Project},
+		Project: projectJSON{Key: r.Project, Name: projectName},
 		Links:   map[string][]linkJSON{"clone": {{Name: "ssh", Href: a.cloneURL(r.Project, r.Slug)}}},
 	}
 }
@@ -118,19 +120,20 @@ func (a *app) handleCreateRepo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("repository created", "project", repo.Project, "slug", repo.Slug)
-	writeJSON(w, http.StatusCreated, a.repoView(repo))
+	writeJSON(w, http.StatusCreated, a.repoView(repo, a.projectName(r.Context(), repo.Project)))
 }
 
 func (a *app) handleListRepos(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
-	if _, err := a.st.Project(r.Context(), key); err != nil {
+	p, err := a.st.Project(r.Context(), key)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
 	rs, err := a.st.Repos(r.Context(), key)
 	out := make([]repoJSON, 0, len(rs))
 	for _, repo := range rs {
-		out = append(out, a.repoView(repo))
+		out = append(out, a.repoView(repo, p.Name))
 	}
 	writePage(w, r, out, err)
 }
@@ -141,7 +144,16 @@ func (a *app) handleGetRepo(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, a.repoView(repo))
+	writeJSON(w, http.StatusOK, a.repoView(repo, a.projectName(r.Context(), repo.Project)))
+}
+
+// projectName returns the name of project key, or "" when it cannot be read.
+func (a *app) projectName(ctx context.Context, key string) string {
+	p, err := a.st.Project(ctx, key)
+	if err != nil {
+		return ""
+	}
+	return p.Name
 }
 
 func (a *app) handleDeleteRepo(w http.ResponseWriter, r *http.Request) {
