@@ -83,6 +83,19 @@
 // (check-ssl and ca-file because the node serves HTTPS, as every mirror
 // does; see package portfwd).
 //
+// # HTTP limits
+//
+// The node's HTTP server serves unauthenticated requests (a mirror's
+// registration, the health paths) in the same process as SSH, so it bounds what
+// a client can hold: request headers must arrive within 10 s, a request body
+// within Node.HTTPReadTimeout (30 s, set as the connection's read deadline when
+// the request arrives and lifted once the body is read, so long-poll responses
+// are not cut), a body declared over Node.MaxRequestBody (1 MiB) is refused with
+// 413 before it is read and no handler can read more, and at most
+// Node.MaxHTTPConnections (512) connections are open at once; further ones wait
+// in the listen queue (TestSlowBodiesAreCut, TestRequestBodyLimit,
+// TestHTTPConnectionCap).
+//
 // # SSH certificates and revoked keys
 //
 // plugin.ssh.revoked.keys names a file of revoked keys, certificate serials and

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gitfleet/gitfleet"
@@ -108,6 +109,21 @@ type Node struct {
 	// DrainTimeout bounds the drain at Close, and at a Shutdown whose context
 	// has no deadline; zero means DefaultDrainTimeout.
 	DrainTimeout time.Duration
+
+	// HTTPReadTimeout bounds reading a whole HTTP request, headers and body,
+	// so that a client dripping a body cannot hold a connection; zero means
+	// DefaultHTTPReadTimeout.
+	HTTPReadTimeout time.Duration
+	// MaxRequestBody is the largest HTTP request body the node accepts, in
+	// bytes: a larger one is refused with 413 before it is read. Zero means
+	// DefaultMaxRequestBody; negative means no limit.
+	MaxRequestBody int64
+	// MaxHTTPConnections bounds the HTTP connections open at once; past it,
+	// new connections wait in the listen queue until one closes. Zero means
+	// DefaultMaxHTTPConnections; negative means no bound.
+	MaxHTTPConnections int
+
+	httpConns atomic.Int64 // HTTP connections open now
 
 	mu       sync.Mutex
 	started  bool
