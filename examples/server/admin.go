@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -81,40 +82,79 @@ func (a *app) adminUser(ctx context.Context) string {
 	return u
 }
 
-// checkAdmin reports whether r carries the administrator's credentials.
-func (a *app) checkAdmin(r *http.Request) bool {
+// adminCheck is the outcome of checkAdmin.
+type adminCheck int
+
+const (
+	adminNo      adminCheck = iota // no or wrong credentials
+	adminYes                       // the administrator
+	adminBlocked                   // too many failures: refused without a check
+)
+
+// checkAdmin reports whether r carries the administrator's credentials (see
+// authGuard for the limits on guessing), and for a blocked attempt how long
+// it stays blocked.
+func (a *app) checkAdmin(r *http.Request) (adminCheck, time.Duration) {
 	user, pass, ok := r.BasicAuth()
 	if !ok || user == "" {
-		return false
+		return adminNo, 0
 	}
 	sum := sha256.Sum256([]byte(user + "\x00" + pass))
 	a.creds.mu.Lock()
 	if a.creds.ok && subtle.ConstantTimeCompare(sum[:], a.creds.verified[:]) == 1 {
 		a.creds.mu.Unlock()
-		return true
+		return adminYes, 0
 	}
 	a.creds.mu.Unlock()
+	now := a.clock()
+	addr, name := "addr:"+clientAddress(r), "user:"+user
+	if wait := a.guard.blocked(now, addr, name); wait > 0 {
+		return adminBlocked, wait
+	}
 	storedUser, hash, err := a.st.Admin(r.Context())
 	if err != nil {
 		a.log.Error("reading the administrator's settings", "err", err)
-		return false
+		return adminNo, 0
 	}
-	if storedUser == "" || subtle.ConstantTimeCompare([]byte(user), []byte(storedUser)) != 1 {
-		return false
+	known := storedUser != "" && subtle.ConstantTimeCompare([]byte(user), []byte(storedUser)) == 1
+	if !known {
+		hash = a.guard.dummyHash() // the same work as for the right name
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(pass)) != nil {
-		return false
+	if !a.guard.compare(r.Context(), hash, pass) || !known {
+		a.guard.failed(now, addr, name)
+		a.log.Warn("administrator sign-in failed", "remote", clientAddress(r))
+		return adminNo, 0
 	}
+	a.guard.succeeded(addr)
 	a.creds.mu.Lock()
 	a.creds.verified, a.creds.ok = sum, true
 	a.creds.mu.Unlock()
-	return true
+	return adminYes, 0
+}
+
+// isAdmin is checkAdmin for node.Node.Admin (the mirroring API's
+// administrator check): a blocked attempt is simply not the administrator.
+func (a *app) isAdmin(r *http.Request) bool {
+	res, _ := a.checkAdmin(r)
+	return res == adminYes
+}
+
+// clock is a.now, or time.Now.
+func (a *app) clock() time.Time {
+	if a.now != nil {
+		return a.now()
+	}
+	return time.Now()
 }
 
 // requireAdmin wraps h so that only the administrator reaches it.
 func (a *app) requireAdmin(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.checkAdmin(r) {
+		switch res, wait := a.checkAdmin(r); res {
+		case adminBlocked:
+			tooManyAttempts(w, wait)
+			return
+		case adminNo:
 			writeError(w, fmt.Errorf("%w: authenticate as the administrator with HTTP Basic", errUnauthorized))
 			return
 		}

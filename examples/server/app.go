@@ -22,6 +22,7 @@ type app struct {
 	log    *slog.Logger
 	now    func() time.Time
 	creds  adminCreds
+	guard  authGuard  // limits on guessing the administrator's password
 	repoMu sync.Mutex // serialises repository creation and deletion
 	// sshBase is the SSH base URL clone links are made from
 	// (ssh://git@host:7999 or plugin.ssh.baseurl).

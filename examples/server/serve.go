@@ -79,7 +79,7 @@ func runNode(ctx context.Context, o options, logger *slog.Logger, stdout io.Writ
 		// user its principal names.
 		CertificateCallback: sshserve.PrincipalsCallback(a.userByName),
 		Authorizer:          a.authorize,
-		Admin:               a.checkAdmin,
+		Admin:               a.isAdmin,
 		Handler:             a.routes(),
 		GitBackend:          a.gitBackend,
 		Setup: func(ctx context.Context, repos mesh.Repos) error {
