@@ -80,7 +80,15 @@ func TestCancelLetsGitRemoveItsLocks(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
-	pw.Close() // Wait waits for the copy of stdin, which reads from pr
+	// stdin stays open until git has handled the signal (its lock is gone):
+	// end of input after "prepare" would let git commit the transaction if it
+	// read it before the signal arrived. Then Wait can finish the copy of stdin.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(lock); os.IsNotExist(err) {
+			break
+		}
+	}
+	pw.Close()
 	if err := <-done; err == nil {
 		t.Fatal("cancelled update-ref succeeded")
 	}
