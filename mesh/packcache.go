@@ -106,6 +106,7 @@ type packCache struct {
 	hits, misses, joins, bypassed, corrupt, failed atomic.Int64
 	bytesServed, bytesWritten, evictions, queued   atomic.Int64
 	entries, bytesOnDisk                           atomic.Int64
+	running, peak                                  atomic.Int64 // pack-objects runs at once, and the most seen
 }
 
 // openPackCache prepares the cache directory and the hook script. It returns nil
@@ -549,6 +550,10 @@ func (c *packCache) run(e *packEntry, project, slug, dir string, args []string, 
 		return err
 	}
 	defer release()
+	if n := c.running.Add(1); n > c.peak.Load() {
+		c.peak.Store(n) // approximate: for tests of the bound
+	}
+	defer c.running.Add(-1)
 	cmd := c.s.gitCommand(ctx, dir, nil, args...)
 	cmd.Stdin = bytes.NewReader(stdin)
 	var stderr tailBuffer

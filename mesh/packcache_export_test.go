@@ -14,3 +14,6 @@ func SetPackCacheWriteFailure(s *Store, err error) {
 
 // PackCacheDir returns the directory the store keeps cached packs in.
 func PackCacheDir(s *Store) string { return s.packs.dir }
+
+// PackObjectsPeak returns the most pack-objects runs the cache has seen at once.
+func PackObjectsPeak(s *Store) int64 { return s.packs.peak.Load() }

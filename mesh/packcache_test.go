@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/gitfleet/gitfleet/internal/testutil"
@@ -30,8 +31,12 @@ func openCacheStore(t testing.TB, root string, cfg mesh.StoreConfig) *mesh.Store
 func cachedPacks(t testing.TB, s *mesh.Store) []string {
 	t.Helper()
 	var out []string
-	filepath.WalkDir(mesh.PackCacheDir(s), func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".pack") && !strings.Contains(p, "/tmp/") {
+	dir := mesh.PackCacheDir(s)
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && p == filepath.Join(dir, "tmp") {
+			return filepath.SkipDir
+		}
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".pack") {
 			out = append(out, p)
 		}
 		return nil
@@ -273,4 +278,183 @@ func TestPackCacheRequestKinds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPackCacheDamaged: a truncated and a corrupted cached pack are detected
+// before a byte is served, removed and made again; the clones are correct.
+func TestPackCacheDamaged(t *testing.T) {
+	t.Parallel()
+	s := openCacheStore(t, t.TempDir(), mesh.StoreConfig{})
+	g := newGit(t, startGitServer(t, s))
+	want := seed(t, g, s, "PROJ", "r")
+	u := repoURL("PROJ", "r")
+	cloneCheck(t, g, u, 2)
+	damage := []struct {
+		name string
+		do   func(path string) error
+	}{
+		{"truncated", func(path string) error {
+			fi, err := os.Stat(path)
+			if err != nil {
+				return err
+			}
+			return os.Truncate(path, fi.Size()/2)
+		}},
+		{"corrupted", func(path string) error {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			data[len(data)/2] ^= 0x55
+			return os.WriteFile(path, data, 0o644)
+		}},
+	}
+	for i, d := range damage {
+		packs := cachedPacks(t, s)
+		if len(packs) != 1 {
+			t.Fatalf("%s: cached packs %v, want one", d.name, packs)
+		}
+		if err := d.do(packs[0]); err != nil {
+			t.Fatal(err)
+		}
+		_, got := cloneCheck(t, g, u, 2)
+		sameRefs(t, got, want)
+		st := s.PackCacheStats()
+		if st.Corrupt != int64(i+1) || st.Misses != int64(i+2) || st.Hits != 0 || st.Entries != 1 {
+			t.Fatalf("%s: stats %+v, want %d corrupt, %d misses, one entry", d.name, st, i+1, i+2)
+		}
+	}
+	cloneCheck(t, g, u, 2)
+	if st := s.PackCacheStats(); st.Hits != 1 {
+		t.Fatalf("stats %+v, want the regenerated pack served", st)
+	}
+}
+
+// TestPackCacheWriteFailure: when the cache cannot be written (a full disk,
+// or a pack larger than the cache) packs are served uncached, to every
+// request of a storm alike, and nothing is kept.
+func TestPackCacheWriteFailure(t *testing.T) {
+	t.Parallel()
+	t.Run("disk full", func(t *testing.T) {
+		t.Parallel()
+		s := openCacheStore(t, t.TempDir(), mesh.StoreConfig{})
+		g := newGit(t, startGitServer(t, s))
+		want := seedSpec(t, g, s, "PROJ", "r", stormSpec)
+		mesh.SetPackCacheWriteFailure(s, syscall.ENOSPC)
+		for _, dir := range storm(t, g, repoURL("PROJ", "r"), 2, 4) {
+			sameRefs(t, g.Refs(dir), want)
+		}
+		st := s.PackCacheStats()
+		if st.Bypassed == 0 || st.Bypassed != st.Misses || st.Entries != 0 || len(cachedPacks(t, s)) != 0 {
+			t.Fatalf("stats %+v, want every pack bypassed and none kept", st)
+		}
+		mesh.SetPackCacheWriteFailure(s, nil)
+		cloneCheck(t, g, repoURL("PROJ", "r"), 2)
+		if st := s.PackCacheStats(); st.Entries != 1 {
+			t.Fatalf("stats %+v, want the pack kept once writing works", st)
+		}
+	})
+	t.Run("too big", func(t *testing.T) {
+		t.Parallel()
+		s := openCacheStore(t, t.TempDir(), mesh.StoreConfig{PackCacheMaxBytes: 4096})
+		g := newGit(t, startGitServer(t, s))
+		want := seedSpec(t, g, s, "PROJ", "r", stormSpec)
+		for _, dir := range storm(t, g, repoURL("PROJ", "r"), 0, 4) {
+			sameRefs(t, g.Refs(dir), want)
+		}
+		st := s.PackCacheStats()
+		if st.Bypassed == 0 || st.Bypassed != st.Misses || st.Entries != 0 || len(cachedPacks(t, s)) != 0 {
+			t.Fatalf("stats %+v, want every pack bypassed and none kept", st)
+		}
+	})
+}
+
+// TestPackCacheEvictionAndRestart: the cache survives a restart (a second
+// store on the same root serves the first one's packs), and least recently
+// used packs are evicted to keep it under its size limit.
+func TestPackCacheEvictionAndRestart(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	s1 := openCacheStore(t, root, mesh.StoreConfig{})
+	g := newGit(t, startGitServer(t, s1))
+	want := seed(t, g, s1, "PROJ", "r")
+	u := repoURL("PROJ", "r")
+	cloneCheck(t, g, u, 2)
+	full := s1.PackCacheStats().BytesOnDisk
+	s1.Close()
+
+	limit := full + full/2
+	s2 := openCacheStore(t, root, mesh.StoreConfig{PackCacheMaxBytes: limit})
+	g = newGit(t, startGitServer(t, s2))
+	if st := s2.PackCacheStats(); st.Entries != 1 || st.BytesOnDisk != full {
+		t.Fatalf("reopened: stats %+v, want the first store's pack", st)
+	}
+	_, got := cloneCheck(t, g, u, 2)
+	sameRefs(t, got, want)
+	if st := s2.PackCacheStats(); st.Hits != 1 || st.Misses != 0 {
+		t.Fatalf("reopened: stats %+v, want a hit", st)
+	}
+	for depth := 1; depth <= 4; depth++ {
+		cloneCheck(t, g, u, 2, "--depth", fmt.Sprint(depth))
+		st := s2.PackCacheStats()
+		var onDisk int64
+		for _, p := range cachedPacks(t, s2) {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			onDisk += fi.Size()
+		}
+		if onDisk > limit || st.BytesOnDisk != onDisk || st.Entries != int64(len(cachedPacks(t, s2))) {
+			t.Fatalf("depth %d: %d bytes on disk, stats %+v, limit %d", depth, onDisk, st, limit)
+		}
+	}
+	if st := s2.PackCacheStats(); st.Evictions == 0 {
+		t.Fatalf("stats %+v, want evictions", st)
+	}
+	if err := s2.Delete(ctxT(t), "PROJ", "r"); err != nil {
+		t.Fatal(err)
+	}
+	if st := s2.PackCacheStats(); st.Entries != 0 || len(cachedPacks(t, s2)) != 0 {
+		t.Fatalf("after Delete: stats %+v, want no packs", st)
+	}
+}
+
+// TestPackCacheConcurrencyBound: distinct requests for one repository run at
+// most MaxPackObjects pack-objects at once; the others wait in line and are
+// served correctly.
+func TestPackCacheConcurrencyBound(t *testing.T) {
+	t.Parallel()
+	s := openCacheStore(t, t.TempDir(), mesh.StoreConfig{MaxPackObjects: 1})
+	g := newGit(t, startGitServer(t, s))
+	seedSpec(t, g, s, "PROJ", "r", stormSpec)
+	const n = 6
+	base := t.TempDir()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dir := filepath.Join(base, fmt.Sprintf("c%d.git", i))
+			if errs[i] = clone(g, dir, repoURL("PROJ", "r"), 2, "--depth", fmt.Sprint(i+1)); errs[i] == nil {
+				out, err := g.TryRun(dir, "rev-list", "--count", "main")
+				if err == nil && strings.TrimSpace(out) != fmt.Sprint(i+1) {
+					err = fmt.Errorf("depth %d clone has %s commits", i+1, strings.TrimSpace(out))
+				}
+				errs[i] = err
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := s.PackCacheStats()
+	if peak := mesh.PackObjectsPeak(s); peak != 1 || st.Misses != n {
+		t.Fatalf("peak %d pack-objects at once, stats %+v; want 1 and %d misses", peak, st, n)
+	}
+	t.Logf("stats %+v", st)
 }
