@@ -96,6 +96,7 @@ type packCache struct {
 	mu       sync.Mutex
 	inflight map[string]*packEntry
 	slots    map[string]chan struct{}
+	verified map[string]verifiedFile
 
 	evictMu sync.Mutex
 
@@ -121,7 +122,8 @@ func openPackCache(ctx context.Context, s *Store, cfg StoreConfig) (*packCache, 
 	}
 	c := &packCache{s: s, dir: cfg.PackCacheDir, maxBytes: cfg.PackCacheMaxBytes, maxAge: cfg.PackCacheMaxAge,
 		limit: cfg.MaxPackObjects, version: v.String(),
-		inflight: make(map[string]*packEntry), slots: make(map[string]chan struct{})}
+		inflight: make(map[string]*packEntry), slots: make(map[string]chan struct{}),
+		verified: make(map[string]verifiedFile)}
 	if c.dir == "" {
 		c.dir = filepath.Join(s.root, metaDir, "pack-cache")
 	}
@@ -412,13 +414,16 @@ func (c *packCache) serveFile(ctx context.Context, f *os.File, path string, w io
 		c.remove(path, fi, &c.evictions)
 		return false, errors.New("expired")
 	}
-	if err := verifyPack(f, fi.Size()); err != nil {
-		c.s.log.Warn("mesh: pack cache: removing a damaged pack", "path", path, "err", err)
-		c.remove(path, fi, &c.corrupt)
-		return false, err
+	if !c.isVerified(path, fi) {
+		if err := verifyPack(f, fi.Size()); err != nil {
+			c.s.log.Warn("mesh: pack cache: removing a damaged pack", "path", path, "err", err)
+			c.remove(path, fi, &c.corrupt)
+			return false, err
+		}
 	}
 	now := time.Now()
 	os.Chtimes(path, now, now) // the access time that eviction goes by
+	c.markVerified(path)
 	c.hits.Add(1)
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return false, err
@@ -428,10 +433,41 @@ func (c *packCache) serveFile(ctx context.Context, f *os.File, path string, w io
 	return true, err
 }
 
+// verifiedFile is what a cached pack looked like when its checksum was last
+// verified (or when the store wrote it) and its modification time last set.
+type verifiedFile struct {
+	fi    os.FileInfo
+	size  int64
+	mtime time.Time
+}
+
+// isVerified reports whether the file fi describes is unchanged since this
+// store verified it: the same file (inode), length and modification time
+// (which the store sets at every use, so any write to it changes it).
+func (c *packCache) isVerified(path string, fi os.FileInfo) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.verified[path]
+	return ok && os.SameFile(v.fi, fi) && v.size == fi.Size() && v.mtime.Equal(fi.ModTime())
+}
+
+// markVerified records the current state of a pack just verified or written.
+func (c *packCache) markVerified(path string) {
+	fi, err := os.Stat(path)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		delete(c.verified, path)
+		return
+	}
+	c.verified[path] = verifiedFile{fi, fi.Size(), fi.ModTime()}
+}
+
 // remove deletes a cached pack if it is still the file fi describes.
 func (c *packCache) remove(path string, fi os.FileInfo, counter *atomic.Int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	delete(c.verified, path)
 	if cur, err := os.Stat(path); err == nil && os.SameFile(cur, fi) {
 		if os.Remove(path) == nil {
 			counter.Add(1)
@@ -586,6 +622,9 @@ func (c *packCache) commit(e *packEntry, path string) bool {
 		return false
 	}
 	delete(c.inflight, path)
+	if fi, err := os.Stat(path); err == nil {
+		c.verified[path] = verifiedFile{fi, fi.Size(), fi.ModTime()}
+	}
 	c.entries.Add(1)
 	c.bytesOnDisk.Add(size)
 	c.bytesWritten.Add(size)
@@ -639,6 +678,9 @@ func (c *packCache) evict() {
 			if os.Remove(e.path) == nil {
 				c.evictions.Add(1)
 			}
+			c.mu.Lock()
+			delete(c.verified, e.path)
+			c.mu.Unlock()
 			continue
 		}
 		total += e.size
