@@ -11,7 +11,7 @@
 //
 // The files hold one concept each. The store: store.go, serve.go, run.go,
 // advert.go, lock.go, locks.go, gate.go, events.go, push.go, refs.go, fetch.go,
-// maintain.go, progress.go, and the pack cache: packcache.go, packcache_entry.go. The sidecar RPC: server.go, servergit.go, client.go,
+// maintain.go, progress.go, and the pack cache: packcache.go, packcache_entry.go, packcache_metrics.go. The sidecar RPC: server.go, servergit.go, client.go,
 // clientgit.go, clientevents.go, wire.go, auth.go, listen.go, and the process
 // around it: sidecar.go, supervisor.go. repos.go and errors.go are what both
 // share.
@@ -248,7 +248,13 @@
 // once in one repository, the others wait in line, so a storm of distinct
 // requests cannot take every core. Store.PackCacheStats reports hits, misses,
 // joins, bypassed and damaged packs, failures, bytes served from the cache and
-// written to it, evictions, queued runs, entries and bytes on disk. The cache is
+// written to it, evictions, queued runs, entries and bytes on disk;
+// Client.PackCacheStats the same of a sidecar's store, and
+// PackCacheStats.WritePrometheus renders them as Prometheus text
+// (gitfleet_pack_cache_*). Properties (package props) set the cache of a node:
+// plugin.bitbucket-git.mesh.pack-cache.enabled, .max-size, .max-age, .dir and
+// plugin.bitbucket-git.mesh.pack-objects.max-per-repository; the sidecar takes
+// them as flags (SidecarConfig's fields of the same names). The cache is
 // off where git cannot inherit the pipes (Windows) or when PackCacheMaxBytes is
 // negative: upload-pack then runs pack-objects itself.
 //
@@ -257,7 +263,7 @@
 // fsck-clean with the same refs), TestPackCachePushDuringStorm,
 // TestPackCacheRequestKinds (shallow, partial, incremental), TestPackCacheDamaged,
 // TestPackCacheWriteFailure, TestPackCacheEvictionAndRestart,
-// TestPackCacheConcurrencyBound.
+// TestPackCacheConcurrencyBound, TestPackCacheThroughSidecar.
 //
 // A checksum is verified once per store and file: a hit whose file is the same
 // (inode), as long, and with the modification time the store last set is not

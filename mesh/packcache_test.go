@@ -458,3 +458,36 @@ func TestPackCacheConcurrencyBound(t *testing.T) {
 	}
 	t.Logf("stats %+v", st)
 }
+
+// TestPackCacheThroughSidecar: clones through Client -> Server -> Store use the
+// cache, and the Client reports the sidecar store's counters, which
+// WritePrometheus renders.
+func TestPackCacheThroughSidecar(t *testing.T) {
+	t.Parallel()
+	s := openCacheStore(t, t.TempDir(), mesh.StoreConfig{})
+	c := sidecarClient(t, s).(*mesh.Client)
+	g := newGit(t, startGitServer(t, c))
+	want := seed(t, g, c, "PROJ", "r")
+	for i := 0; i < 2; i++ {
+		_, got := cloneCheck(t, g, repoURL("PROJ", "r"), 2)
+		sameRefs(t, got, want)
+	}
+	st, err := c.PackCacheStats(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st != s.PackCacheStats() || st.Misses != 1 || st.Hits != 1 {
+		t.Fatalf("client stats %+v, store %+v: want one miss and one hit", st, s.PackCacheStats())
+	}
+	var b strings.Builder
+	if err := st.WritePrometheus(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"gitfleet_pack_cache_hits_total 1\n", "gitfleet_pack_cache_misses_total 1\n",
+		"gitfleet_pack_cache_entries 1\n", "# TYPE gitfleet_pack_cache_bytes gauge\n",
+		fmt.Sprintf("gitfleet_pack_cache_bytes %d\n", st.BytesOnDisk)} {
+		if !strings.Contains(b.String(), line) {
+			t.Errorf("Prometheus text lacks %q:\n%s", line, b.String())
+		}
+	}
+}

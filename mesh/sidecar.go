@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 )
 
 // The file descriptors through which a Supervisor talks to its child: the child
@@ -46,6 +47,13 @@ type SidecarConfig struct {
 	// sidecar's Store as the StoreConfig fields of the same names do.
 	MaxPushOptions, MaxPushOptionsBytes int
 	SignedPushKeyring                   string
+	// PackCacheMaxBytes, PackCacheMaxAge, PackCacheDir and MaxPackObjects
+	// configure the sidecar's pack cache as the StoreConfig fields of the same
+	// names do.
+	PackCacheMaxBytes int64
+	PackCacheMaxAge   time.Duration
+	PackCacheDir      string
+	MaxPackObjects    int
 }
 
 // RunSidecar is the body of a sidecar process, as started by a Supervisor (for
@@ -91,7 +99,9 @@ func RunSidecar(ctx context.Context, cfg SidecarConfig) error {
 	}
 	store, err := OpenStore(ctx, StoreConfig{Root: cfg.Root, Logger: logger,
 		MaxPushOptions: cfg.MaxPushOptions, MaxPushOptionsBytes: cfg.MaxPushOptionsBytes,
-		SignedPushKeyring: cfg.SignedPushKeyring})
+		SignedPushKeyring: cfg.SignedPushKeyring,
+		PackCacheMaxBytes: cfg.PackCacheMaxBytes, PackCacheMaxAge: cfg.PackCacheMaxAge,
+		PackCacheDir: cfg.PackCacheDir, MaxPackObjects: cfg.MaxPackObjects})
 	if err != nil {
 		return err
 	}

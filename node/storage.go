@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gitfleet/gitfleet/mesh"
+	"github.com/gitfleet/gitfleet/props"
 )
 
 // SidecarArg is the first argument with which a program that uses SidecarCommand
@@ -51,7 +52,8 @@ func SidecarCommand(root string, port int, jsonLogs bool) (func() *exec.Cmd, err
 // the arguments after SidecarArg. It serves until SIGTERM or SIGINT and returns
 // the process's exit code. Besides the flags SidecarCommand passes, it takes
 // -signed-push-keyring, -max-push-options and -max-push-options-bytes, the
-// mesh.SidecarConfig fields of those names.
+// mesh.SidecarConfig fields of those names, and the pack cache's flags that
+// PackCacheArgs makes.
 func RunSidecarCommand(args []string) int {
 	fs := flag.NewFlagSet(SidecarArg, flag.ContinueOnError)
 	root := fs.String("root", "", "repository root (<home>/shared/data/repositories)")
@@ -60,6 +62,10 @@ func RunSidecarCommand(args []string) int {
 	keyring := fs.String("signed-push-keyring", "", "GnuPG home with the keys push certificates are verified against")
 	maxOptions := fs.Int("max-push-options", 0, "push options one push may carry (0: the default; negative: none)")
 	maxOptionsBytes := fs.Int("max-push-options-bytes", 0, "bytes one push's options may hold in all (0: the default)")
+	packCacheMaxBytes := fs.Int64("pack-cache-max-bytes", 0, "size limit of the pack cache (0: the default; negative: no cache)")
+	packCacheMaxAge := fs.Duration("pack-cache-max-age", 0, "how long an unused cached pack is kept (0: the default)")
+	packCacheDir := fs.String("pack-cache-dir", "", "directory of the pack cache (empty: <root>/.mesh/pack-cache)")
+	maxPackObjects := fs.Int("max-pack-objects", 0, "uncached pack-objects runs at once per repository (0: the number of CPUs; negative: no bound)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -78,7 +84,9 @@ func RunSidecarCommand(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := mesh.RunSidecar(ctx, mesh.SidecarConfig{Root: *root, Port: *port, Logger: logger,
-		SignedPushKeyring: *keyring, MaxPushOptions: *maxOptions, MaxPushOptionsBytes: *maxOptionsBytes}); err != nil {
+		SignedPushKeyring: *keyring, MaxPushOptions: *maxOptions, MaxPushOptionsBytes: *maxOptionsBytes,
+		PackCacheMaxBytes: *packCacheMaxBytes, PackCacheMaxAge: *packCacheMaxAge, PackCacheDir: *packCacheDir,
+		MaxPackObjects: *maxPackObjects}); err != nil {
 		logger.Error("sidecar stopped", "err", err)
 		return 1
 	}
@@ -92,7 +100,9 @@ func (n *Node) startStorage(ctx context.Context) (mesh.Repos, func(), error) {
 	case n.Repos != nil:
 		return n.Repos, func() {}, nil
 	case n.Sidecar == nil:
-		st, err := mesh.OpenStore(ctx, mesh.StoreConfig{Root: n.Home.RepositoriesDir(), Logger: n.log.With("component", "mesh")})
+		maxBytes, maxAge, dir, perRepo := packCacheConfig(n.Config.Mesh)
+		st, err := mesh.OpenStore(ctx, mesh.StoreConfig{Root: n.Home.RepositoriesDir(), Logger: n.log.With("component", "mesh"),
+			PackCacheMaxBytes: maxBytes, PackCacheMaxAge: maxAge, PackCacheDir: dir, MaxPackObjects: perRepo})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -119,4 +129,29 @@ func (n *Node) startStorage(ctx context.Context) (mesh.Repos, func(), error) {
 			n.log.Warn("mesh sidecar shutdown", "err", err)
 		}
 	}, nil
+}
+
+// packCacheConfig turns the plugin.bitbucket-git.mesh.pack-cache.* and
+// pack-objects keys into mesh.StoreConfig's pack cache fields: a disabled cache
+// is a negative size limit.
+func packCacheConfig(m props.MeshConfig) (maxBytes int64, maxAge time.Duration, dir string, perRepo int) {
+	maxBytes = m.PackCacheMaxSize
+	if !m.PackCacheEnabled {
+		maxBytes = -1
+	}
+	return maxBytes, m.PackCacheMaxAge, m.PackCacheDir, m.PackObjectsPerRepository
+}
+
+// PackCacheArgs returns the RunSidecarCommand flags that give a sidecar the
+// pack cache m configures (plugin.bitbucket-git.mesh.pack-cache.* and
+// plugin.bitbucket-git.mesh.pack-objects.max-per-repository), to append to a
+// SidecarCommand's Args.
+func PackCacheArgs(m props.MeshConfig) []string {
+	maxBytes, maxAge, dir, perRepo := packCacheConfig(m)
+	args := []string{"-pack-cache-max-bytes", strconv.FormatInt(maxBytes, 10),
+		"-pack-cache-max-age", maxAge.String(), "-max-pack-objects", strconv.Itoa(perRepo)}
+	if dir != "" {
+		args = append(args, "-pack-cache-dir", dir)
+	}
+	return args
 }

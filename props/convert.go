@@ -165,6 +165,17 @@ func absURL(f func(*Config) *string) field {
 	return field{set: func(cv *converter, k *KeyInfo, v string) { *f(cv.c) = cv.url(k, v) }}
 }
 
+// size is a number of bytes, with an optional suffix k, m or g (powers of
+// 1024, either case); it may not be negative.
+func size(f func(*Config) *int64) field {
+	return field{set: func(cv *converter, k *KeyInfo, v string) { *f(cv.c) = cv.size(k, v) }}
+}
+
+// integer is a whole number.
+func integer(f func(*Config) *int) field {
+	return field{set: func(cv *converter, k *KeyInfo, v string) { *f(cv.c) = cv.integer(k, v) }}
+}
+
 // list is a list of words.
 func list(f func(*Config) *[]string) field {
 	return field{isList: true, set: func(cv *converter, _ *KeyInfo, v string) { *f(cv.c) = splitList(v) }}
@@ -229,6 +240,56 @@ func (cv *converter) port(k *KeyInfo, v string) int {
 		n, _ = strconv.Atoi(k.Default)
 	}
 	return n
+}
+
+// size converts a byte count such as 1073741824, 512m or 1g.
+func (cv *converter) size(k *KeyInfo, v string) int64 {
+	n, err := ParseSize(v)
+	if err != nil {
+		cv.fail(k, v, "not a size", "use a number of bytes, or a number with k, m or g, such as 512m")
+		n, _ = ParseSize(k.Default)
+	}
+	return n
+}
+
+// integer converts a whole number; unset is 0.
+func (cv *converter) integer(k *KeyInfo, v string) int {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		cv.fail(k, v, "not a whole number", "use a whole number such as 4")
+		n, _ = strconv.Atoi(k.Default)
+	}
+	return n
+}
+
+// ParseSize parses a byte count: a whole number, optionally followed by k, m
+// or g (KiB, MiB, GiB; either case). Empty is 0; negative values are refused.
+func ParseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	mult := int64(1)
+	switch strings.ToLower(s[len(s)-1:]) {
+	case "k":
+		mult = 1 << 10
+	case "m":
+		mult = 1 << 20
+	case "g":
+		mult = 1 << 30
+	}
+	if mult != 1 {
+		s = s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("props: invalid size %q", s)
+	}
+	return n * mult, nil
 }
 
 // bool accepts true or false in any case, and nothing else.

@@ -141,6 +141,11 @@
 //	plugin.ssh.disabled.key.exchanges               (list)
 //	plugin.ssh.disabled.macs                        (list)
 //	plugin.bitbucket-git.mesh.sidecar.default-port  7777
+//	plugin.bitbucket-git.mesh.pack-cache.enabled    true (gitfleet)
+//	plugin.bitbucket-git.mesh.pack-cache.max-size   1g (gitfleet)
+//	plugin.bitbucket-git.mesh.pack-cache.max-age    1h (gitfleet)
+//	plugin.bitbucket-git.mesh.pack-cache.dir        <repositories>/.mesh/pack-cache (gitfleet)
+//	plugin.bitbucket-git.mesh.pack-objects.max-per-repository  0 = number of CPUs (gitfleet)
 //	application.mode                                default | mirror
 //	setup.displayName                               (first start only)
 //	setup.baseUrl                                   (first start only)

@@ -42,6 +42,8 @@ func TestEveryKeyFillsItsField(t *testing.T) {
 		KeySSHProxyProtocol: "required", KeySSHProxyProtocolTrusted: "10.0.0.0/8",
 		KeySSHBaseURL: "ssh://git@h", KeySetupBaseURL: "https://h", KeyMirroringUpstreamURL: "https://u",
 		KeyApplicationMode: "mirror", KeyMirroringSyncInterval: "5m", KeyMirroringUpstreamType: "server",
+		KeyMeshPackCacheEnabled: "false", KeyMeshPackCacheMaxSize: "2g", KeyMeshPackCacheMaxAge: "5m",
+		KeyMeshPackObjectsPerRepo: "3",
 	}
 	base := configSummary(Defaults())
 	seen := map[string]string{}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -51,6 +52,12 @@ func runNode(ctx context.Context, o options, logger *slog.Logger, stdout io.Writ
 	sidecar, err := node.SidecarCommand(home.RepositoriesDir(), cfg.Mesh.SidecarDefaultPort, jsonLogs)
 	if err != nil {
 		return err
+	}
+	base, packArgs := sidecar, node.PackCacheArgs(cfg.Mesh)
+	sidecar = func() *exec.Cmd { // with the pack cache's properties
+		cmd := base()
+		cmd.Args = append(cmd.Args, packArgs...)
+		return cmd
 	}
 	keyring := signedPushKeyring(home)
 	sidecar = withKeyring(sidecar, keyring)
