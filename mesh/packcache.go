@@ -214,6 +214,7 @@ func (ps *packSession) close() {
 	ps.grantR.Close()
 	ps.reqW.Close()
 	ps.cancel()
+	ps.reqR.Close() // a hook left behind by a killed upload-pack cannot hold up the end
 	<-ps.done
 	ps.grantW.Close()
 	ps.reqR.Close()
@@ -372,7 +373,17 @@ func (c *packCache) serve(ctx context.Context, project, slug, dir string, hookAr
 	}
 	key, err := c.key(dir, args, stdin)
 	if err != nil {
-		return fmt.Errorf("mesh: pack cache: %w", err)
+		// The request is sound but the cache cannot place it: serve it uncached.
+		c.s.log.Warn("mesh: pack cache: no key; serving uncached", "project", project, "slug", slug, "err", err)
+		c.bypassed.Add(1)
+		cmd := c.s.gitCommand(ctx, dir, nil, args...)
+		cmd.Stdin, cmd.Stdout = bytes.NewReader(stdin), w
+		var stderr tailBuffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%w: %s", err, stderr.String())
+		}
+		return nil
 	}
 	path := c.entryPath(project, slug, key)
 	for attempt := 0; ; attempt++ {
