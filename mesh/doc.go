@@ -280,7 +280,7 @@
 //	go test -run '^$' -bench BenchmarkPackCacheStorm -benchtime 3x ./mesh/
 //
 // On the shared 2-core machine (load average from 8 to 50 during the run, other
-// jobs running), seconds per storm, median of 3:
+// jobs running), seconds per storm, mean of 3:
 //
 //	clones  server CPU off  cold  warm   cold/off  warm/off   wall off  cold
 //	16      1.42            1.17  1.06   0.82      0.74       9.9       9.8
