@@ -18,7 +18,7 @@ import (
 // the 40,000-object preset (with a bitmap, as after maintenance) over ServeGit,
 // with the pack cache off, on and cold (emptied before each storm: one
 // pack-objects, every other clone joining it), and on and warm (every clone a
-// hit). It reports, per storm, wall time and server CPU: the CPU of this process
+// hit), and once more for 16 clones without a bitmap. It reports, per storm, wall time and server CPU: the CPU of this process
 // (the store and the test's stand-in for an SSH server) and of the store's git
 // children, that is everything this process and its reaped children used less
 // what each client `git clone` (with its own children: index-pack and the
@@ -27,11 +27,14 @@ import (
 //	go test -run '^$' -bench BenchmarkPackCacheStorm -benchtime 3x ./mesh/
 func BenchmarkPackCacheStorm(b *testing.B) {
 	for _, n := range []int{16, 32} {
-		b.Run(fmt.Sprintf("clones=%d", n), func(b *testing.B) { benchStorm(b, n) })
+		b.Run(fmt.Sprintf("clones=%d", n), func(b *testing.B) { benchStorm(b, n, true) })
 	}
+	// Without a bitmap pack-objects must walk the history, as in a repository
+	// that maintenance has not reached yet.
+	b.Run("clones=16-nobitmap", func(b *testing.B) { benchStorm(b, 16, false) })
 }
 
-func benchStorm(b *testing.B, n int) {
+func benchStorm(b *testing.B, n int, bitmap bool) {
 	ctx := ctxT(b)
 	src := testutil.CachedRepo(b, testutil.Preset40k)
 	type way struct {
@@ -52,7 +55,11 @@ func benchStorm(b *testing.B, n int) {
 			b.Fatal(err)
 		}
 		dir := filepath.Join(s.Root(), "BENCH", "big.git")
-		if _, err := gitexec.Run(ctx, dir, nil, "repack", "-a", "-d", "-q", "--write-bitmap-index"); err != nil {
+		args := []string{"repack", "-a", "-d", "-q", "--write-bitmap-index"}
+		if !bitmap {
+			args = []string{"-c", "repack.writeBitmaps=false", "repack", "-a", "-d", "-q", "--no-write-bitmap-index"}
+		}
+		if _, err := gitexec.Run(ctx, dir, nil, args...); err != nil {
 			b.Fatal(err)
 		}
 		ways = append(ways, &way{name: w.name, s: s, g: newGit(b, startGitServer(b, s)), cold: w.cold})

@@ -282,17 +282,22 @@
 // On the shared 2-core machine (load average from 8 to 50 during the run, other
 // jobs running), seconds per storm, mean of 3:
 //
-//	clones  server CPU off  cold  warm   cold/off  warm/off   wall off  cold
-//	16      1.42            1.17  1.06   0.82      0.74       9.9       9.8
-//	32      2.89            2.23  2.13   0.77      0.74       22.6      20.5
+//	clones       server CPU off  cold  warm   cold/off  warm/off   wall off  cold
+//	16           1.42            1.17  1.06   0.82      0.74       9.9       9.8
+//	32           2.89            2.23  2.13   0.77      0.74       22.6      20.5
+//	16, no bitmap 3.63           1.52  1.22   0.42      0.34       19.9      19.7
+//
+// (The last row, mean of 2, from -bench 'BenchmarkPackCacheStorm/clones=16-nobitmap'
+// -benchtime 2x, load average 20 to 30.)
 //
 // Every cold storm ran pack-objects once (32 clones: 1 miss, 29 joins, 2
 // hits). The saving is a quarter, not more, because with a bitmap pack-objects
 // reuses the pack on disk almost verbatim (the saving, about 20 ms of 90 ms per
 // clone, is all it cost): what remains is moving 15 MB per clone through
 // upload-pack's side-band and the transport, which every clone pays whatever
-// produced the pack. Wall time is the clients' (index-pack on the same two
-// cores).
+// produced the pack. Without a bitmap pack-objects walks the history and the
+// cache takes 58% to 66% off the server's CPU. Wall time is the clients'
+// (index-pack on the same two cores).
 //
 // # Streams
 //
