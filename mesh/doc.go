@@ -282,10 +282,10 @@
 // On the shared 2-core machine (load average from 8 to 50 during the run, other
 // jobs running), seconds per storm, mean of 3:
 //
-//	clones       server CPU off  cold  warm   cold/off  warm/off   wall off  cold
-//	16           1.42            1.17  1.06   0.82      0.74       9.9       9.8
-//	32           2.89            2.23  2.13   0.77      0.74       22.6      20.5
-//	16, no bitmap 3.63           1.52  1.22   0.42      0.34       19.9      19.7
+//	clones         server CPU off  cold  warm   cold/off  warm/off   wall off  cold
+//	16             1.42            1.17  1.06   0.82      0.74       9.9       9.8
+//	32             2.89            2.23  2.13   0.77      0.74       22.6      20.5
+//	16, no bitmap  3.63            1.52  1.22   0.42      0.34       19.9      19.7
 //
 // (The last row, mean of 2, from -bench 'BenchmarkPackCacheStorm/clones=16-nobitmap'
 // -benchtime 2x, load average 20 to 30.)
