@@ -148,6 +148,13 @@ func (s *Store) serveGit(ctx context.Context, req gitfleet.GitRequest, attach at
 	}
 	cmd = s.gitCommand(ctx, dir, extra, args...)
 	cmd.Stderr = stderr
+	if service == gitfleet.UploadPack && s.packs != nil {
+		ps, err := s.packs.attach(ctx, p, sl, dir, cmd)
+		if err != nil {
+			return fmt.Errorf("mesh: %w", err)
+		}
+		defer ps.close()
+	}
 	if spool != "" {
 		gate, err := s.openGate(ctx, p, sl, lock, spool, cmd)
 		if err != nil {

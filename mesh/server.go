@@ -86,6 +86,9 @@ func (s *Server) init() {
 	mux.HandleFunc("POST "+pathRefsHash, s.repoCall(func(ctx context.Context, r repoRequest) (any, error) {
 		return s.Store.RefsHash(ctx, r.Project, r.Slug)
 	}))
+	mux.HandleFunc("POST "+pathPackCacheStats, s.repoCall(func(ctx context.Context, r repoRequest) (any, error) {
+		return s.Store.PackCacheStats(), nil
+	}))
 	mux.HandleFunc("POST "+pathFetch, s.fetch)
 	mux.HandleFunc("GET "+pathEvents, s.events)
 	mux.HandleFunc("POST "+pathGit, s.git)

@@ -50,6 +50,13 @@ type SidecarConfig struct {
 	SignedPushKeyring                   string
 	LFSMaxObjectSize                    int64
 	LFSGracePeriod                      time.Duration
+	// PackCacheMaxBytes, PackCacheMaxAge, PackCacheDir and MaxPackObjects
+	// configure the sidecar's pack cache as the StoreConfig fields of the same
+	// names do.
+	PackCacheMaxBytes int64
+	PackCacheMaxAge   time.Duration
+	PackCacheDir      string
+	MaxPackObjects    int
 }
 
 // RunSidecar is the body of a sidecar process, as started by a Supervisor (for
@@ -95,7 +102,9 @@ func RunSidecar(ctx context.Context, cfg SidecarConfig) error {
 	}
 	store, err := OpenStore(ctx, StoreConfig{Root: cfg.Root, Logger: logger,
 		MaxPushOptions: cfg.MaxPushOptions, MaxPushOptionsBytes: cfg.MaxPushOptionsBytes,
-		SignedPushKeyring: cfg.SignedPushKeyring, LFSMaxObjectSize: cfg.LFSMaxObjectSize, LFSGracePeriod: cfg.LFSGracePeriod})
+		SignedPushKeyring: cfg.SignedPushKeyring, LFSMaxObjectSize: cfg.LFSMaxObjectSize, LFSGracePeriod: cfg.LFSGracePeriod,
+		PackCacheMaxBytes: cfg.PackCacheMaxBytes, PackCacheMaxAge: cfg.PackCacheMaxAge,
+		PackCacheDir: cfg.PackCacheDir, MaxPackObjects: cfg.MaxPackObjects})
 	if err != nil {
 		return err
 	}

@@ -64,6 +64,22 @@ type StoreConfig struct {
 	// status git reports without the key ("E"), and a request with
 	// RequireSignedPush is always refused.
 	SignedPushKeyring string
+
+	// PackCacheMaxBytes is the size limit of the pack cache on disk (see "Pack
+	// cache" in the package documentation); a pack larger than it is served
+	// without being kept. Zero means DefaultPackCacheMaxBytes (1 GiB); negative
+	// turns the cache off, and upload-pack runs pack-objects itself.
+	PackCacheMaxBytes int64
+	// PackCacheMaxAge is how long a cached pack nobody asks for is kept. Zero
+	// means DefaultPackCacheMaxAge (an hour); negative is invalid.
+	PackCacheMaxAge time.Duration
+	// PackCacheDir is where cached packs are kept. Empty means
+	// <root>/.mesh/pack-cache. It must be on one file system.
+	PackCacheDir string
+	// MaxPackObjects is how many pack-objects runs for requests the cache cannot
+	// answer may run at once in one repository; more wait in line. Zero means
+	// the number of CPUs; negative means no limit.
+	MaxPackObjects int
 }
 
 // Store is the in-process repository store: bare repositories under a root directory,
@@ -91,6 +107,7 @@ type Store struct {
 	lfsMaxSize                          int64         // see StoreConfig.LFSMaxObjectSize; negative: no limit
 	lfsGrace                            time.Duration // see StoreConfig.LFSGracePeriod; negative: keep all
 	lfsMu                               sync.Mutex    // serialises changes to Git LFS lock files
+	packs                               *packCache    // nil when off
 
 	ctx    context.Context // ends at Close; every git process is started under it
 	cancel context.CancelFunc
@@ -186,6 +203,12 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (*Store, error) {
 	s.lfsGrace = cfg.LFSGracePeriod
 	if s.lfsGrace == 0 {
 		s.lfsGrace = DefaultLFSGracePeriod
+	}
+	if cfg.PackCacheMaxAge < 0 {
+		return nil, fmt.Errorf("mesh: StoreConfig.PackCacheMaxAge %v is negative", cfg.PackCacheMaxAge)
+	}
+	if s.packs, err = openPackCache(ctx, s, cfg); err != nil {
+		return nil, fmt.Errorf("mesh: pack cache: %w", err)
 	}
 	if s.maintainLoose <= 0 {
 		s.maintainLoose = DefaultMaintainLoose
@@ -433,6 +456,9 @@ func (s *Store) Delete(ctx context.Context, project, slug string) error {
 	s.projMu.Unlock()
 	if err := os.RemoveAll(gone); err != nil {
 		s.log.Warn("mesh: removing deleted repository", "path", gone, "err", err)
+	}
+	if s.packs != nil {
+		s.packs.dropRepo(p, sl)
 	}
 	return nil
 }

@@ -53,7 +53,8 @@ func SidecarCommand(root string, port int, jsonLogs bool) (func() *exec.Cmd, err
 // the process's exit code. Besides the flags SidecarCommand passes, it takes
 // -signed-push-keyring, -max-push-options, -max-push-options-bytes,
 // -lfs-max-object-size and -lfs-grace-period, the mesh.SidecarConfig fields of
-// those names (StorageFlags gives the last two from a configuration).
+// those names (StorageFlags gives the last two from a configuration), and the
+// pack cache's flags that PackCacheArgs makes.
 func RunSidecarCommand(args []string) int {
 	fs := flag.NewFlagSet(SidecarArg, flag.ContinueOnError)
 	root := fs.String("root", "", "repository root (<home>/shared/data/repositories)")
@@ -64,6 +65,10 @@ func RunSidecarCommand(args []string) int {
 	maxOptionsBytes := fs.Int("max-push-options-bytes", 0, "bytes one push's options may hold in all (0: the default)")
 	lfsMax := fs.Int64("lfs-max-object-size", 0, "largest Git LFS object accepted, in bytes (0: the default; negative: no limit)")
 	lfsGrace := fs.Duration("lfs-grace-period", 0, "how long an LFS object no ref reaches is kept (0: the default; negative: always)")
+	packCacheMaxBytes := fs.Int64("pack-cache-max-bytes", 0, "size limit of the pack cache (0: the default; negative: no cache)")
+	packCacheMaxAge := fs.Duration("pack-cache-max-age", 0, "how long an unused cached pack is kept (0: the default)")
+	packCacheDir := fs.String("pack-cache-dir", "", "directory of the pack cache (empty: <root>/.mesh/pack-cache)")
+	maxPackObjects := fs.Int("max-pack-objects", 0, "uncached pack-objects runs at once per repository (0: the number of CPUs; negative: no bound)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -83,7 +88,9 @@ func RunSidecarCommand(args []string) int {
 	defer stop()
 	if err := mesh.RunSidecar(ctx, mesh.SidecarConfig{Root: *root, Port: *port, Logger: logger,
 		SignedPushKeyring: *keyring, MaxPushOptions: *maxOptions, MaxPushOptionsBytes: *maxOptionsBytes,
-		LFSMaxObjectSize: *lfsMax, LFSGracePeriod: *lfsGrace}); err != nil {
+		LFSMaxObjectSize: *lfsMax, LFSGracePeriod: *lfsGrace,
+		PackCacheMaxBytes: *packCacheMaxBytes, PackCacheMaxAge: *packCacheMaxAge, PackCacheDir: *packCacheDir,
+		MaxPackObjects: *maxPackObjects}); err != nil {
 		logger.Error("sidecar stopped", "err", err)
 		return 1
 	}
@@ -106,8 +113,10 @@ func (n *Node) startStorage(ctx context.Context) (mesh.Repos, func(), error) {
 	case n.Repos != nil:
 		return n.Repos, func() {}, nil
 	case n.Sidecar == nil:
+		maxBytes, maxAge, dir, perRepo := packCacheConfig(n.Config.Mesh)
 		st, err := mesh.OpenStore(ctx, mesh.StoreConfig{Root: n.Home.RepositoriesDir(), Logger: n.log.With("component", "mesh"),
-			LFSMaxObjectSize: n.Config.Mesh.LFSMaxObjectSize, LFSGracePeriod: n.Config.Mesh.LFSGracePeriod})
+			LFSMaxObjectSize: n.Config.Mesh.LFSMaxObjectSize, LFSGracePeriod: n.Config.Mesh.LFSGracePeriod,
+			PackCacheMaxBytes: maxBytes, PackCacheMaxAge: maxAge, PackCacheDir: dir, MaxPackObjects: perRepo})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -134,4 +143,29 @@ func (n *Node) startStorage(ctx context.Context) (mesh.Repos, func(), error) {
 			n.log.Warn("mesh sidecar shutdown", "err", err)
 		}
 	}, nil
+}
+
+// packCacheConfig turns the plugin.bitbucket-git.mesh.pack-cache.* and
+// pack-objects keys into mesh.StoreConfig's pack cache fields: a disabled cache
+// is a negative size limit.
+func packCacheConfig(m props.MeshConfig) (maxBytes int64, maxAge time.Duration, dir string, perRepo int) {
+	maxBytes = m.PackCacheMaxSize
+	if !m.PackCacheEnabled {
+		maxBytes = -1
+	}
+	return maxBytes, m.PackCacheMaxAge, m.PackCacheDir, m.PackObjectsPerRepository
+}
+
+// PackCacheArgs returns the RunSidecarCommand flags that give a sidecar the
+// pack cache m configures (plugin.bitbucket-git.mesh.pack-cache.* and
+// plugin.bitbucket-git.mesh.pack-objects.max-per-repository), to append to a
+// SidecarCommand's Args.
+func PackCacheArgs(m props.MeshConfig) []string {
+	maxBytes, maxAge, dir, perRepo := packCacheConfig(m)
+	args := []string{"-pack-cache-max-bytes", strconv.FormatInt(maxBytes, 10),
+		"-pack-cache-max-age", maxAge.String(), "-max-pack-objects", strconv.Itoa(perRepo)}
+	if dir != "" {
+		args = append(args, "-pack-cache-dir", dir)
+	}
+	return args
 }

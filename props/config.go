@@ -72,6 +72,15 @@ type MeshConfig struct {
 	SidecarDefaultPort int           // plugin.bitbucket-git.mesh.sidecar.default-port: 7777
 	LFSMaxObjectSize   int64         // plugin.gitfleet.lfs.max-object-size: 5g; -1 means no limit
 	LFSGracePeriod     time.Duration // plugin.gitfleet.lfs.grace-period: 24h
+
+	// The pack cache of the store (see mesh's package documentation, "Pack cache").
+	PackCacheEnabled bool          // plugin.bitbucket-git.mesh.pack-cache.enabled: true
+	PackCacheMaxSize int64         // plugin.bitbucket-git.mesh.pack-cache.max-size: 1g (bytes)
+	PackCacheMaxAge  time.Duration // plugin.bitbucket-git.mesh.pack-cache.max-age: 1h
+	PackCacheDir     string        // plugin.bitbucket-git.mesh.pack-cache.dir: empty for <repositories>/.mesh/pack-cache
+	// PackObjectsPerRepository bounds the pack-objects runs the cache cannot
+	// answer in one repository; 0 means the number of CPUs, negative no bound.
+	PackObjectsPerRepository int // plugin.bitbucket-git.mesh.pack-objects.max-per-repository: 0
 }
 
 // SetupConfig holds the setup.* keys, applied on a node's first start.

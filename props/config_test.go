@@ -230,16 +230,13 @@ func TestConcurrentReads(t *testing.T) {
 	}
 }
 
-func TestParseByteSize(t *testing.T) {
-	for in, want := range map[string]int64{"0": 0, "1234": 1234, "5g": 5 << 30, "5G": 5 << 30, "5GiB": 5 << 30, "512m": 512 << 20,
-		"64KB": 64 << 10, " 2t ": 2 << 40, "-1": -1} {
-		if got, err := ParseByteSize(in); err != nil || got != want {
-			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+func TestLFSMaxObjectSizeKey(t *testing.T) {
+	for in, want := range map[string]int64{"512m": 512 << 20, "5G": 5 << 30, "-1": -1, "1234": 1234} {
+		if got := configOf(t, "plugin.gitfleet.lfs.max-object-size="+in).Mesh.LFSMaxObjectSize; got != want {
+			t.Errorf("plugin.gitfleet.lfs.max-object-size=%s: %d, want %d", in, got, want)
 		}
 	}
-	for _, in := range []string{"", "x", "5x", "-2", "1.5g", "99999999999t", "g"} {
-		if got, err := ParseByteSize(in); err == nil {
-			t.Errorf("ParseByteSize(%q) = %d, want an error", in, got)
-		}
+	if got := Defaults().Mesh.LFSMaxObjectSize; got != 5<<30 {
+		t.Errorf("default LFS limit %d", got)
 	}
 }

@@ -3,7 +3,6 @@ package props
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -161,15 +160,20 @@ func duration(f func(*Config) *time.Duration) field {
 	return field{set: func(cv *converter, k *KeyInfo, v string) { *f(cv.c) = cv.duration(k, v) }}
 }
 
-// byteSize is a number of bytes, with an optional unit (k, m, g, t, binary,
-// optionally followed by "b" or "ib", in any case); -1 means no limit.
-func byteSize(f func(*Config) *int64) field {
-	return field{set: func(cv *converter, k *KeyInfo, v string) { *f(cv.c) = cv.size(k, v) }}
-}
-
 // absURL is an absolute URL with a host, or empty.
 func absURL(f func(*Config) *string) field {
 	return field{set: func(cv *converter, k *KeyInfo, v string) { *f(cv.c) = cv.url(k, v) }}
+}
+
+// size is a number of bytes, with an optional suffix k, m or g (powers of
+// 1024, either case), or -1.
+func size(f func(*Config) *int64) field {
+	return field{set: func(cv *converter, k *KeyInfo, v string) { *f(cv.c) = cv.size(k, v) }}
+}
+
+// integer is a whole number.
+func integer(f func(*Config) *int) field {
+	return field{set: func(cv *converter, k *KeyInfo, v string) { *f(cv.c) = cv.integer(k, v) }}
 }
 
 // list is a list of words.
@@ -238,6 +242,60 @@ func (cv *converter) port(k *KeyInfo, v string) int {
 	return n
 }
 
+// size converts a byte count such as 1073741824, 512m or 1g, or -1, which a
+// key may take to mean no limit (or, for a cache, none).
+func (cv *converter) size(k *KeyInfo, v string) int64 {
+	if strings.TrimSpace(v) == "-1" {
+		return -1
+	}
+	n, err := ParseSize(v)
+	if err != nil {
+		cv.fail(k, v, "not a size", "use a number of bytes, or a number with k, m or g, such as 512m")
+		n, _ = ParseSize(k.Default)
+	}
+	return n
+}
+
+// integer converts a whole number; unset is 0.
+func (cv *converter) integer(k *KeyInfo, v string) int {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		cv.fail(k, v, "not a whole number", "use a whole number such as 4")
+		n, _ = strconv.Atoi(k.Default)
+	}
+	return n
+}
+
+// ParseSize parses a byte count: a whole number, optionally followed by k, m
+// or g (KiB, MiB, GiB; either case). Empty is 0; negative values are refused.
+func ParseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	mult := int64(1)
+	switch strings.ToLower(s[len(s)-1:]) {
+	case "k":
+		mult = 1 << 10
+	case "m":
+		mult = 1 << 20
+	case "g":
+		mult = 1 << 30
+	}
+	if mult != 1 {
+		s = s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("props: invalid size %q", s)
+	}
+	return n * mult, nil
+}
+
 // bool accepts true or false in any case, and nothing else.
 func (cv *converter) bool(k *KeyInfo, v string) bool {
 	switch strings.ToLower(strings.TrimSpace(v)) {
@@ -258,48 +316,6 @@ func (cv *converter) duration(k *KeyInfo, v string) time.Duration {
 		d, _ = ParseDuration(k.Default)
 	}
 	return d
-}
-
-// size converts a byte size; see ParseByteSize.
-func (cv *converter) size(k *KeyInfo, v string) int64 {
-	n, err := ParseByteSize(v)
-	if err != nil {
-		cv.fail(k, v, "not a size", "use a number of bytes, or one with a unit such as 512m or 5g; -1 for no limit")
-		n, _ = ParseByteSize(k.Default)
-	}
-	return n
-}
-
-// ParseByteSize parses a size in bytes: a whole number, optionally with a
-// binary unit k, m, g or t (optionally followed by "b" or "ib"; any case), so
-// "5g", "5G", "5GiB" and "5368709120" are the same; -1 means no limit.
-func ParseByteSize(v string) (int64, error) {
-	s := strings.ToLower(strings.TrimSpace(v))
-	if s == "-1" {
-		return -1, nil
-	}
-	s = strings.TrimSuffix(strings.TrimSuffix(s, "b"), "i")
-	shift := 0
-	if n := len(s); n > 0 {
-		switch s[n-1] {
-		case 'k':
-			shift = 10
-		case 'm':
-			shift = 20
-		case 'g':
-			shift = 30
-		case 't':
-			shift = 40
-		}
-		if shift > 0 {
-			s = s[:n-1]
-		}
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-	if err != nil || n < 0 || n > math.MaxInt64>>shift {
-		return 0, fmt.Errorf("props: %q is not a size", v)
-	}
-	return n << shift, nil
 }
 
 // url checks that v is an absolute URL with a host.

@@ -141,8 +141,13 @@
 //	plugin.ssh.disabled.key.exchanges               (list)
 //	plugin.ssh.disabled.macs                        (list)
 //	plugin.bitbucket-git.mesh.sidecar.default-port  7777
-//	plugin.gitfleet.lfs.max-object-size             5g (bytes, or k m g t; -1: no limit)
+//	plugin.gitfleet.lfs.max-object-size             5g (bytes, or k m g; -1: no limit)
 //	plugin.gitfleet.lfs.grace-period                24h (unreferenced LFS objects kept)
+//	plugin.bitbucket-git.mesh.pack-cache.enabled    true (gitfleet)
+//	plugin.bitbucket-git.mesh.pack-cache.max-size   1g (gitfleet)
+//	plugin.bitbucket-git.mesh.pack-cache.max-age    1h (gitfleet)
+//	plugin.bitbucket-git.mesh.pack-cache.dir        <repositories>/.mesh/pack-cache (gitfleet)
+//	plugin.bitbucket-git.mesh.pack-objects.max-per-repository  0 = number of CPUs (gitfleet)
 //	application.mode                                default | mirror
 //	setup.displayName                               (first start only)
 //	setup.baseUrl                                   (first start only)

@@ -35,6 +35,11 @@ const (
 	KeyMeshSidecarDefaultPort    = "plugin.bitbucket-git.mesh.sidecar.default-port"
 	KeyLFSMaxObjectSize          = "plugin.gitfleet.lfs.max-object-size"
 	KeyLFSGracePeriod            = "plugin.gitfleet.lfs.grace-period"
+	KeyMeshPackCacheEnabled      = "plugin.bitbucket-git.mesh.pack-cache.enabled"
+	KeyMeshPackCacheMaxSize      = "plugin.bitbucket-git.mesh.pack-cache.max-size"
+	KeyMeshPackCacheMaxAge       = "plugin.bitbucket-git.mesh.pack-cache.max-age"
+	KeyMeshPackCacheDir          = "plugin.bitbucket-git.mesh.pack-cache.dir"
+	KeyMeshPackObjectsPerRepo    = "plugin.bitbucket-git.mesh.pack-objects.max-per-repository"
 	KeyApplicationMode           = "application.mode"
 	KeySetupDisplayName          = "setup.displayName"
 	KeySetupBaseURL              = "setup.baseUrl"
@@ -118,10 +123,20 @@ func KnownKeys() []KeyInfo {
 			field: text(func(c *Config) *string { return &c.SSH.RevokedKeys }, strings.TrimSpace)},
 		{Key: KeyMeshSidecarDefaultPort, Default: "7777", Doc: "loopback port the storage sidecar tries first",
 			field: port(func(c *Config) *int { return &c.Mesh.SidecarDefaultPort })},
-		{Key: KeyLFSMaxObjectSize, Default: "5g", Doc: "largest Git LFS object accepted, in bytes or with k, m, g, t; -1: no limit (gitfleet)",
-			field: byteSize(func(c *Config) *int64 { return &c.Mesh.LFSMaxObjectSize })},
+		{Key: KeyLFSMaxObjectSize, Default: "5g", Doc: "largest Git LFS object accepted, in bytes or with k, m or g; -1: no limit (gitfleet)",
+			field: size(func(c *Config) *int64 { return &c.Mesh.LFSMaxObjectSize })},
 		{Key: KeyLFSGracePeriod, Default: "24h", Doc: "how long an LFS object no ref reaches is kept (gitfleet)",
 			field: duration(func(c *Config) *time.Duration { return &c.Mesh.LFSGracePeriod })},
+		{Key: KeyMeshPackCacheEnabled, Default: "true", Doc: "whether the store caches packs for clones and fetches (gitfleet)",
+			field: boolean(func(c *Config) *bool { return &c.Mesh.PackCacheEnabled })},
+		{Key: KeyMeshPackCacheMaxSize, Default: "1g", Doc: "size limit of the pack cache on disk, in bytes, or with k, m or g (gitfleet)",
+			field: size(func(c *Config) *int64 { return &c.Mesh.PackCacheMaxSize })},
+		{Key: KeyMeshPackCacheMaxAge, Default: "1h", Doc: "how long a cached pack nobody asks for is kept (gitfleet)",
+			field: duration(func(c *Config) *time.Duration { return &c.Mesh.PackCacheMaxAge })},
+		{Key: KeyMeshPackCacheDir, Doc: "directory of the pack cache; empty for <repositories>/.mesh/pack-cache (gitfleet)",
+			field: text(func(c *Config) *string { return &c.Mesh.PackCacheDir }, strings.TrimSpace)},
+		{Key: KeyMeshPackObjectsPerRepo, Default: "0", Doc: "uncached pack-objects runs at once per repository; 0 for the number of CPUs, negative for no bound (gitfleet)",
+			field: integer(func(c *Config) *int { return &c.Mesh.PackObjectsPerRepository })},
 		{Key: KeyApplicationMode, Default: "default", Doc: "default for a primary, mirror for a smart mirror",
 			field: oneOf(func(c *Config) *Mode { return &c.Mode }, ModeDefault, ModeMirror),
 			check: func(c *Config) (string, string) {

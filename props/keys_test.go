@@ -44,6 +44,8 @@ func TestEveryKeyFillsItsField(t *testing.T) {
 		KeyApplicationMode: "mirror", KeyMirroringSyncInterval: "5m", KeyMirroringUpstreamType: "server",
 		KeyLFSMaxObjectSize: "512m", KeyLFSGracePeriod: "2h",
 		KeyMirroringReadyUpstreamOutage: "2m",
+		KeyMeshPackCacheEnabled:         "false", KeyMeshPackCacheMaxSize: "2g", KeyMeshPackCacheMaxAge: "5m",
+		KeyMeshPackObjectsPerRepo: "3",
 	}
 	base := configSummary(Defaults())
 	seen := map[string]string{}

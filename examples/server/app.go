@@ -50,6 +50,24 @@ func (a *app) handleMeshState(w http.ResponseWriter, r *http.Request) {
 		Address: st.Addr, Restarts: st.Restarts, LastExit: st.LastExit})
 }
 
+// handleMetrics serves the storage's pack cache counters in the Prometheus
+// text format, from the in-process store or through the sidecar.
+func (a *app) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	var st mesh.PackCacheStats
+	switch s := a.node.Storage().(type) {
+	case *mesh.Store:
+		st = s.PackCacheStats()
+	case *mesh.Client:
+		var err error
+		if st, err = s.PackCacheStats(r.Context()); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	st.WritePrometheus(w)
+}
+
 // cloneURL returns the SSH clone URL of a repository.
 func (a *app) cloneURL(key, slug string) string {
 	return gitfleet.CloneURL(a.sshBase, gitfleet.RepoName{Project: key, Slug: slug})

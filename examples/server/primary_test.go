@@ -313,6 +313,12 @@ func TestSSHPermissions(t *testing.T) {
 	if out, _, err := c.Run("whoami"); err != nil || strings.TrimSpace(out) != "rita" {
 		t.Fatalf("whoami = %q, %v", out, err)
 	}
+	// The clones went through the sidecar's pack cache, whose counters /metrics shows.
+	metrics := string(n.MustAPI(200, "GET", "/metrics", nil))
+	if !strings.Contains(metrics, "gitfleet_pack_cache_enabled 1\n") || !strings.Contains(metrics, "# TYPE gitfleet_pack_cache_misses_total counter\n") ||
+		strings.Contains(metrics, "gitfleet_pack_cache_misses_total 0\n") {
+		t.Fatalf("/metrics:\n%s", metrics)
+	}
 }
 
 // TestRestartKeepsState restarts a node and finds projects, repositories, keys

@@ -54,14 +54,14 @@ func runNode(ctx context.Context, o options, logger *slog.Logger, stdout io.Writ
 	if err != nil {
 		return err
 	}
-	keyring := signedPushKeyring(home)
-	sidecar = withKeyring(sidecar, keyring)
-	withStorage := sidecar
-	sidecar = func() *exec.Cmd {
-		cmd := withStorage()
-		cmd.Args = append(cmd.Args, node.StorageFlags(cfg)...)
+	base, storageArgs := sidecar, append(node.PackCacheArgs(cfg.Mesh), node.StorageFlags(cfg)...)
+	sidecar = func() *exec.Cmd { // with the pack cache's and Git LFS's properties
+		cmd := base()
+		cmd.Args = append(cmd.Args, storageArgs...)
 		return cmd
 	}
+	keyring := signedPushKeyring(home)
+	sidecar = withKeyring(sidecar, keyring)
 	if keyring != "" {
 		logger.Info("signed pushes are verified against a keyring", "keyring", keyring)
 	} else {
