@@ -96,6 +96,14 @@
 //	-> 201 {"id":"0b8a...","name":"Sydney","baseUrl":"https://mirror-syd.example.com",
 //	        "state":"PENDING","publicKey":"ssh-ed25519 AAAA..."}
 //
+// Registration is unauthenticated (only self-signed), so it is bounded:
+// at most UpstreamConfig.MaxPendingPerAddress (5) registrations from one
+// address and MaxPending (100) in all may wait for approval; past either, 429
+// with Retry-After. A registration pending longer than PendingExpiry (7 days)
+// is removed, and removed records are forgotten after RemovedRetention (30
+// days; until then their ids cannot register again) or at once with
+// DELETE /mirrorServers/removed (administrator) (TestRegistrationBounds).
+//
 // Administration (UpstreamConfig.Admin decides; others get 403):
 //
 //	GET /mirrorServers?start=0&limit=25

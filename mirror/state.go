@@ -125,6 +125,9 @@ type UpstreamState interface {
 	FeedSeq(ctx context.Context) (uint64, error)
 	// SetFeedSeq stores the change feed's last sequence number.
 	SetFeedSeq(ctx context.Context, seq uint64) error
+	// PurgeRemoved forgets the removed records last updated before before and
+	// returns how many it forgot; their ids may then register again.
+	PurgeRemoved(ctx context.Context, before time.Time) (int, error)
 }
 
 // The errors of UpstreamState.AddMirror.
@@ -153,6 +156,9 @@ type MirrorRecord struct {
 	// token (see Upstream's POST /mirrorServers/{id}/join-token) and its end.
 	JoinTokenHash    string    `json:"joinTokenHash,omitempty"`
 	JoinTokenExpires time.Time `json:"joinTokenExpires,omitempty"`
+	// From is the address the registration came from, for the bound on
+	// pending registrations per address.
+	From string `json:"from,omitempty"`
 }
 
 // clone returns a copy of r that shares no slice with it.

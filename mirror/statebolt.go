@@ -242,6 +242,37 @@ func putRecord(tx *bolt.Tx, name []byte, r *MirrorRecord) error {
 	return b.Put([]byte(r.ID), v)
 }
 
+// PurgeRemoved implements UpstreamState.
+func (s *BoltState) PurgeRemoved(ctx context.Context, before time.Time) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		n = 0
+		b := upGet(tx, removedBucket)
+		if b == nil {
+			return nil
+		}
+		var ids [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			var r MirrorRecord
+			if err := json.Unmarshal(v, &r); err == nil && r.Updated.Before(before) {
+				ids = append(ids, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := b.Delete(id); err != nil {
+				return err
+			}
+		}
+		n = len(ids)
+		return nil
+	})
+	return n, err
+}
+
 // Mirror implements UpstreamState.
 func (s *BoltState) Mirror(ctx context.Context, id string) (rec *MirrorRecord, removed bool, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {

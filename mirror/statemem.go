@@ -194,6 +194,20 @@ func (s *MemoryState) RemoveMirror(ctx context.Context, id string, at time.Time)
 	return rec.clone(), nil
 }
 
+// PurgeRemoved implements UpstreamState.
+func (s *MemoryState) PurgeRemoved(ctx context.Context, before time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for id, rec := range s.removed {
+		if rec.Updated.Before(before) {
+			delete(s.removed, id)
+			n++
+		}
+	}
+	return n, nil
+}
+
 // UseNonce implements UpstreamState.
 func (s *MemoryState) UseNonce(ctx context.Context, id string, timestamp int64, nonce string, pruneBefore int64) error {
 	s.mu.Lock()

@@ -50,6 +50,19 @@ type UpstreamConfig struct {
 	// FeedSize is how many events the change feed holds; older cursors are told
 	// to resync. Zero means 10,000.
 	FeedSize int
+	// MaxPendingPerAddress and MaxPending bound the registrations waiting for
+	// approval from one address and in all; a registration past either is
+	// refused with 429 and Retry-After. Zero means DefaultMaxPendingPerAddress
+	// (5) and DefaultMaxPending (100); negative means no bound.
+	MaxPendingPerAddress, MaxPending int
+	// PendingExpiry is how long a registration may wait for approval before it
+	// is removed; zero means DefaultPendingExpiry (7 days).
+	PendingExpiry time.Duration
+	// RemovedRetention is how long the records of removed mirrors are kept
+	// (their ids cannot register again meanwhile); zero means
+	// DefaultRemovedRetention (30 days). An administrator may purge them at
+	// once: DELETE /mirrorServers/removed.
+	RemovedRetention time.Duration
 	// MaxWait bounds a long poll (change feed or a pending mirror's state). Zero
 	// means 60 seconds.
 	MaxWait time.Duration
@@ -73,6 +86,9 @@ type Upstream struct {
 
 	feed     *feed
 	contacts contacts // each mirror's last signed request and feed position
+
+	regMu     sync.Mutex // serialises the admission of new registrations
+	lastPurge time.Time  // of removed records past RemovedRetention
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -133,6 +149,7 @@ func (u *Upstream) routes() {
 	m.HandleFunc("GET "+p+"/mirrorServers", u.admin(u.handleList))
 	m.HandleFunc("GET "+p+"/mirrorServers/{id}", u.admin(u.handleGet))
 	m.HandleFunc("DELETE "+p+"/mirrorServers/{id}", u.admin(u.handleDelete))
+	m.HandleFunc("DELETE "+p+"/mirrorServers/removed", u.admin(u.handlePurgeRemoved))
 	m.HandleFunc("POST "+p+"/mirrorServers/{id}/accept", u.admin(u.handleAccept))
 	m.HandleFunc("POST "+p+"/mirrorServers/{id}/reject", u.admin(u.handleReject))
 	m.HandleFunc("POST "+p+"/mirrorServers/{id}/join-token", u.admin(u.handleJoinToken))

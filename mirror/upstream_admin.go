@@ -3,6 +3,8 @@ package mirror
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -62,8 +64,22 @@ func (u *Upstream) handleRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	fp := ssh.FingerprintSHA256(pub)
 	keyLine := authorizedLine(pub)
+	from := clientHost(r)
 	rec := &MirrorRecord{ID: req.ID, Name: req.Name, BaseURL: req.BaseURL, PublicKey: keyLine,
-		Fingerprint: fp, State: StatePending, Created: now, Updated: now}
+		Fingerprint: fp, State: StatePending, Created: now, Updated: now, From: from}
+	if req.JoinToken == "" {
+		u.regMu.Lock()
+		defer u.regMu.Unlock() // until the record is stored, so concurrent registrations count each other
+		if wait, msg, err := u.admitRegistration(r.Context(), req.ID, from, now); err != nil {
+			u.internal(w, r, err)
+			return
+		} else if msg != "" {
+			u.log.Warn("mirror registration refused: too many pending", "from", from, "name", req.Name, "reason", msg)
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
+			writeError(w, http.StatusTooManyRequests, "too_many_pending", msg)
+			return
+		}
+	}
 	if req.JoinToken != "" {
 		// A node joining a farm: accepted at once, with the farm's projects.
 		farm, err := u.farmForToken(r.Context(), req.JoinToken)
@@ -104,6 +120,99 @@ func (u *Upstream) handleRegister(w http.ResponseWriter, r *http.Request) {
 		u.log.Info("mirror registration requested", "mirror", rec.ID, "name", rec.Name, "baseUrl", rec.BaseURL, "key", fp)
 	}
 	writeJSON(w, status, rec.view())
+}
+
+// Defaults of the bounds on registrations (see UpstreamConfig).
+const (
+	DefaultMaxPendingPerAddress = 5
+	DefaultMaxPending           = 100
+	DefaultPendingExpiry        = 7 * 24 * time.Hour
+	DefaultRemovedRetention     = 30 * 24 * time.Hour
+)
+
+// admitRegistration decides whether a new registration from address from may
+// be stored: a known id (a repeated registration) always may. It first removes
+// pending registrations older than PendingExpiry and, at most hourly, purges
+// removed records older than RemovedRetention. A refusal returns how long to
+// wait and why. The caller holds regMu.
+func (u *Upstream) admitRegistration(ctx context.Context, id, from string, now time.Time) (time.Duration, string, error) {
+	if _, _, err := u.state.Mirror(ctx, id); err == nil {
+		return 0, "", nil
+	} else if !isNotFound(err) {
+		return 0, "", err
+	}
+	expiry := u.cfg.PendingExpiry
+	if expiry <= 0 {
+		expiry = DefaultPendingExpiry
+	}
+	retention := u.cfg.RemovedRetention
+	if retention <= 0 {
+		retention = DefaultRemovedRetention
+	}
+	if now.Sub(u.lastPurge) >= time.Hour {
+		u.lastPurge = now
+		if n, err := u.state.PurgeRemoved(ctx, now.Add(-retention)); err != nil {
+			return 0, "", err
+		} else if n > 0 {
+			u.log.Info("removed mirror records purged", "count", n, "retention", retention)
+		}
+	}
+	all, err := u.state.Mirrors(ctx)
+	if err != nil {
+		return 0, "", err
+	}
+	pending, fromAddr := 0, 0
+	for _, rec := range all {
+		if rec.State != StatePending {
+			continue
+		}
+		if now.Sub(rec.Created) > expiry {
+			if _, err := u.state.RemoveMirror(ctx, rec.ID, now); err == nil {
+				u.log.Info("pending mirror registration expired", "mirror", rec.ID, "name", rec.Name, "created", rec.Created)
+				u.feed.wake()
+			}
+			continue
+		}
+		pending++
+		if rec.From == from {
+			fromAddr++
+		}
+	}
+	perAddr, total := u.cfg.MaxPendingPerAddress, u.cfg.MaxPending
+	if perAddr == 0 {
+		perAddr = DefaultMaxPendingPerAddress
+	}
+	if total == 0 {
+		total = DefaultMaxPending
+	}
+	switch {
+	case perAddr > 0 && fromAddr >= perAddr:
+		return time.Hour, fmt.Sprintf("%d registrations from this address are waiting for approval already; ask the upstream's administrator to approve or reject them", fromAddr), nil
+	case total > 0 && pending >= total:
+		return time.Hour, fmt.Sprintf("%d registrations are waiting for approval already; try again once the upstream's administrator has dealt with them", pending), nil
+	}
+	return 0, "", nil
+}
+
+// handlePurgeRemoved serves DELETE /mirrorServers/removed: forget every
+// removed mirror's record now (their ids may then register again).
+func (u *Upstream) handlePurgeRemoved(w http.ResponseWriter, r *http.Request) {
+	n, err := u.state.PurgeRemoved(r.Context(), u.now().Add(time.Nanosecond))
+	if err != nil {
+		u.internal(w, r, err)
+		return
+	}
+	u.log.Info("removed mirror records purged by the administrator", "count", n)
+	writeJSON(w, http.StatusOK, map[string]int{"purged": n})
+}
+
+// clientHost is the address a request came from, without its port.
+func clientHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // internal answers an unexpected failure with 500 and logs it.

@@ -71,6 +71,8 @@ type PrimaryOptions struct {
 	// State is the Upstream's state; nil means bbolt in the primary home's
 	// database (Primary.DB).
 	State mirror.UpstreamState
+	// Configure, when set, changes the Upstream's configuration before it starts.
+	Configure func(*mirror.UpstreamConfig)
 }
 
 // Primary is a primary's mirror API served over HTTPS on loopback.
@@ -142,6 +144,9 @@ func StartPrimary(t testing.TB, opts PrimaryOptions) *Primary {
 		Now:                opts.Now,
 		MaxWait:            opts.MaxWait,
 		FeedSize:           opts.FeedSize,
+	}
+	if opts.Configure != nil {
+		opts.Configure(&p.upCfg)
 	}
 	p.leaf = ca.Issue(t, testutil.LeafOptions{})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
