@@ -222,6 +222,9 @@ type httpCheckSettings struct {
 	enabled bool       // "option httpchk" was given
 	rules   *HTTPCheck // what option httpchk and http-check lines set
 	ruleAt  Position   // the first http-check line, for the warning when not enabled
+	// inherited is set while a proxy holds the rules of its defaults
+	// section: its own first http-check line replaces them.
+	inherited bool
 }
 
 func (s *httpCheckSettings) check() *HTTPCheck {
@@ -236,7 +239,20 @@ func (s httpCheckSettings) clone() httpCheckSettings {
 	if s.rules != nil {
 		s.rules = s.rules.clone()
 	}
+	s.inherited = true
 	return s
+}
+
+// ownRule is called before a proxy's own http-check line: the rules it
+// inherited from defaults give way to its own.
+func (s *httpCheckSettings) ownRule() {
+	if !s.inherited {
+		return
+	}
+	s.inherited = false
+	if s.rules != nil {
+		s.rules.Headers, s.rules.Expect = nil, nil
+	}
 }
 
 // httpCheckState returns the settings the current section changes: the
@@ -273,6 +289,9 @@ func (p *parser) httpCheck(w []string) {
 		return
 	}
 	st := p.httpCheckState()
+	if st != nil && p.section != defaultsSection && (w[1] == "send" || w[1] == "expect") {
+		st.ownRule()
+	}
 	switch w[1] {
 	case "send":
 		h := &HTTPCheck{}

@@ -50,6 +50,8 @@ func TestParseHTTPCheck(t *testing.T) {
 		{"rstatus", "backend b\n option httpchk\n http-check expect rstatus ^2\n", "OPTIONS / HTTP/1.0 rstatus ^2", 0, ""},
 		{"from defaults", "defaults\n option httpchk GET /ready\n http-check expect status 200\nbackend b\n server s 127.0.0.1:22 check\nlisten l\n bind :1\n no option httpchk\n",
 			"GET /ready HTTP/1.0 &{false [{200 200}] <nil>}", 0, ""},
+		{"own rules replace the defaults'", "defaults\n option httpchk GET /ready\n http-check expect status 200\n http-check send hdr Host a\nbackend b\n http-check expect status 201\n",
+			"GET /ready HTTP/1.0 &{false [{201 201}] <nil>}", 0, ""},
 		{"rules without option", "backend b\n http-check expect status 200\n server s 127.0.0.1:22 check\n", "tcp", 0,
 			"test.cfg:2: backend 'b' uses http-check rules without 'option httpchk', so the rules are ignored"},
 		{"frontend", "frontend f\n bind :1\n option httpchk\nbackend b\n", "tcp", 0, "'option httpchk' ignored: frontend 'f' has no backend capability"},

@@ -57,6 +57,7 @@ var checkCases = []struct {
 	{"bad expect status", "listen l\n bind :7999\n option httpchk\n http-check expect status abc\n server s 127.0.0.1:7999 check\n", 1, false},
 	{"bad expect regex", "listen l\n bind :7999\n option httpchk\n http-check expect rstatus ^2(\n server s 127.0.0.1:7999 check\n", 1, false},
 	{"httpchk extra argument", "listen l\n bind :7999\n option httpchk GET / HTTP/1.0 x\n server s 127.0.0.1:7999 check\n", 1, false},
+	{"http-check rules over the defaults'", "defaults\n option httpchk GET /status/ready\n http-check expect status 200\nlisten l\n bind :7999\n http-check expect status 200-299\n server s 127.0.0.1:7999 check port 7990\n", 0, false},
 	{"check-ssl verify none", "listen l\n bind :7999\n option httpchk GET /status/ready\n server s 127.0.0.1:7999 check port 8990 check-ssl verify none check-sni git.example.com\n", 0, false},
 	{"check-ssl without ca-file", "listen l\n bind :7999\n option httpchk\n server s 127.0.0.1:7999 check port 8990 check-ssl\n", 1, false},
 	{"check-ssl missing ca-file", "listen l\n bind :7999\n option httpchk\n server s 127.0.0.1:7999 check port 8990 check-ssl ca-file /nonexistent/ca.pem\n", 1, false},
