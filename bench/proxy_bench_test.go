@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,8 +50,11 @@ func startEcho(e *env) *echoServer {
 	return s
 }
 
-// proxyConfig is the HAProxy configuration both forwarders run.
-func proxyConfig(front, backend string) string {
+// proxyConfig is the HAProxy configuration both forwarders run: the echo
+// server is health-checked over HTTP on health's port every second, as the
+// nodes of a mirror farm are (option httpchk, check port N).
+func proxyConfig(front, backend, health string) string {
+	_, port, _ := net.SplitHostPort(health)
 	return fmt.Sprintf(`global
     maxconn 8000
 defaults
@@ -60,18 +64,41 @@ defaults
     timeout server 60s
 listen bench
     bind %s
-    server echo %s
-`, front, backend)
+    option httpchk GET /status/ready
+    http-check expect status 200
+    server echo %s check port %s inter 1s fall 3 rise 2
+`, front, backend, port)
+}
+
+// startHealth serves 200 on /status/ready for the forwarders' health checks
+// and counts the checks.
+func startHealth(e *env) (string, *atomic.Int64) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var checks atomic.Int64
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/status/ready" {
+			http.NotFound(w, r)
+			return
+		}
+		checks.Add(1)
+		io.WriteString(w, "ready\n")
+	})}
+	go srv.Serve(ln)
+	e.t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String(), &checks
 }
 
 // startProxy runs prog with a configuration forwarding a free port to backend,
 // and returns the front address and the process, which is killed at the end
 // of the test or by the returned stop function.
-func startProxy(e *env, backend string, prog string, args ...string) (string, *exec.Cmd, func()) {
+func startProxy(e *env, backend, health string, prog string, args ...string) (string, *exec.Cmd, func()) {
 	e.t.Helper()
 	front := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(e.t))
 	cfg := filepath.Join(e.t.TempDir(), "proxy.cfg")
-	if err := os.WriteFile(cfg, []byte(proxyConfig(front, backend)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(proxyConfig(front, backend, health)), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
 	cmd := exec.Command(prog, append(args, "-f", cfg)...)
@@ -116,8 +143,9 @@ type proxyPeer struct {
 func (e *env) benchProxies() []*Comparison {
 	echo := startEcho(e)
 	backend := echo.ln.Addr().String()
-	pfAddr, pf, _ := startProxy(e, backend, e.portfwdBin)
-	hpAddr, hp, _ := startProxy(e, backend, "haproxy", "-db")
+	health, checks := startHealth(e)
+	pfAddr, pf, _ := startProxy(e, backend, health, e.portfwdBin)
+	hpAddr, hp, _ := startProxy(e, backend, health, "haproxy", "-db")
 	peers := []proxyPeer{
 		{"portfwd", pfAddr, func() int { return pf.Process.Pid }},
 		{"HAProxy", hpAddr, func() int { return hp.Process.Pid }},
@@ -127,7 +155,8 @@ func (e *env) benchProxies() []*Comparison {
 	if e.quick {
 		bulk, conns, rtts, idle = 256<<20, 1280, 500, 500
 	}
-	common := "Both forwarders run the same HAProxy configuration (one `listen` section, `mode tcp`, one server) " +
+	common := "Both forwarders run the same HAProxy configuration (one `listen` section, `mode tcp`, one server " +
+		"health-checked every second over HTTP on another port: `option httpchk`, `http-check expect status 200`, `check port N`) " +
 		"in front of an echo server in the benchmark process, on loopback; HAProxy is started with `haproxy -db -f`, " +
 		"portfwd with `portfwd -f`. "
 
@@ -188,12 +217,15 @@ func (e *env) benchProxies() []*Comparison {
 	var idleCS []contender
 	for _, name := range []string{"portfwd", "HAProxy"} {
 		idleCS = append(idleCS, contender{name: name, run: func() (float64, int, error) {
-			addr, cmd, stop := startProxy(e, backend, progs[name][0], progs[name][1:]...)
+			addr, cmd, stop := startProxy(e, backend, health, progs[name][0], progs[name][1:]...)
 			defer stop()
 			return idleMemory(addr, cmd.Process.Pid, idle)
 		}})
 	}
 	e.interleave(memory, e.rounds, "each run starts a fresh forwarder.", idleCS...)
+	if checks.Load() == 0 {
+		e.t.Fatal("no health check reached the health endpoint: the forwarders ran without checks")
+	}
 	return []*Comparison{throughput, rate, latency, memory}
 }
 

@@ -2,6 +2,7 @@ package portfwd
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -207,6 +208,11 @@ func (p *pair) run() {
 
 func (p *pair) finish(dst *net.TCPConn, err error) {
 	if err != nil {
+		if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+			// A reset is passed on as a reset (see lconn.abort).
+			p.client.SetLinger(0)
+			p.server.SetLinger(0)
+		}
 		p.close()
 		return
 	}

@@ -35,6 +35,24 @@ func TestLoopCarriesConnections(t *testing.T) {
 	if n := fw.loopAdded.Load(); n != 1 {
 		t.Fatalf("event loops took %d connections, want 1", n)
 	}
+	// Both sockets send small writes at once: the client's inherits
+	// TCP_NODELAY from the listener, the server's sets it.
+	var fds []int
+	for _, l := range fw.loops {
+		l.mu.Lock()
+		for lc := range l.conns {
+			fds = append(fds, lc.client.fd, lc.server.fd)
+		}
+		l.mu.Unlock()
+	}
+	if len(fds) != 2 {
+		t.Fatalf("the loops hold %d sockets, want 2", len(fds))
+	}
+	for _, fd := range fds {
+		if v, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY); err != nil || v == 0 {
+			t.Fatalf("TCP_NODELAY on socket %d = %d, %v; want on", fd, v, err)
+		}
+	}
 	s := serverStats(fw, "l", "s")
 	if s.Current != 1 || s.BytesIn != 100 || s.BytesOut != 100 {
 		t.Fatalf("stats of the open connection: %+v; want current 1, 100 bytes each way", s)

@@ -110,6 +110,64 @@ func TestHalfClose(t *testing.T) {
 	}
 }
 
+// TestResetPassesThrough checks that a connection reset by one end reaches
+// the other end as a reset, not as a clean end of input: a client that aborts
+// must not look to the server like one that finished its request, nor the
+// reverse.
+func TestResetPassesThrough(t *testing.T) {
+	for _, serverResets := range []bool{false, true} {
+		name := map[bool]string{false: "client resets", true: "server resets"}[serverResets]
+		t.Run(name, func(t *testing.T) {
+			got := make(chan []byte, 1)
+			result := make(chan error, 1)
+			be := serve(t, func(c net.Conn) {
+				tc := c.(*net.TCPConn)
+				b := make([]byte, 5)
+				if _, err := io.ReadFull(tc, b); err != nil {
+					result <- err
+					return
+				}
+				got <- b
+				if serverResets {
+					io.WriteString(tc, "reply")
+					tc.SetLinger(0)
+					tc.Close()
+					return
+				}
+				tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, err := tc.Read(b)
+				result <- err
+			})
+			fw := start(t, fmt.Sprintf("listen l\n bind 127.0.0.1:0\n server s %s\n", be.addr()))
+			c, err := net.Dial("tcp", addr(t, fw, "l"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			tc := c.(*net.TCPConn)
+			io.WriteString(tc, "hello")
+			select {
+			case <-got:
+			case err := <-result:
+				t.Fatalf("the server did not get the request: %v", err)
+			}
+			if serverResets {
+				tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+				b, err := io.ReadAll(tc)
+				if string(b) != "reply" || !isReset(err) {
+					t.Fatalf("the client read %q, %v; want %q and then a reset", b, err, "reply")
+				}
+				return
+			}
+			tc.SetLinger(0)
+			tc.Close()
+			if err := <-result; !isReset(err) {
+				t.Fatalf("the server's read after the client's reset: %v; want a reset", err)
+			}
+		})
+	}
+}
+
 func TestBackendDownClosesAfterRetries(t *testing.T) {
 	fw := start(t, fmt.Sprintf(`
 defaults

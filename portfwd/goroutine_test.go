@@ -21,6 +21,7 @@ func TestGoroutinePath(t *testing.T) {
 	for name, test := range map[string]func(*testing.T){
 		"ForwardBothWays":           TestForwardBothWays,
 		"HalfClose":                 TestHalfClose,
+		"ResetPassesThrough":        TestResetPassesThrough,
 		"InactivityTimeouts":        TestInactivityTimeouts,
 		"TunnelAndFinTimeouts":      TestTunnelAndFinTimeouts,
 		"ManySequentialConnections": TestManySequentialConnections,

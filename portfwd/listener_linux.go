@@ -40,8 +40,7 @@ func (f *Forwarder) dispatch(fd int, src *net.TCPAddr, fe *frontend, bd Bind, fe
 	}
 	s := a.s
 	c := &lconn{fe: fe, b: b, bcfg: a.bcfg, scfg: a.cfg, s: s, bd: bd, feSlots: feSlots, global: global, src: src, connecting: true}
-	c.client.fd = fd
-	sysSetNoDelay(fd)
+	c.client.fd = fd // TCP_NODELAY from the listener (newListener)
 	if a.cfg.SendProxy != NoProxy {
 		if lsa, err := syscall.Getsockname(fd); err == nil {
 			c.dst = sockaddrTCP(lsa)

@@ -79,8 +79,13 @@ func (c *lconn) step(now int64) {
 		c.close()
 		return
 	}
-	if (c.client.failed || c.server.failed) && !c.done {
-		c.close() // an error with nothing left to read
+	switch {
+	case c.client.failed && c.server.failed:
+		c.close()
+	case c.client.failed: // an error with nothing left to read
+		c.abort(&c.server)
+	case c.server.failed:
+		c.abort(&c.client)
 	}
 }
 
@@ -99,7 +104,7 @@ func (c *lconn) pump(src, dst *lside, count *atomic.Int64, now int64) {
 				return
 			}
 			if err != nil {
-				c.close()
+				c.abort(src)
 				return
 			}
 			dst.last = now
@@ -126,7 +131,7 @@ func (c *lconn) pump(src, dst *lside, count *atomic.Int64, now int64) {
 			src.readable = false
 			return
 		case err != nil:
-			c.close()
+			c.abort(dst)
 			return
 		case n == 0:
 			src.eof = true
@@ -139,9 +144,11 @@ func (c *lconn) pump(src, dst *lside, count *atomic.Int64, now int64) {
 			return
 		}
 		// A short read emptied the socket: the next data brings a new
-		// edge. With the FIN already in, this was the last of it.
-		src.readable = false
-		src.eof = src.rdhup
+		// edge. With the FIN already in, this was the last of it; after a
+		// reset (EPOLLERR) the next read returns the error, which aborts
+		// the pair instead of passing on a clean end of input.
+		src.readable = src.failed
+		src.eof = src.rdhup && !src.failed
 		flags := 0
 		if src.eof && !dst.shut {
 			flags = unix.MSG_MORE // the FIN follows: one segment for both
@@ -154,7 +161,7 @@ func (c *lconn) pump(src, dst *lside, count *atomic.Int64, now int64) {
 				w = 0
 				dst.writable = false
 			case err != nil:
-				c.close()
+				c.abort(src)
 				return
 			default:
 				dst.last = now
@@ -194,6 +201,21 @@ func (c *lconn) unregister(del bool) {
 		sysEpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.server.fd, nil)
 	}
 	l.mu.Unlock()
+}
+
+// abort ends c after an error on the other socket (a reset, most often):
+// healthy is closed with a reset too (SO_LINGER 0), as HAProxy passes an abort
+// on, so that its peer learns at once that the connection failed instead of
+// reading a clean end of input, and neither end keeps the connection's state
+// through a FIN exchange and TIME_WAIT.
+func (c *lconn) abort(healthy *lside) {
+	if c.done {
+		return
+	}
+	if !c.connecting {
+		sysResetOnClose(healthy.fd)
+	}
+	c.close()
 }
 
 // close ends c: both sockets close (which also takes them out of epoll).

@@ -42,6 +42,8 @@ func fileTCPConn(fd int) (*net.TCPConn, error) { return nil, errNoLoops }
 
 func sysClose(fd int) {}
 
+func sysSetNoDelay(fd int) {}
+
 // rawAddr stands for Linux's kernel socket address, which only a loop's
 // connect uses.
 type rawAddr struct{}
