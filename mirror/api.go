@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // APIPrefix is the path prefix of every upstream endpoint; Upstream sees full paths.
@@ -64,6 +65,10 @@ type MirrorServer struct {
 	Projects      []string `json:"projects,omitempty"`
 	PublicKey     string   `json:"publicKey,omitempty"`
 	Farm          string   `json:"farm,omitempty"` // for a node that joined a farm: the farm's first mirror
+	// Fingerprint is the SHA-256 fingerprint of the mirror's key, and Created
+	// when it registered: what an administrator compares before authorizing.
+	Fingerprint string    `json:"fingerprint,omitempty"`
+	Created     time.Time `json:"created,omitzero"`
 }
 
 // Page is a Bitbucket-style page of values.

@@ -92,6 +92,22 @@ func TestRegistrationRoundTrip(t *testing.T) {
 	if g, _ := p.Upstream.MirrorKey(m.PublicKey()); g.CanRead("PROJ") {
 		t.Fatal("removed project still readable")
 	}
+	// The view shows what an administrator compares before authorizing.
+	var view mirror.MirrorServer
+	if status, body := p.Do(t, true, http.MethodGet, "/mirrorServers/"+m.ID(), nil, &view); status != http.StatusOK ||
+		view.Fingerprint == "" || !strings.HasPrefix(view.Fingerprint, "SHA256:") || view.Created.IsZero() {
+		t.Fatalf("mirror view: %d %s", status, body)
+	}
+	// Mirroring all projects widens the grant for good.
+	if status, body := p.Do(t, true, http.MethodPost, "/mirrorServers/"+m.ID()+"/all-projects", nil, nil); status != http.StatusOK {
+		t.Fatalf("all projects: %d %s", status, body)
+	}
+	if g, _ := p.Upstream.MirrorKey(m.PublicKey()); !g.CanRead("ANY") || g.Mode != mirror.ModeAllProjects {
+		t.Fatalf("grant after all projects: %+v", g)
+	}
+	if status, body := p.Do(t, true, http.MethodPut, "/mirrorServers/"+m.ID()+"/projects/PROJ", nil, nil); status != http.StatusConflict {
+		t.Fatalf("narrowing after all projects: %d %s", status, body)
+	}
 
 	// Delete: access is revoked at once and the mirror learns it was removed.
 	if status, body := p.Do(t, true, http.MethodDelete, "/mirrorServers/"+m.ID(), nil, nil); status != http.StatusNoContent {
@@ -200,6 +216,7 @@ func TestAdminCallsNeedAdmin(t *testing.T) {
 		{http.MethodPost, "/mirrorServers/" + id + "/reject"},
 		{http.MethodPut, "/mirrorServers/" + id + "/projects/PROJ"},
 		{http.MethodDelete, "/mirrorServers/" + id + "/projects/PROJ"},
+		{http.MethodPost, "/mirrorServers/" + id + "/all-projects"},
 	} {
 		if status, _ := p.Do(t, false, tc.method, tc.path, nil, nil); status != http.StatusForbidden {
 			t.Errorf("anonymous %s %s: %d, want 403", tc.method, tc.path, status)

@@ -171,7 +171,8 @@ func (r *MirrorRecord) clone() *MirrorRecord {
 // view returns the administrator's view of the record.
 func (r *MirrorRecord) view() MirrorServer {
 	return MirrorServer{ID: r.ID, Name: r.Name, BaseURL: r.BaseURL, State: r.State,
-		MirroringMode: r.Mode, Projects: slices.Clone(r.Projects), PublicKey: r.PublicKey, Farm: r.Farm}
+		MirroringMode: r.Mode, Projects: slices.Clone(r.Projects), PublicKey: r.PublicKey, Farm: r.Farm,
+		Fingerprint: r.Fingerprint, Created: r.Created}
 }
 
 // canRead reports whether the record grants read access to project.

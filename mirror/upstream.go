@@ -156,6 +156,7 @@ func (u *Upstream) routes() {
 	m.HandleFunc("GET "+p+"/mirrorServers/{id}/nodes", u.admin(u.handleNodes))
 	m.HandleFunc("PUT "+p+"/mirrorServers/{id}/projects/{key}", u.admin(u.handleAddProject))
 	m.HandleFunc("DELETE "+p+"/mirrorServers/{id}/projects/{key}", u.admin(u.handleRemoveProject))
+	m.HandleFunc("POST "+p+"/mirrorServers/{id}/all-projects", u.admin(u.handleAllProjects))
 	m.HandleFunc("GET "+p+"/mirrorServers/{id}/state", u.handleState)
 	m.HandleFunc("GET "+p+"/repos", u.signed(u.handleRepos))
 	m.HandleFunc("GET "+p+"/repos/{project}/{slug}/refs-hash", u.signed(u.handleRefsHash))

@@ -436,6 +436,26 @@ func (u *Upstream) handleReject(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// handleAllProjects serves POST /mirrorServers/{id}/all-projects: an accepted
+// mirror of selected projects is given every project, now and later. Like
+// Bitbucket's "mirror all projects", it cannot be narrowed or undone.
+func (u *Upstream) handleAllProjects(w http.ResponseWriter, r *http.Request) {
+	rec, ok := u.update(w, r, func(rec *MirrorRecord) *refusal {
+		if rec.State != StateAccepted {
+			return &refusal{http.StatusConflict, "only an ACCEPTED mirror can be given all projects; it is " + string(rec.State)}
+		}
+		if rec.Farm != "" {
+			return &refusal{http.StatusConflict, "a farm node follows its farm's first mirror " + rec.Farm + "; change that one"}
+		}
+		rec.Mode, rec.Projects = ModeAllProjects, nil
+		return nil
+	})
+	if ok {
+		u.log.Info("mirror given all projects", "mirror", rec.ID)
+		u.feed.wake()
+	}
+}
+
 // handleAddProject serves PUT /mirrorServers/{id}/projects/{key}.
 func (u *Upstream) handleAddProject(w http.ResponseWriter, r *http.Request) {
 	u.changeProject(w, r, true)

@@ -193,6 +193,15 @@ func (n *Node) Mirror() *mirror.Mirror {
 	return n.mir
 }
 
+// Upstream returns the upstream role of a primary once it has started, else
+// nil. Its ServeHTTP is the mirroring API under PathMirroring, which pages
+// can call in-process (see webadmin.Call).
+func (n *Node) Upstream() *mirror.Upstream {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.upstream
+}
+
 // ListenAndServe starts the node and serves until Shutdown or Close, then
 // returns ErrServerClosed; it returns at once with the error when any part
 // cannot start (everything started so far is stopped again). The start order

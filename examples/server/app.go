@@ -28,6 +28,7 @@ type app struct {
 	// (ssh://git@host:7999 or plugin.ssh.baseurl).
 	sshBase string
 	wg      sync.WaitGroup // the event logger (see logPushes)
+	ui      *webUI         // the administrator's pages; nil: none
 }
 
 // meshStateJSON is the reply of GET /rest/api/1.0/admin/mesh.

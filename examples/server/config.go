@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/gitfleet/gitfleet"
@@ -34,6 +35,10 @@ func loadConfig(ctx context.Context, home string, logger *slog.Logger) (*props.P
 	}
 	cfg, problems := props.Check(p)
 	problems = append(problems, node.CheckSSHFiles(cfg)...)
+	if mirrorNeedsSetup(cfg) {
+		// The setup wizard asks for these (wizard.go).
+		problems = slices.DeleteFunc(problems, func(pr props.Problem) bool { return wizardKeys[pr.Key] })
+	}
 	for _, w := range problems.Warnings() {
 		logger.Warn("configuration", "problem", w.String())
 	}

@@ -32,6 +32,9 @@ func (a *app) routes() http.Handler {
 	admin("POST /rest/keys/1.0/projects/{key}/repos/{slug}/ssh", a.handleAddAccessKey)
 	admin("GET /rest/api/1.0/admin/mesh", a.handleMeshState)
 	admin("GET /metrics", a.handleMetrics)
+	if a.ui != nil {
+		a.ui.register(mux)
+	}
 	mux.HandleFunc("/rest/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: no such resource: %s %s", errNotFound, r.Method, r.URL.Path))
 	})
@@ -44,6 +47,9 @@ func (a *app) mirrorRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /rest/api/1.0/admin/mesh", a.requireAdmin(a.handleMeshState))
 	mux.Handle("GET /metrics", a.requireAdmin(a.handleMetrics))
+	if a.ui != nil {
+		a.ui.register(mux)
+	}
 	return mux
 }
 

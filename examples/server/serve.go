@@ -49,6 +49,23 @@ func runNode(ctx context.Context, o options, logger *slog.Logger, stdout io.Writ
 	if err != nil {
 		return err
 	}
+	a.ui = newWebUI(a, modeName(cfg))
+	if mirrorNeedsSetup(cfg) {
+		if generated != "" {
+			fmt.Fprintf(stdout, "\nThis mirror has no setup yet. Sign in at %s/setup as %q with password %s\n(generated once; also in %s, mode 0600).\n\n",
+				cfg.PublicBaseURL(), a.adminUser(ctx), generated, filepath.Join(home.ConfigDir(), adminPasswordFile))
+		}
+		if err := a.runSetupWizard(ctx, cfg, home, a.ui); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped before the setup was done
+			}
+			return err
+		}
+		if _, cfg, err = loadConfig(ctx, o.home, logger); err != nil {
+			return err
+		}
+		a.sshBase = cfg.SSHBaseURL()
+	}
 	_, jsonLogs := logger.Handler().(*slog.JSONHandler)
 	sidecar, err := node.SidecarCommand(home.RepositoriesDir(), cfg.Mesh.SidecarDefaultPort, jsonLogs)
 	if err != nil {
