@@ -12,6 +12,13 @@
 // The home directory is -home, else $GITFLEET_HOME, else ./gitfleet-home. The node
 // reads <home>/shared/bitbucket.properties (optional) and environment overrides
 // such as SERVER_PORT and PLUGIN_SSH_PORT.
+//
+// The administrator's pages are on the HTTP port, behind a sign-in: on a
+// primary, / (projects, repositories and clone URLs) and /admin/mirrors
+// (authorization requests, project selection, removal); on a mirror, / (its
+// status: initial sync and each repository's lag), and /setup, the setup
+// wizard, while it runs without setup.baseUrl and
+// plugin.mirroring.upstream.url. The REST API under /rest takes HTTP Basic.
 package main
 
 import (

@@ -182,10 +182,13 @@ func TestAdminPagesInBrowser(t *testing.T) {
 	if text := pageText(t, ctx); !strings.Contains(text, "cannot be changed after you click Submit configuration") {
 		t.Fatalf("the wizard does not warn that its values are final:\n%s", text)
 	}
-	// An http:// primary URL is refused inline, with what to do.
-	browse(t, ctx, "submit a plain-HTTP primary URL",
+	browse(t, ctx, "fill the wizard",
 		chromedp.SendKeys(chromedp.CSS("#name"), "Sydney office"),
 		chromedp.SetValue(chromedp.CSS("#baseUrl"), mirrorURL),
+		chromedp.SetValue(chromedp.CSS("#upstreamUrl"), primary.URL("")))
+	screenshot(t, ctx, "mirror-setup-wizard")
+	// An http:// primary URL is refused inline, with what to do.
+	browse(t, ctx, "submit a plain-HTTP primary URL",
 		chromedp.SetValue(chromedp.CSS("#upstreamUrl"), strings.Replace(primary.URL(""), "https://", "http://", 1)),
 		chromedp.Click(chromedp.CSS("#submit")),
 		chromedp.WaitVisible(chromedp.CSS(".field-error")))
@@ -193,7 +196,6 @@ func TestAdminPagesInBrowser(t *testing.T) {
 		t.Fatalf("the wizard did not explain the refused URL:\n%s", text)
 	}
 	browse(t, ctx, "correct the primary URL", chromedp.SetValue(chromedp.CSS("#upstreamUrl"), primary.URL("")))
-	screenshot(t, ctx, "mirror-setup-wizard")
 	browse(t, ctx, "submit the configuration",
 		chromedp.Click(chromedp.CSS("#submit")),
 		chromedp.WaitVisible(chromedp.CSS("#primary-admin")))
@@ -211,10 +213,12 @@ func TestAdminPagesInBrowser(t *testing.T) {
 
 	// The primary's administrator authorizes it.
 	browse(t, ctx, "open Admin → Mirrors", chromedp.Navigate(adminLink))
-	signIn(t, ctx, primary, "main h1")
+	signIn(t, ctx, primary, "header .who")
 	var mirrorID string
 	waitFor(t, func() bool {
-		var list struct{ Values []struct{ ID, Name, State string } }
+		var list struct {
+			Values []struct{ ID, Name, State string }
+		}
 		json.Unmarshal(primary.MustAPI(200, "GET", "/rest/mirroring/1.0/mirrorServers", nil), &list)
 		if len(list.Values) == 1 && list.Values[0].State == "PENDING" {
 			mirrorID = list.Values[0].ID
@@ -236,6 +240,7 @@ func TestAdminPagesInBrowser(t *testing.T) {
 	browse(t, ctx, "search for the project",
 		chromedp.SendKeys(chromedp.CSS("#q"), "proj"),
 		chromedp.Click(chromedp.CSS("#search")),
+		chromedp.WaitNotPresent(chromedp.CSS("#add-OTHER")),
 		chromedp.WaitVisible(chromedp.CSS("#add-PROJ")))
 	if text := pageText(t, ctx); strings.Contains(text, "Other team") {
 		t.Fatalf("the search shows a project that does not match:\n%s", text)
