@@ -9,18 +9,22 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/gitfleet/gitfleet/internal/testutil"
+	"github.com/gitfleet/gitfleet/mirror"
 )
 
 // screenshotsEnv names a directory where TestAdminPagesInBrowser saves its
@@ -296,11 +300,29 @@ func TestAdminPagesInBrowser(t *testing.T) {
 		t.Fatalf("the mirror's clone is at %s, want %s", got, head)
 	}
 
+	// Mirroring all projects, once confirmed, and removing the mirror.
+	browse(t, ctx, "mirror all projects",
+		chromedp.Navigate(primary.URL("/admin/mirrors/"+mirrorID+"/all")),
+		chromedp.Click(chromedp.CSS("#confirm-all")),
+		chromedp.WaitVisible(chromedp.CSS("#remove-mirror")))
+	if text := pageText(t, ctx); !strings.Contains(text, "The mirror now holds all projects") || !strings.Contains(text, "cannot be undone") {
+		t.Fatalf("after mirroring all projects:\n%s", text)
+	}
+	browse(t, ctx, "remove the mirror",
+		chromedp.Click(chromedp.CSS("#remove-mirror")),
+		chromedp.WaitNotPresent(chromedp.CSS("#remove-mirror")))
+	if text := pageText(t, ctx); !strings.Contains(text, "The mirror was removed") || strings.Contains(text, "Sydney office") {
+		t.Fatalf("after removing the mirror:\n%s", text)
+	}
+	if code, _ := primary.API("GET", "/rest/mirroring/1.0/mirrorServers/"+mirrorID, nil); code != http.StatusNotFound {
+		t.Fatalf("the removed mirror still answers %d", code)
+	}
+
 	// Signing out ends the session.
 	browse(t, ctx, "sign out",
 		chromedp.Click(chromedp.CSS(`header button[type="submit"]`)),
 		chromedp.WaitVisible(chromedp.CSS("#username")))
-	browse(t, ctx, "open the status page", chromedp.Navigate(mirrorURL+"/"), chromedp.WaitVisible(chromedp.CSS("#username")))
+	browse(t, ctx, "open Admin → Mirrors signed out", chromedp.Navigate(adminLink), chromedp.WaitVisible(chromedp.CSS("#username")))
 }
 
 // startEvilSite serves, on another origin, a page whose button posts a form
@@ -386,5 +408,32 @@ func TestAdminPagesForms(t *testing.T) {
 	if code, _, body := post("/admin/mirrors/x/reject", url.Values{"csrf": {tok}}); code != http.StatusUnauthorized ||
 		!strings.Contains(body, "Your session has expired") {
 		t.Fatalf("form after sign-out: %d\n%s", code, body)
+	}
+}
+
+// TestWizardChecks runs the wizard's URL checks against what an administrator
+// may get wrong: each is refused with the reason and what to do.
+func TestWizardChecks(t *testing.T) {
+	untrusted := httptest.NewUnstartedServer(http.NotFoundHandler()) // a certificate no one here trusts
+	untrusted.Config.ErrorLog = log.New(io.Discard, "", 0)
+	untrusted.StartTLS()
+	defer untrusted.Close()
+	wz := &wizard{check: func(ctx context.Context, raw string) error { return mirror.CheckHTTPS(ctx, raw, nil, nil) }}
+	for _, tc := range []struct{ url, want string }{
+		{"", "Enter the URL"},
+		{"mirror.example.com", "not a URL"},
+		{"http://127.0.0.1:1", "must start with https://"},
+		{"https://127.0.0.1:1/?x=1", "without a query"},
+		{"https://127.0.0.1:" + strconv.Itoa(testutil.FreePort(t)), "Could not reach"},
+		{untrusted.URL, "is not trusted here"},
+	} {
+		errs := map[string]string{}
+		wz.checkURL(context.Background(), errs, "f", tc.url, "the primary", "FIX.")
+		if !strings.Contains(errs["f"], tc.want) {
+			t.Errorf("%q: %q, want %q", tc.url, errs["f"], tc.want)
+		}
+		if tc.url != "" && !strings.Contains(errs["f"], "FIX.") && !strings.Contains(tc.want, "query") {
+			t.Errorf("%q: the message %q does not say what to do", tc.url, errs["f"])
+		}
 	}
 }
