@@ -18,7 +18,9 @@ import (
 // the 40,000-object preset (with a bitmap, as after maintenance) over ServeGit,
 // with the pack cache off, on and cold (emptied before each storm: one
 // pack-objects, every other clone joining it), and on and warm (every clone a
-// hit), and once more for 16 clones without a bitmap. It reports, per storm, wall time and server CPU: the CPU of this process
+// hit at the pack level, the response cache off), and with the response cache
+// on and warm (the default: every clone's fetch answered whole from the
+// cache), and once more for 16 clones without a bitmap. It reports, per storm, wall time and server CPU: the CPU of this process
 // (the store and the test's stand-in for an SSH server) and of the store's git
 // children, that is everything this process and its reaped children used less
 // what each client `git clone` (with its own children: index-pack and the
@@ -46,11 +48,17 @@ func benchStorm(b *testing.B, n int, bitmap bool) {
 	}
 	var ways []*way
 	for _, w := range []struct {
-		name string
-		max  int64
-		cold bool
-	}{{"off", -1, false}, {"cold", 0, true}, {"warm", 0, false}} {
-		s := openCacheStore(b, b.TempDir(), mesh.StoreConfig{PackCacheMaxBytes: w.max})
+		name    string
+		max     int64
+		cold    bool
+		answers bool
+	}{{"off", -1, false, false}, {"cold", 0, true, false}, {"warm", 0, false, false}, {"answers", 0, false, true}} {
+		var s *mesh.Store
+		if w.answers {
+			s = openResponseStore(b) // the default: the response cache on
+		} else {
+			s = openCacheStore(b, b.TempDir(), mesh.StoreConfig{PackCacheMaxBytes: w.max})
+		}
 		if _, err := s.Fetch(ctx, "BENCH", "big", mesh.FetchOptions{URL: "file://" + src}); err != nil {
 			b.Fatal(err)
 		}
@@ -64,8 +72,9 @@ func benchStorm(b *testing.B, n int, bitmap bool) {
 		}
 		ways = append(ways, &way{name: w.name, s: s, g: newGit(b, startGitServer(b, s)), cold: w.cold})
 	}
-	// Warm the warm cache.
+	// Warm the warm caches.
 	benchOneStorm(b, ways[2].g, 1)
+	benchOneStorm(b, ways[3].g, 1)
 	out := b.TempDir()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -90,6 +99,7 @@ func benchStorm(b *testing.B, n int, bitmap bool) {
 	}
 	b.ReportMetric(float64(ways[1].cpu)/float64(ways[0].cpu), "cold/off-cpu")
 	b.ReportMetric(float64(ways[2].cpu)/float64(ways[0].cpu), "warm/off-cpu")
+	b.ReportMetric(float64(ways[3].cpu)/float64(ways[0].cpu), "answers/off-cpu")
 	b.ReportMetric(float64(ways[1].wall)/float64(ways[0].wall), "cold/off-wall")
 }
 

@@ -78,8 +78,13 @@ type PackCacheStats struct {
 	BytesWritten int64 `json:"bytes_written"` // bytes written to the cache
 	Evictions    int64 `json:"evictions"`     // cached packs removed for size or age
 	Queued       int64 `json:"queued"`        // pack-objects runs that waited for a per-repository slot
-	Entries      int64 `json:"entries"`       // cached packs on disk
+	Entries      int64 `json:"entries"`       // cached packs and answers on disk
 	BytesOnDisk  int64 `json:"bytes_on_disk"` // their total size
+	// ResponseHits counts protocol v2 fetch requests answered whole from the
+	// response cache (git never saw them), and ResponsesWritten the answers
+	// it kept; both are 0 with StoreConfig.NoResponseCache.
+	ResponseHits     int64 `json:"response_hits"`
+	ResponsesWritten int64 `json:"responses_written"`
 }
 
 // packCache serves upload-pack's pack-objects requests (see "Pack cache" in the
@@ -92,6 +97,8 @@ type packCache struct {
 	maxAge   time.Duration
 	limit    int // concurrent pack-objects per repository; 0 = none
 	version  string
+	// responses turns on the response cache (respcache.go).
+	responses bool
 
 	mu       sync.Mutex
 	inflight map[string]*packEntry
@@ -107,6 +114,7 @@ type packCache struct {
 	hits, misses, joins, bypassed, corrupt, failed atomic.Int64
 	bytesServed, bytesWritten, evictions, queued   atomic.Int64
 	entries, bytesOnDisk                           atomic.Int64
+	respHits, respWritten                          atomic.Int64
 	running, peak                                  atomic.Int64 // pack-objects runs at once, and the most seen
 }
 
@@ -121,7 +129,7 @@ func openPackCache(ctx context.Context, s *Store, cfg StoreConfig) (*packCache, 
 		return nil, err
 	}
 	c := &packCache{s: s, dir: cfg.PackCacheDir, maxBytes: cfg.PackCacheMaxBytes, maxAge: cfg.PackCacheMaxAge,
-		limit: cfg.MaxPackObjects, version: v.String(),
+		limit: cfg.MaxPackObjects, version: v.String(), responses: !cfg.NoResponseCache,
 		inflight: make(map[string]*packEntry), slots: make(map[string]chan struct{}),
 		verified: make(map[string]verifiedFile)}
 	if c.dir == "" {
@@ -168,7 +176,8 @@ func (c *packCache) stats() PackCacheStats {
 		Hits: c.hits.Load(), Misses: c.misses.Load(), Joins: c.joins.Load(), Bypassed: c.bypassed.Load(),
 		Corrupt: c.corrupt.Load(), Failed: c.failed.Load(), BytesServed: c.bytesServed.Load(),
 		BytesWritten: c.bytesWritten.Load(), Evictions: c.evictions.Load(), Queued: c.queued.Load(),
-		Entries: c.entries.Load(), BytesOnDisk: c.bytesOnDisk.Load()}
+		Entries: c.entries.Load(), BytesOnDisk: c.bytesOnDisk.Load(),
+		ResponseHits: c.respHits.Load(), ResponsesWritten: c.respWritten.Load()}
 }
 
 // shQuote quotes s for sh, which git runs the hook through.
@@ -674,7 +683,7 @@ func (c *packCache) evict() {
 			}
 			return nil
 		}
-		if !strings.HasSuffix(p, ".pack") {
+		if !strings.HasSuffix(p, ".pack") && !strings.HasSuffix(p, respSuffix) {
 			return nil
 		}
 		if fi, err := d.Info(); err == nil {

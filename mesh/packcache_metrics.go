@@ -30,8 +30,10 @@ func (st PackCacheStats) WritePrometheus(w io.Writer) error {
 		{"written_bytes_total", "counter", "Bytes written to the cache.", st.BytesWritten},
 		{"evictions_total", "counter", "Cached packs removed for size or age.", st.Evictions},
 		{"queued_total", "counter", "pack-objects runs that waited for a per-repository slot.", st.Queued},
-		{"entries", "gauge", "Cached packs on disk.", st.Entries},
-		{"bytes", "gauge", "Bytes of cached packs on disk.", st.BytesOnDisk},
+		{"entries", "gauge", "Cached packs and fetch answers on disk.", st.Entries},
+		{"bytes", "gauge", "Bytes of cached packs and fetch answers on disk.", st.BytesOnDisk},
+		{"response_hits_total", "counter", "Protocol v2 fetch requests answered whole from a cached answer.", st.ResponseHits},
+		{"responses_written_total", "counter", "Fetch answers kept in the cache.", st.ResponsesWritten},
 	} {
 		fmt.Fprintf(bw, "# HELP gitfleet_pack_cache_%s %s\n# TYPE gitfleet_pack_cache_%s %s\ngitfleet_pack_cache_%s %d\n",
 			m.name, m.help, m.name, m.typ, m.name, m.v)

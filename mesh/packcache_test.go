@@ -14,9 +14,14 @@ import (
 	"github.com/gitfleet/gitfleet/mesh"
 )
 
-// openCacheStore opens a store on root with the given pack cache settings.
+// openCacheStore opens a store on root with the given pack cache settings;
+// its response cache is off unless withResponses is set, so that these tests
+// see every request at the pack level.
 func openCacheStore(t testing.TB, root string, cfg mesh.StoreConfig) *mesh.Store {
 	t.Helper()
+	if !withResponses {
+		cfg.NoResponseCache = true
+	}
 	cfg.Root = root
 	cfg.Logger = testLogger(t)
 	s, err := mesh.OpenStore(context.Background(), cfg)

@@ -131,6 +131,11 @@ func (s *Store) serveGit(ctx context.Context, req gitfleet.GitRequest, attach at
 	if err != nil {
 		return err
 	}
+	if service == gitfleet.UploadPack && req.Protocol == 2 && s.packs != nil && s.packs.responses && stdin != nil {
+		fc, rc := s.packs.newFetchCache(p, sl, dir, stdin, stdout)
+		stdin, stdout = fc, rc
+		defer rc.close()
+	}
 	var watch *advWriter
 	if service == gitfleet.UploadPack {
 		watch = &advWriter{w: stdout}

@@ -80,6 +80,11 @@ type StoreConfig struct {
 	// answer may run at once in one repository; more wait in line. Zero means
 	// the number of CPUs; negative means no limit.
 	MaxPackObjects int
+	// NoResponseCache turns off the pack cache's upper level, which keeps
+	// upload-pack's whole answer to a protocol v2 fetch and serves an
+	// identical request without git (see "Pack cache" in the package
+	// documentation). The pack level stays.
+	NoResponseCache bool
 }
 
 // Store is the in-process repository store: bare repositories under a root directory,
