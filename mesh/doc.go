@@ -360,6 +360,40 @@
 // cache takes 58% to 66% off the server's CPU. Wall time is the clients'
 // (index-pack on the same two cores).
 //
+// # Response cache
+//
+// Above the pack cache, for protocol v2 (git's default), the store keeps
+// upload-pack's whole answer to a fetch command: the sections and the
+// side-band packfile up to the closing flush-pkt, captured on its way to the
+// client. The key is the pack cache's over the exact request bytes (command,
+// capabilities, wants, haves, shallow, filter, done) and the same object
+// state. Only a request that ends the negotiation (a done line, or no have
+// line) and an answer that carries a packfile are kept; the file
+// (<key>.resp beside the packs, with a SHA-256 trailer) shares the pack
+// cache's directory, size and age limits and eviction. An identical request
+// is answered from the file by the store, without passing the command to git:
+// upload-pack still starts, sends its capabilities and answers ls-refs under
+// the read lock as always, but neither it, nor the pack-objects hook, nor
+// pack-objects moves the pack, which is what a warm clone of a big repository
+// spends its CPU on (with a bitmap, pack-objects itself was the cheaper part).
+// A damaged answer (trailer, checked once per file version, and length) is
+// removed before a byte of it is sent and the request goes to git. A miss is
+// served by git, so the pack level and its shared in-flight packs serve the
+// first clones of a storm. Protocol v0 and v1 requests (one stream, no
+// commands) use only the pack level. StoreConfig.NoResponseCache turns the
+// level off; PackCacheStats counts ResponseHits and ResponsesWritten.
+//
+// Tests: TestResponseCache (a storm of 8 warm clones: 8 answers from the
+// cache and no pack request; shallow and partial clones their own answers; v0
+// unaffected; a push makes old answers unreachable; incremental fetches),
+// TestResponseCacheDamaged, TestResponseCacheOff. BenchmarkPackCacheStorm's
+// "answers" way: 32 concurrent clones of the 40,000-object preset with a
+// bitmap, server CPU 0.79 s per storm against 3.02 s with the cache off
+// (0.26x) and 2.42 s with the pack level warm (0.80x), wall time the same
+// (the clients' index-pack on the two cores):
+//
+//	go test -run '^$' -bench 'BenchmarkPackCacheStorm/clones=32$' -benchtime 2x ./mesh/
+//
 // # Streams
 //
 // ServeGit passes git only the GIT_PROTOCOL of the request's Protocol (1 or 2;

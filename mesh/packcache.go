@@ -104,6 +104,8 @@ type packCache struct {
 	inflight map[string]*packEntry
 	slots    map[string]chan struct{}
 	verified map[string]verifiedFile
+	// capturing holds the answers being captured (respcache.go).
+	capturing map[string]bool
 
 	evictMu sync.Mutex
 
@@ -131,7 +133,7 @@ func openPackCache(ctx context.Context, s *Store, cfg StoreConfig) (*packCache, 
 	c := &packCache{s: s, dir: cfg.PackCacheDir, maxBytes: cfg.PackCacheMaxBytes, maxAge: cfg.PackCacheMaxAge,
 		limit: cfg.MaxPackObjects, version: v.String(), responses: !cfg.NoResponseCache,
 		inflight: make(map[string]*packEntry), slots: make(map[string]chan struct{}),
-		verified: make(map[string]verifiedFile)}
+		verified: make(map[string]verifiedFile), capturing: make(map[string]bool)}
 	if c.dir == "" {
 		c.dir = filepath.Join(s.root, metaDir, "pack-cache")
 	}

@@ -207,7 +207,12 @@ func (c *packCache) serveResponse(f *os.File, path string, w io.Writer) (ok bool
 	os.Chtimes(path, now, now)
 	c.markVerified(path)
 	c.respHits.Add(1)
-	n, err := io.Copy(w, io.NewSectionReader(f, 0, size))
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return true, err
+	}
+	// A LimitedReader of the *os.File lets a *net.TCPConn (the sidecar's
+	// connection) send it with sendfile(2).
+	n, err := io.Copy(w, &io.LimitedReader{R: f, N: size})
 	c.bytesServed.Add(n)
 	return true, err
 }
@@ -247,13 +252,24 @@ type respCapture struct {
 	packfile bool
 }
 
-// arm starts capturing the next answer for path.
+// arm starts capturing the next answer for path, unless another request is
+// capturing it already (the first clones of a storm all miss: one copy is
+// enough).
 func (r *respCapture) arm(path string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.abort()
-	tmp, err := os.CreateTemp(filepath.Join(r.c.dir, "tmp"), "resp-")
+	c := r.c
+	c.mu.Lock()
+	if c.capturing[path] {
+		c.mu.Unlock()
+		return
+	}
+	c.capturing[path] = true
+	c.mu.Unlock()
+	tmp, err := os.CreateTemp(filepath.Join(c.dir, "tmp"), "resp-")
 	if err != nil {
+		c.release(path)
 		return // served uncached
 	}
 	r.path, r.tmp, r.h, r.size = path, tmp, sha256.New(), 0
@@ -338,6 +354,7 @@ func (r *respCapture) write(p []byte) {
 func (r *respCapture) commit() {
 	tmp, path := r.tmp, r.path
 	r.tmp = nil
+	defer r.c.release(path)
 	defer os.Remove(tmp.Name()) // a no-op once renamed
 	defer tmp.Close()
 	if !r.packfile {
@@ -374,7 +391,15 @@ func (r *respCapture) abort() {
 		r.tmp.Close()
 		os.Remove(r.tmp.Name())
 		r.tmp = nil
+		r.c.release(r.path)
 	}
+}
+
+// release ends the capture of path.
+func (c *packCache) release(path string) {
+	c.mu.Lock()
+	delete(c.capturing, path)
+	c.mu.Unlock()
 }
 
 // close drops an unfinished capture (git ended, or the client left).

@@ -313,10 +313,17 @@ func TestSSHPermissions(t *testing.T) {
 	if out, _, err := c.Run("whoami"); err != nil || strings.TrimSpace(out) != "rita" {
 		t.Fatalf("whoami = %q, %v", out, err)
 	}
+	// Two identical clones over SSH (protocol v2): the second one's fetch is
+	// answered whole from the sidecar's response cache.
+	for _, dir := range []string{"rc1.git", "rc2.git"} {
+		g.Run(work, "-c", "protocol.version=2", "clone", "-q", "--bare", url, dir)
+		g.Run(filepath.Join(work, dir), "fsck", "--strict")
+	}
 	// The clones went through the sidecar's pack cache, whose counters /metrics shows.
 	metrics := string(n.MustAPI(200, "GET", "/metrics", nil))
 	if !strings.Contains(metrics, "gitfleet_pack_cache_enabled 1\n") || !strings.Contains(metrics, "# TYPE gitfleet_pack_cache_misses_total counter\n") ||
-		strings.Contains(metrics, "gitfleet_pack_cache_misses_total 0\n") {
+		strings.Contains(metrics, "gitfleet_pack_cache_misses_total 0\n") || strings.Contains(metrics, "gitfleet_pack_cache_response_hits_total 0\n") ||
+		!strings.Contains(metrics, "gitfleet_pack_cache_response_hits_total") {
 		t.Fatalf("/metrics:\n%s", metrics)
 	}
 }
