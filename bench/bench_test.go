@@ -23,7 +23,7 @@ import (
 var (
 	quickFlag  = flag.Bool("quick", false, "fewer rounds and smaller loads (under 3 minutes on 2 cores)")
 	outFlag    = flag.String("out", "", "write the report (BENCHMARKS.md) to this file")
-	onlyFlag   = flag.String("only", "", "run only these comparisons (comma-separated numbers 1-7)")
+	onlyFlag   = flag.String("only", "", "run only these comparisons (comma-separated numbers 1-11)")
 	roundsFlag = flag.Int("rounds", 0, "interleaved rounds per comparison (0: 5, or 3 with -quick)")
 	cmdFlag    = flag.String("command", "bench/run", "the reproducing command written into the report")
 	budgetFlag = flag.Duration("budget", 0, "time budget: past half of it, comparisons run fewer rounds (0: 14m, or 2m40s with -quick)")
@@ -153,7 +153,7 @@ func TestBench(t *testing.T) {
 	for _, prog := range []string{"git", "ssh", "sshd", "haproxy"} {
 		testutil.Require(t, prog)
 	}
-	if selected(1) || selected(2) || selected(3) || selected(4) || selected(6) || selected(8) || selected(9) || selected(10) {
+	if selected(1) || selected(2) || selected(3) || selected(4) || selected(6) || selected(8) || selected(9) || selected(10) || selected(11) {
 		t.Log("building examples/server")
 		e.serverBin = testutil.BuildBinary(t, "./examples/server")
 		e.prepareRepos()
@@ -174,7 +174,7 @@ func TestBench(t *testing.T) {
 		}
 	}
 	var g *gitSetup
-	if selected(1) || selected(2) || selected(3) || selected(6) || selected(8) || selected(9) || selected(10) {
+	if selected(1) || selected(2) || selected(3) || selected(6) || selected(8) || selected(9) || selected(10) || selected(11) {
 		g = e.startGit()
 		t.Logf("servers and repositories ready at %v", time.Since(start).Round(time.Second))
 	}
@@ -193,8 +193,24 @@ func TestBench(t *testing.T) {
 	if selected(3) {
 		c := e.benchConcurrent(g)
 		add(3, c)
-		headline = append(headline, fmt.Sprintf("32 concurrent clones: gitfleet takes %s of OpenSSH's wall time, with %d failures.",
-			ratio(c.Ratio("gitfleet")), c.Peer("gitfleet").Failed()))
+		cpu := 0.0
+		if os := c.Peer("OpenSSH").MedianCPU(); os > 0 {
+			cpu = float64(c.Peer("gitfleet").MedianCPU()) / float64(os)
+		}
+		headline = append(headline, fmt.Sprintf("Clone storm, 32 concurrent clones: gitfleet takes %s of OpenSSH's wall time and %s of its server CPU, with %d failures.",
+			ratio(c.Ratio("gitfleet")), ratio(cpu), c.Peer("gitfleet").Failed()))
+	}
+	if selected(11) {
+		c := e.benchNoopFetch(g)
+		add(11, c)
+		per := func(name string) float64 {
+			if p := c.Peer(name); p != nil {
+				return float64(p.MedianCPU().Microseconds()) / 1000 / 64
+			}
+			return 0
+		}
+		headline = append(headline, fmt.Sprintf("64 concurrent no-op fetches (CI polls): gitfleet's server CPU %s ms per fetch, OpenSSH's %s ms.",
+			num(per("gitfleet")), num(per("OpenSSH"))))
 	}
 	if selected(4) {
 		c := e.benchSidecar()

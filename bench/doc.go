@@ -16,7 +16,8 @@
 //  1. clone over SSH, small and medium repositories: gitfleet's server vs
 //     OpenSSH's sshd running git-upload-pack on the same directory vs file://;
 //  2. `git ls-remote` rate, a new connection each;
-//  3. 32 concurrent clones;
+//  3. a clone storm: 32 concurrent clones (wall time, server CPU, and the
+//     caches' hit rate from the server's /metrics);
 //  4. clone through the mesh sidecar vs the in-process store (the mesh
 //     package's own interleaved benchmark, run once per round);
 //  5. portfwd vs HAProxy on the same configuration: bulk throughput,
@@ -38,7 +39,9 @@
 //  10. a mirror farm of three nodes behind portfwd (HTTPS readiness checks)
 //     against one of its nodes alone: a 64-clone storm (wall time, failures),
 //     and the time from a push to the primary until every node has it
-//     (p50, p99).
+//     (p50, p99);
+//  11. CI polls: 64 concurrent `git fetch` that find nothing new, gitfleet vs
+//     OpenSSH (wall time, server CPU per fetch).
 //
 // For every run it also measures the server side: Probe reads the CPU time of
 // the server's process tree from /proc/<pid>/stat (the server, its sidecar,

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -152,11 +154,13 @@ func (e *env) benchConcurrent(g *gitSetup) *Comparison {
 		repo = "small"
 	}
 	c := &Comparison{
-		Title: fmt.Sprintf("%d concurrent clones, %s repository", clients, repo),
-		What: fmt.Sprintf("%d `git clone --bare` started at once. Figure: wall time until the last one ends; "+
+		Title: fmt.Sprintf("Clone storm: %d concurrent clones, %s repository", clients, repo),
+		What: fmt.Sprintf("%d `git clone --bare` started at once (protocol v2, git's default), as the CI jobs a push starts. "+
+			"gitfleet runs with its defaults: the pack cache and the response cache on. Figure: wall time until the last one ends; "+
 			"a failed clone is counted, not retried.", clients),
 		Unit: "s", Reference: "OpenSSH", ServerSide: true,
 	}
+	before := cacheCounters(e, g)
 	var cs []contender
 	for _, p := range g.peers() {
 		url := g.urls[repo][p.name]
@@ -183,6 +187,101 @@ func (e *env) benchConcurrent(g *gitSetup) *Comparison {
 	}
 	e.interleave(c, rounds, "the clone comparison before it used the same peers and repository.", cs...)
 	c.Notes = append(c.Notes, "Fewer rounds than elsewhere: each round is the heaviest load of the run.")
+	after := cacheCounters(e, g)
+	d := func(k string) int64 { return after[k] - before[k] }
+	if n := d("response_hits_total") + d("hits_total") + d("joins_total") + d("misses_total"); n > 0 {
+		c.Notes = append(c.Notes, fmt.Sprintf("gitfleet's caches over this comparison's clones: %d fetches answered whole from the response cache, "+
+			"and of those that reached the pack cache %d hits, %d joins of a pack being made and %d misses (pack-objects runs); "+
+			"hit rate %.0f%% (everything but the misses).",
+			d("response_hits_total"), d("hits_total"), d("joins_total"), d("misses_total"), 100*float64(n-d("misses_total"))/float64(n)))
+	}
+	if gf, ossh := c.Peer("gitfleet"), c.Peer("OpenSSH"); gf != nil && ossh != nil && ossh.MedianCPU() > 0 {
+		c.Notes = append(c.Notes, fmt.Sprintf("Server CPU per storm: gitfleet %s of OpenSSH's (sshd and git).", ratio(float64(gf.MedianCPU())/float64(ossh.MedianCPU()))))
+	}
+	return c
+}
+
+// cacheCounters reads the gitfleet server's pack cache counters from its
+// /metrics (gitfleet_pack_cache_*), by name without the prefix.
+func cacheCounters(e *env, g *gitSetup) map[string]int64 {
+	out := map[string]int64{}
+	code, body := g.node.API("GET", "/metrics", nil)
+	if code != 200 {
+		e.t.Logf("/metrics: %d", code)
+		return out
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		name, val, ok := strings.Cut(line, " ")
+		name, isCache := strings.CutPrefix(name, "gitfleet_pack_cache_")
+		if !ok || !isCache {
+			continue
+		}
+		if v, err := strconv.ParseInt(val, 10, 64); err == nil {
+			out[name] = v
+		}
+	}
+	return out
+}
+
+// benchNoopFetch is comparison 11: 64 concurrent `git fetch` that find
+// nothing new, the CI poll that most often finds nothing (Bitbucket's
+// "Scaling for CI" guide: about nine polls in ten).
+func (e *env) benchNoopFetch(g *gitSetup) *Comparison {
+	const clients = 64
+	repo := "medium"
+	if e.quick {
+		repo = "small"
+	}
+	c := &Comparison{
+		Title: fmt.Sprintf("CI polls: %d concurrent no-op fetches, %s repository", clients, repo),
+		What: fmt.Sprintf("%d `git fetch` started at once into up-to-date bare clones (made once per peer, then copied with "+
+			"hard links), so that each one only lists the refs and finds nothing to fetch. Figure: wall time until the last one ends; "+
+			"the notes give the server's CPU per fetch.", clients),
+		Unit: "s", Reference: "OpenSSH", ServerSide: true,
+	}
+	base := e.t.TempDir()
+	var cs []contender
+	for _, p := range g.peers()[:2] {
+		url := g.urls[repo][p.name]
+		seed := filepath.Join(base, p.name+"-seed.git")
+		if err := runGit(p.env, base, "clone", "-q", "--bare", url, seed); err != nil {
+			e.t.Fatal(err)
+		}
+		dirs := make([]string, clients)
+		for i := range dirs {
+			dirs[i] = filepath.Join(base, fmt.Sprintf("%s-%d.git", p.name, i))
+			if err := runGit(p.env, base, "clone", "-q", "--bare", "--local", seed, dirs[i]); err != nil {
+				e.t.Fatal(err)
+			}
+			if err := runGit(p.env, dirs[i], "remote", "set-url", "origin", url); err != nil {
+				e.t.Fatal(err)
+			}
+		}
+		cs = append(cs, contender{name: p.name, pid: p.pid, run: func() (float64, int, error) {
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			failed := 0
+			t0 := time.Now()
+			for _, dir := range dirs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := runGit(p.env, dir, "fetch", "-q", "origin", "+refs/heads/*:refs/heads/*"); err != nil {
+						mu.Lock()
+						failed++
+						mu.Unlock()
+						e.t.Logf("%s: %v", p.name, err)
+					}
+				}()
+			}
+			wg.Wait()
+			return time.Since(t0).Seconds(), failed, nil
+		}})
+	}
+	e.interleave(c, e.rounds, "", cs...)
+	for _, p := range c.Peers {
+		c.Notes = append(c.Notes, fmt.Sprintf("%s: server CPU %s ms per fetch.", p.Name, num(float64(p.MedianCPU().Microseconds())/1000/clients)))
+	}
 	return c
 }
 

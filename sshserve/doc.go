@@ -154,7 +154,9 @@
 //     connections (50 per address; when all 100 are taken, a newcomer from an
 //     address holding fewer than the address holding the most is admitted and
 //     that address's oldest unauthenticated connection closed, so a flood from a
-//     few addresses cannot lock anyone else out), 4096 connections (256 per address), 10
+//     few addresses cannot lock anyone else out; a connection over either limit
+//     first waits up to 3 s for a slot to free, so that a storm of CI clones
+//     behind one address queues instead of failing), 4096 connections (256 per address), 10
 //     sessions per connection, an idle timeout of 10 minutes counting session
 //     traffic in both directions, keepalives every 15 s (3 unanswered close the
 //     connection), an optional maximum session length. A limit hit closes the

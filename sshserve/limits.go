@@ -11,6 +11,7 @@ const (
 	DefaultMaxAuthTries       = 6
 	DefaultMaxStartups        = 100
 	DefaultMaxStartupsPerIP   = 50
+	DefaultStartupQueueWait   = 3 * time.Second
 	DefaultMaxConns           = 4096
 	DefaultMaxConnsPerIP      = 256
 	DefaultMaxSessions        = 10
@@ -63,9 +64,41 @@ func (s *Server) admitAccepted() string {
 // cannot evict that client either, since it never holds the most. It returns the
 // limit hit, or "", and the connection to close, if any (the caller closes it,
 // outside the server's lock).
+//
+// A connection that MaxStartups or MaxStartupsPerIP would refuse first waits up
+// to StartupQueueWait for an unauthenticated slot to free (see Server).
 func (s *Server) admitIP(c *conn, ip netip.Addr) (string, *conn) {
+	wait := orDefault(s.StartupQueueWait, DefaultStartupQueueWait)
+	deadline := time.Now().Add(wait)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for {
+		reason, victim := s.tryAdmitLocked(c, ip)
+		left := time.Until(deadline)
+		if reason != RejectStartupsPerIP && reason != RejectMaxStartups || wait <= 0 || left <= 0 {
+			return reason, victim
+		}
+		if s.startupFreed == nil {
+			s.startupFreed = make(chan struct{})
+		}
+		freed := s.startupFreed
+		s.mu.Unlock()
+		t := time.NewTimer(left)
+		select {
+		case <-freed:
+		case <-t.C:
+		case <-c.ctx.Done():
+		}
+		t.Stop()
+		s.mu.Lock()
+		if c.ctx.Err() != nil {
+			return reason, nil
+		}
+	}
+}
+
+// tryAdmitLocked is one admission attempt of admitIP; s.mu is held.
+func (s *Server) tryAdmitLocked(c *conn, ip netip.Addr) (string, *conn) {
 	if m := orDefault(s.MaxConnsPerIP, DefaultMaxConnsPerIP); m > 0 && s.connsPerIP[ip] >= m {
 		return RejectMaxConnsPerIP, nil
 	}
@@ -128,6 +161,10 @@ func (s *Server) stopStartupLocked(c *conn) {
 		return
 	}
 	c.startupAt = time.Time{}
+	if s.startupFreed != nil {
+		close(s.startupFreed) // the waiting connections try again
+		s.startupFreed = nil
+	}
 	s.startups--
 	if s.startupsPerIP[c.startupIP]--; s.startupsPerIP[c.startupIP] <= 0 {
 		delete(s.startupsPerIP, c.startupIP)

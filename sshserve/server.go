@@ -117,6 +117,13 @@ type Server struct {
 	// so that one source cannot take all of MaxStartups. Zero means 50, negative
 	// means no limit.
 	MaxStartupsPerIP int
+	// StartupQueueWait is how long a connection that MaxStartups or
+	// MaxStartupsPerIP would refuse waits for an unauthenticated slot to free
+	// before it is refused: a storm of CI jobs behind one address (dozens of
+	// clones in the same second) then queues for a few milliseconds instead of
+	// failing, while a flood that holds its slots is still refused. Zero
+	// means 3 s, negative means no wait.
+	StartupQueueWait time.Duration
 	// MaxConns bounds open connections; zero means 4096, negative means no limit.
 	MaxConns int
 	// MaxConnsPerIP bounds open connections from one client address; zero means
@@ -155,6 +162,7 @@ type Server struct {
 	connsPerIP    map[netip.Addr]int
 	startupsPerIP map[netip.Addr]int
 	startups      int
+	startupFreed  chan struct{} // closed when an unauthenticated slot frees; nil when none waits
 	inShutdown    atomic.Bool
 	connWG        sync.WaitGroup
 	nextID        atomic.Uint64
