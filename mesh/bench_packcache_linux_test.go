@@ -14,7 +14,7 @@ import (
 	"github.com/gitfleet/gitfleet/mesh"
 )
 
-// BenchmarkPackCacheStorm runs storms of N concurrent identical bare clones of
+// BenchmarkPackCacheStorm runs storms of N (1, 16, 32) concurrent identical bare clones of
 // the 40,000-object preset (with a bitmap, as after maintenance) over ServeGit,
 // with the pack cache off, on and cold (emptied before each storm: one
 // pack-objects, every other clone joining it), and on and warm (every clone a
@@ -28,7 +28,7 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkPackCacheStorm -benchtime 3x ./mesh/
 func BenchmarkPackCacheStorm(b *testing.B) {
-	for _, n := range []int{16, 32} {
+	for _, n := range []int{1, 16, 32} {
 		b.Run(fmt.Sprintf("clones=%d", n), func(b *testing.B) { benchStorm(b, n, true) })
 	}
 	// Without a bitmap pack-objects must walk the history, as in a repository
