@@ -37,7 +37,10 @@
 // accept-proxy binds, picks a server, retries other servers when a connect
 // fails, sends a PROXY header to send-proxy and send-proxy-v2 servers, and
 // then copies bytes both ways. When one side shuts down its output, the other
-// side's output is shut down too (half-close).
+// side's output is shut down too (half-close). When one side resets the
+// connection (or a write to it fails), the other side is closed with a reset
+// too (SO_LINGER 0), as HAProxy passes an abort on: a server never reads an
+// aborted client as one that finished its request (TestResetPassesThrough).
 //
 // On Linux, connections are carried by epoll event loops, one per processor
 // (at most four), as HAProxy's threads carry them: the accept goroutine of a bind
