@@ -70,7 +70,31 @@ type fetchCache struct {
 func (c *packCache) newFetchCache(project, slug, dir string, client io.Reader, out io.Writer) (*fetchCache, *respCapture) {
 	rc := &respCapture{w: out, c: c}
 	return &fetchCache{c: c, project: project, slug: slug, dir: dir,
-		br: bufio.NewReaderSize(client, 64<<10), client: out, capture: rc}, rc
+		br: bufio.NewReaderSize(client, 64<<10), client: &lockedWriter{mu: &rc.wmu, w: out}, capture: rc}, rc
+}
+
+// lockedWriter writes to w under mu: a cached answer goes to the client
+// from the goroutine that reads the client, git's output from another, and
+// the client's writer (the SSH channel's pacer, say) is not safe for both at
+// once. The protocol already orders them (the client asks for the next
+// command only after the whole previous answer), but a writer's bookkeeping
+// may still run when the client has read the last byte.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// ReadFrom keeps io.Copy's fast paths (sendfile to a socket).
+func (l *lockedWriter) ReadFrom(r io.Reader) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return io.Copy(l.w, r)
 }
 
 func (f *fetchCache) Read(p []byte) (int, error) {
@@ -237,8 +261,9 @@ func verifyResponse(f *os.File, size int64) error {
 // request the cache may keep, copies the answer into a temporary file until
 // its closing flush-pkt, then keeps it.
 type respCapture struct {
-	w io.Writer
-	c *packCache
+	w   io.Writer
+	c   *packCache
+	wmu sync.Mutex // held around every write to w (see lockedWriter)
 
 	mu       sync.Mutex
 	path     string // armed: where the answer goes
@@ -277,7 +302,9 @@ func (r *respCapture) arm(path string) {
 }
 
 func (r *respCapture) Write(p []byte) (int, error) {
+	r.wmu.Lock()
 	n, err := r.w.Write(p)
+	r.wmu.Unlock()
 	r.mu.Lock()
 	if r.tmp != nil {
 		if err != nil {
