@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gitfleet/gitfleet/mesh"
 )
@@ -24,6 +25,21 @@ func openResponseStore(t testing.TB) *mesh.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// answersWritten waits until the store has kept want answers (an answer is
+// kept just after its last byte went to the client, so a clone can end a
+// moment before) and returns the stats.
+func answersWritten(t testing.TB, s *mesh.Store, want int64) mesh.PackCacheStats {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := s.PackCacheStats()
+		if st.ResponsesWritten >= want || time.Now().After(deadline) {
+			return st
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // cachedAnswers lists the response cache's files.
@@ -53,7 +69,7 @@ func TestResponseCache(t *testing.T) {
 
 	_, got := cloneCheck(t, g, u, 2)
 	sameRefs(t, got, want)
-	st := s.PackCacheStats()
+	st := answersWritten(t, s, 1)
 	if st.Misses != 1 || st.ResponsesWritten != 1 || st.ResponseHits != 0 || len(cachedAnswers(t, s)) != 1 {
 		t.Fatalf("after the first clone: %+v, want one pack made and one answer kept", st)
 	}
@@ -68,6 +84,7 @@ func TestResponseCache(t *testing.T) {
 	// Shallow and partial clones are other requests with their own answers.
 	cloneCheck(t, g, u, 2, "--depth", "1")
 	cloneCheck(t, g, u, 2, "--filter", "blob:none")
+	answersWritten(t, s, 3)
 	if n := len(cachedAnswers(t, s)); n != 3 {
 		t.Fatalf("%d cached answers after a shallow and a partial clone, want 3", n)
 	}
@@ -89,7 +106,7 @@ func TestResponseCache(t *testing.T) {
 	if got["refs/heads/main"] != head {
 		t.Fatalf("clone after the push has main at %s, want %s", got["refs/heads/main"], head)
 	}
-	if st := s.PackCacheStats(); st.ResponseHits != before.ResponseHits || st.ResponsesWritten != before.ResponsesWritten+1 {
+	if st := answersWritten(t, s, before.ResponsesWritten+1); st.ResponseHits != before.ResponseHits || st.ResponsesWritten != before.ResponsesWritten+1 {
 		t.Fatalf("after the push: %+v, want no answer served from before it, and a new one kept", st)
 	}
 	// An incremental fetch that ends its negotiation is cached too, and
@@ -113,6 +130,7 @@ func TestResponseCacheDamaged(t *testing.T) {
 	want := seed(t, g, s, "PROJ", "r")
 	u := repoURL("PROJ", "r")
 	cloneCheck(t, g, u, 2)
+	answersWritten(t, s, 1)
 	for i, damage := range []func(path string, data []byte) error{
 		func(path string, data []byte) error { return os.WriteFile(path, data[:len(data)/2], 0o644) },
 		func(path string, data []byte) error {
@@ -133,7 +151,7 @@ func TestResponseCacheDamaged(t *testing.T) {
 		}
 		_, got := cloneCheck(t, g, u, 2)
 		sameRefs(t, got, want)
-		st := s.PackCacheStats()
+		st := answersWritten(t, s, int64(i+2))
 		if st.Corrupt != int64(i+1) || st.ResponseHits != 0 || st.ResponsesWritten != int64(i+2) {
 			t.Fatalf("damage %d: %+v, want it found, and the answer made and kept again", i, st)
 		}

@@ -315,9 +315,14 @@ func TestSSHPermissions(t *testing.T) {
 	}
 	// Two identical clones over SSH (protocol v2): the second one's fetch is
 	// answered whole from the sidecar's response cache.
-	for _, dir := range []string{"rc1.git", "rc2.git"} {
+	for i, dir := range []string{"rc1.git", "rc2.git"} {
 		g.Run(work, "-c", "protocol.version=2", "clone", "-q", "--bare", url, dir)
 		g.Run(filepath.Join(work, dir), "fsck", "--strict")
+		if i == 0 { // the answer is kept just after its last byte is sent
+			waitFor(t, func() bool {
+				return !strings.Contains(string(n.MustAPI(200, "GET", "/metrics", nil)), "gitfleet_pack_cache_responses_written_total 0\n")
+			})
+		}
 	}
 	// The clones went through the sidecar's pack cache, whose counters /metrics shows.
 	metrics := string(n.MustAPI(200, "GET", "/metrics", nil))
