@@ -46,7 +46,14 @@ const (
 	pacerMax     = 4 << 30
 	// pacerWindow is the backlog a blocked write implies: OpenSSH's session window.
 	pacerWindow  = 2 << 20
-	pacerSlack   = time.Millisecond // lateness or earliness not worth a sleep
+	pacerSlack   = time.Millisecond // lateness or earliness never worth a sleep
+	// pacerBurst is how much may go out ahead of the rate before a sleep:
+	// sleeping every chunk cost the server about as much CPU as the rest of
+	// a clone (the wake-ups), and a burst this small is far from filling the
+	// client's window. The slack it gives is kept between pacerSlack and
+	// pacerMaxSlack.
+	pacerBurst    = 256 << 10
+	pacerMaxSlack = 8 * time.Millisecond
 	pacerBlocked = 10 * time.Millisecond
 	pacerPeriod  = 100 * time.Millisecond // between rate increases
 	pacerFast    = 1.25                   // growth per period before the first backlog
@@ -66,12 +73,13 @@ func (p *pacer) Write(b []byte) (int, error) {
 			p.rate = pacerInitial
 			p.next, p.changed = start, start
 		}
-		if d := p.next.Sub(start); d > pacerSlack {
+		slack := min(max(time.Duration(pacerBurst/p.rate*float64(time.Second)), pacerSlack), pacerMaxSlack)
+		if d := p.next.Sub(start); d > slack {
 			p.sleep(d)
 			start = p.now()
 			p.limited = true
 		}
-		if early := start.Add(-pacerSlack); p.next.Before(early) {
+		if early := start.Add(-slack); p.next.Before(early) {
 			p.next = early // no credit for time in which there was nothing to send
 		}
 		p.next = p.next.Add(time.Duration(float64(k) / p.rate * float64(time.Second)))
