@@ -45,8 +45,8 @@ const (
 	pacerMin     = 64 << 10
 	pacerMax     = 4 << 30
 	// pacerWindow is the backlog a blocked write implies: OpenSSH's session window.
-	pacerWindow  = 2 << 20
-	pacerSlack   = time.Millisecond // lateness or earliness never worth a sleep
+	pacerWindow = 2 << 20
+	pacerSlack  = time.Millisecond // lateness or earliness never worth a sleep
 	// pacerBurst is how much may go out ahead of the rate before a sleep:
 	// sleeping every chunk cost the server about as much CPU as the rest of
 	// a clone (the wake-ups), and a burst this small is far from filling the
@@ -54,12 +54,12 @@ const (
 	// pacerMaxSlack.
 	pacerBurst    = 256 << 10
 	pacerMaxSlack = 8 * time.Millisecond
-	pacerBlocked = 10 * time.Millisecond
-	pacerPeriod  = 100 * time.Millisecond // between rate increases
-	pacerFast    = 1.25                   // growth per period before the first backlog
-	pacerSlow    = 1.05                   // growth per period after it
-	pacerMinWait = 20 * time.Millisecond  // bounds of the pause after a backlog
-	pacerMaxWait = 500 * time.Millisecond
+	pacerBlocked  = 10 * time.Millisecond
+	pacerPeriod   = 100 * time.Millisecond // between rate increases
+	pacerFast     = 1.25                   // growth per period before the first backlog
+	pacerSlow     = 1.05                   // growth per period after it
+	pacerMinWait  = 20 * time.Millisecond  // bounds of the pause after a backlog
+	pacerMaxWait  = 500 * time.Millisecond
 )
 
 func newPacer(w io.Writer) *pacer { return &pacer{w: w, now: time.Now, sleep: time.Sleep} }
