@@ -14,6 +14,8 @@
 // and the browser does not say the request came from another origin (the
 // Sec-Fetch-Site and Origin headers), so a form on another site, or on
 // another port of the same host, cannot act for a signed-in administrator.
+// The sign-in form, which comes before any session, carries a token that
+// LoginToken also sets in a cookie, and CheckLogin compares the two.
 //
 // A REST API beside the pages keeps its own authentication (HTTP Basic in
 // gitfleet's example server): the session cookie must not authenticate it,
@@ -39,6 +41,10 @@ const CookieName = "gitfleet_session"
 
 // CSRFField is the name of the hidden form field that carries the CSRF token.
 const CSRFField = "csrf"
+
+// LoginCookieName is the cookie that carries the sign-in form's token before
+// there is a session (a double-submit token: see LoginToken).
+const LoginCookieName = "gitfleet_login"
 
 // Default session lifetimes.
 const (
@@ -195,6 +201,44 @@ func (s *Sessions) CheckForm(r *http.Request) (Session, error) {
 		return Session{}, ErrCSRF
 	}
 	return ss, nil
+}
+
+// LoginToken returns the token the sign-in form carries in CSRFField, and
+// sets it in a cookie (HttpOnly, SameSite=Strict, Secure under HTTPS) unless
+// the browser already has one: before there is a session, CheckLogin
+// compares the two, so a page of another site cannot sign a browser in.
+func LoginToken(w http.ResponseWriter, r *http.Request) (string, error) {
+	if c, err := r.Cookie(LoginCookieName); err == nil {
+		if b, err := base64.RawURLEncoding.DecodeString(c.Value); err == nil && len(b) == 32 {
+			return c.Value, nil
+		}
+	}
+	var tok [32]byte
+	if _, err := rand.Read(tok[:]); err != nil {
+		return "", err
+	}
+	v := base64.RawURLEncoding.EncodeToString(tok[:])
+	http.SetCookie(w, &http.Cookie{Name: LoginCookieName, Value: v, Path: "/", HttpOnly: true,
+		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode, MaxAge: int(DefaultMaxAge / time.Second)})
+	return v, nil
+}
+
+// CheckLogin checks a sign-in form: the browser must not say it comes from
+// another origin, and its CSRFField must match the cookie LoginToken set. It
+// returns ErrCrossSite or ErrCSRF.
+func CheckLogin(r *http.Request) error {
+	if !SameOrigin(r) {
+		return ErrCrossSite
+	}
+	c, err := r.Cookie(LoginCookieName)
+	if err != nil || r.ParseForm() != nil {
+		return ErrCSRF
+	}
+	got := r.PostForm.Get(CSRFField)
+	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(c.Value)) != 1 {
+		return ErrCSRF
+	}
+	return nil
 }
 
 // SameOrigin reports whether r may have come from this server's own pages:

@@ -177,3 +177,39 @@ func TestCall(t *testing.T) {
 		t.Fatalf("without a user: %v", err)
 	}
 }
+
+func TestLoginToken(t *testing.T) {
+	w := httptest.NewRecorder()
+	tok, err := LoginToken(w, httptest.NewRequest("GET", "/login", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := w.Result().Cookies()
+	if len(cs) != 1 || cs[0].Name != LoginCookieName || cs[0].Value != tok || !cs[0].HttpOnly || cs[0].SameSite != http.SameSiteStrictMode {
+		t.Fatalf("login cookie %v", cs)
+	}
+	// The same browser keeps its token.
+	r := httptest.NewRequest("GET", "/login", nil)
+	r.AddCookie(cs[0])
+	w = httptest.NewRecorder()
+	if again, _ := LoginToken(w, r); again != tok || len(w.Result().Cookies()) != 0 {
+		t.Fatal("a second sign-in page changed the token")
+	}
+	for _, tc := range []struct {
+		name    string
+		cookie  *http.Cookie
+		form    url.Values
+		headers map[string]string
+		want    error
+	}{
+		{"own form", cs[0], url.Values{CSRFField: {tok}}, nil, nil},
+		{"no cookie", nil, url.Values{CSRFField: {tok}}, nil, ErrCSRF},
+		{"no token", cs[0], url.Values{}, nil, ErrCSRF},
+		{"another token", cs[0], url.Values{CSRFField: {strings.Repeat("A", 43)}}, nil, ErrCSRF},
+		{"another site", cs[0], url.Values{CSRFField: {tok}}, map[string]string{"Sec-Fetch-Site": "cross-site"}, ErrCrossSite},
+	} {
+		if err := CheckLogin(formRequest(tc.cookie, tc.form, tc.headers)); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}

@@ -171,18 +171,33 @@ func (u *webUI) action(h func(http.ResponseWriter, *http.Request, webadmin.Sessi
 type loginData struct{ Next, Username string }
 
 func (u *webUI) handleLoginPage(w http.ResponseWriter, r *http.Request) {
-	u.render(w, http.StatusOK, "login", pageData{Title: "Sign in", Data: loginData{Next: localPath(r.URL.Query().Get("next"))}})
+	u.loginPage(w, r, http.StatusOK, "", loginData{Next: localPath(r.URL.Query().Get("next"))})
+}
+
+// loginPage shows the sign-in form with its token (webadmin.LoginToken).
+func (u *webUI) loginPage(w http.ResponseWriter, r *http.Request, status int, msg string, d loginData) {
+	tok, err := webadmin.LoginToken(w, r)
+	if err != nil {
+		u.failed(w, err)
+		return
+	}
+	u.render(w, status, "login", pageData{Title: "Sign in", CSRF: tok, Error: msg, Data: d})
 }
 
 // handleLogin checks the administrator's name and password with the same
 // guard as the REST API's HTTP Basic (authguard.go) and starts a session.
 func (u *webUI) handleLogin(w http.ResponseWriter, r *http.Request) {
-	if !webadmin.SameOrigin(r) {
+	switch err := webadmin.CheckLogin(r); {
+	case errors.Is(err, webadmin.ErrCrossSite):
 		u.problem(w, http.StatusForbidden, "Refused: the form came from another site",
 			"Sign in from this server's own sign-in page.", "/login", "Sign in")
 		return
+	case err != nil:
+		u.problem(w, http.StatusForbidden, "The sign-in form is out of date",
+			"The form's security token is missing or does not match this browser's, so nobody was signed in. "+
+				"Open the sign-in page again.", "/login", "Sign in")
+		return
 	}
-	r.ParseForm()
 	user, next := r.PostForm.Get("username"), localPath(r.PostForm.Get("next"))
 	check := r.Clone(r.Context())
 	check.Header = r.Header.Clone()
@@ -191,13 +206,11 @@ func (u *webUI) handleLogin(w http.ResponseWriter, r *http.Request) {
 	switch res {
 	case adminBlocked:
 		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds()+0.999)))
-		u.render(w, http.StatusTooManyRequests, "login", pageData{Title: "Sign in",
-			Error: fmt.Sprintf("Too many failed attempts. Try again in %s.", wait.Round(time.Second)),
-			Data:  loginData{Next: next, Username: user}})
+		u.loginPage(w, r, http.StatusTooManyRequests, fmt.Sprintf("Too many failed attempts. Try again in %s.", wait.Round(time.Second)),
+			loginData{Next: next, Username: user})
 		return
 	case adminNo:
-		u.render(w, http.StatusUnauthorized, "login", pageData{Title: "Sign in",
-			Error: "The username or password is not right.", Data: loginData{Next: next, Username: user}})
+		u.loginPage(w, r, http.StatusUnauthorized, "The username or password is not right.", loginData{Next: next, Username: user})
 		return
 	}
 	if _, err := u.sessions.Start(w, r, user); err != nil {

@@ -374,13 +374,28 @@ func TestAdminPagesForms(t *testing.T) {
 	if code, loc, _ := get("/admin/mirrors"); code != http.StatusSeeOther || loc != "/login?next=%2Fadmin%2Fmirrors" {
 		t.Fatalf("unsigned Admin → Mirrors: %d %q", code, loc)
 	}
+	token := func(page string) string {
+		_, tok, ok := strings.Cut(page, `name="csrf" value="`)
+		tok, _, _ = strings.Cut(tok, `"`)
+		if !ok || tok == "" {
+			t.Fatalf("no form token on the page:\n%s", page)
+		}
+		return tok
+	}
 	user, pass := primary.AdminCreds()
-	if code, _, body := post("/login", url.Values{"username": {user}, "password": {"wrong"}}); code != http.StatusUnauthorized ||
+	// The sign-in form needs the token its page set in a cookie.
+	if code, _, body := post("/login", url.Values{"username": {user}, "password": {pass}}); code != http.StatusForbidden ||
+		!strings.Contains(body, "The sign-in form is out of date") {
+		t.Fatalf("sign-in without the form's token: %d\n%s", code, body)
+	}
+	_, _, page := get("/login")
+	login := token(page)
+	if code, _, body := post("/login", url.Values{"username": {user}, "password": {"wrong"}, "csrf": {login}}); code != http.StatusUnauthorized ||
 		!strings.Contains(body, "The username or password is not right") {
 		t.Fatalf("wrong password: %d\n%s", code, body)
 	}
 	// A sign-in never redirects to another site.
-	if code, loc, _ := post("/login", url.Values{"username": {user}, "password": {pass}, "next": {"//evil.example/"}}); code != http.StatusSeeOther || loc != "/" {
+	if code, loc, _ := post("/login", url.Values{"username": {user}, "password": {pass}, "next": {"//evil.example/"}, "csrf": {login}}); code != http.StatusSeeOther || loc != "/" {
 		t.Fatalf("sign-in: %d %q", code, loc)
 	}
 	code, _, body := get("/")
@@ -395,11 +410,10 @@ func TestAdminPagesForms(t *testing.T) {
 		!strings.Contains(body, "The form is out of date") || strings.Contains(body, "goroutine") {
 		t.Fatalf("form without its token: %d\n%s", code, body)
 	}
-	_, _, page := get("/admin/mirrors")
-	_, tok, ok := strings.Cut(page, `name="csrf" value="`)
-	tok, _, _ = strings.Cut(tok, `"`)
-	if !ok || tok == "" {
-		t.Fatalf("Admin → Mirrors has no token:\n%s", page)
+	_, _, page = get("/admin/mirrors")
+	tok := token(page)
+	if tok == login {
+		t.Fatal("the session's form token is the sign-in page's")
 	}
 	if code, loc, _ := post("/admin/mirrors/no-such/reject", url.Values{"csrf": {tok}}); code != http.StatusSeeOther || !strings.Contains(loc, "error=") {
 		t.Fatalf("rejecting an unknown mirror: %d %q", code, loc)
