@@ -307,6 +307,11 @@ type mirrorsData struct {
 }
 
 func (u *webUI) handleMirrors(w http.ResponseWriter, r *http.Request, ss webadmin.Session) {
+	u.mirrorsPage(w, r, ss, http.StatusOK, "")
+}
+
+// mirrorsPage shows Admin → Mirrors, with errMsg when an action failed.
+func (u *webUI) mirrorsPage(w http.ResponseWriter, r *http.Request, ss webadmin.Session, status int, errMsg string) {
 	var page mirror.Page[mirror.MirrorServer]
 	if err := u.call(r, ss, "GET", "mirrorServers?limit=1000", nil, &page); err != nil {
 		u.failed(w, err)
@@ -329,8 +334,8 @@ func (u *webUI) handleMirrors(w http.ResponseWriter, r *http.Request, ss webadmi
 		}
 	}
 	pd := frame(ss, "Admin → Mirrors", d)
-	pd.Flash, pd.Error = flashOf(r), r.URL.Query().Get("error")
-	u.render(w, http.StatusOK, "mirrors", pd)
+	pd.Flash, pd.Error = flashOf(r), errMsg
+	u.render(w, status, "mirrors", pd)
 }
 
 // flashes are the confirmations an action redirects with (?done=...).
@@ -376,6 +381,11 @@ func (u *webUI) mirrorDetail(w http.ResponseWriter, r *http.Request, ss webadmin
 }
 
 func (u *webUI) handleMirror(w http.ResponseWriter, r *http.Request, ss webadmin.Session) {
+	u.mirrorPage(w, r, ss, http.StatusOK, "")
+}
+
+// mirrorPage shows one mirror's page, with errMsg when an action failed.
+func (u *webUI) mirrorPage(w http.ResponseWriter, r *http.Request, ss webadmin.Session, status int, errMsg string) {
 	d, ok := u.mirrorDetail(w, r, ss)
 	if !ok {
 		return
@@ -398,8 +408,8 @@ func (u *webUI) handleMirror(w http.ResponseWriter, r *http.Request, ss webadmin
 		d.Projects = append(d.Projects, projectChoice{Key: p.Key, Name: p.Name, Mirrored: slices.Contains(d.Mirror.Projects, p.Key)})
 	}
 	pd := frame(ss, d.Mirror.Name, d)
-	pd.Flash, pd.Error = flashOf(r), r.URL.Query().Get("error")
-	u.render(w, http.StatusOK, "mirror_detail", pd)
+	pd.Flash, pd.Error = flashOf(r), errMsg
+	u.render(w, status, "mirror_detail", pd)
 }
 
 func (u *webUI) handleAllConfirm(w http.ResponseWriter, r *http.Request, ss webadmin.Session) {
@@ -447,10 +457,14 @@ func (u *webUI) handleMirrorAction(w http.ResponseWriter, r *http.Request, ss we
 	var ae *webadmin.APIError
 	switch {
 	case errors.As(err, &ae):
-		if done == "authorized" || done == "rejected" || done == "removed" {
-			back = "/admin/mirrors"
+		// The page again, with the API's reason (never carried in a URL,
+		// where another site could write one).
+		msg := "Not done: " + ae.Message
+		if done == "authorized" || done == "rejected" || done == "removed" || ae.Status == http.StatusNotFound {
+			u.mirrorsPage(w, r, ss, ae.Status, msg)
+			return
 		}
-		http.Redirect(w, r, back+"?error="+url.QueryEscape(ae.Message), http.StatusSeeOther)
+		u.mirrorPage(w, r, ss, ae.Status, msg)
 	case err != nil:
 		u.failed(w, err)
 	default:

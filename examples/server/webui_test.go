@@ -415,8 +415,13 @@ func TestAdminPagesForms(t *testing.T) {
 	if tok == login {
 		t.Fatal("the session's form token is the sign-in page's")
 	}
-	if code, loc, _ := post("/admin/mirrors/no-such/reject", url.Values{"csrf": {tok}}); code != http.StatusSeeOther || !strings.Contains(loc, "error=") {
-		t.Fatalf("rejecting an unknown mirror: %d %q", code, loc)
+	if code, _, body := post("/admin/mirrors/no-such/reject", url.Values{"csrf": {tok}}); code != http.StatusNotFound ||
+		!strings.Contains(body, "Not done: no such mirror") || !strings.Contains(body, "Authorization requests") {
+		t.Fatalf("rejecting an unknown mirror: %d\n%s", code, body)
+	}
+	// A message in the URL is not shown (another site could write one).
+	if _, _, body := get("/admin/mirrors?error=Call+us+at+555"); strings.Contains(body, "Call us") {
+		t.Fatal("Admin → Mirrors shows a message from its URL")
 	}
 	if code, _, _ := post("/logout", url.Values{"csrf": {tok}}); code != http.StatusSeeOther {
 		t.Fatalf("sign-out: %d", code)
