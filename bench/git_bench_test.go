@@ -165,24 +165,7 @@ func (e *env) benchConcurrent(g *gitSetup) *Comparison {
 	for _, p := range g.peers() {
 		url := g.urls[repo][p.name]
 		cs = append(cs, contender{name: p.name, pid: p.pid, run: func() (float64, int, error) {
-			var wg sync.WaitGroup
-			var mu sync.Mutex
-			failed := 0
-			t0 := time.Now()
-			for range clients {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if err := cloneOnce(p.env, url); err != nil {
-						mu.Lock()
-						failed++
-						mu.Unlock()
-						e.t.Logf("%s: %v", p.name, err)
-					}
-				}()
-			}
-			wg.Wait()
-			return time.Since(t0).Seconds(), failed, nil
+			return e.atOnce(p.name, clients, func(int) error { return cloneOnce(p.env, url) })
 		}})
 	}
 	e.interleave(c, rounds, "the clone comparison before it used the same peers and repository.", cs...)
@@ -199,6 +182,30 @@ func (e *env) benchConcurrent(g *gitSetup) *Comparison {
 		c.Notes = append(c.Notes, fmt.Sprintf("Server CPU per storm: gitfleet %s of OpenSSH's (sshd and git).", ratio(float64(gf.MedianCPU())/float64(ossh.MedianCPU()))))
 	}
 	return c
+}
+
+// atOnce runs op(0) to op(n-1) at once and returns the wall time in seconds
+// until the last one ends and how many failed (each failure is logged, not
+// retried).
+func (e *env) atOnce(name string, n int, op func(i int) error) (float64, int, error) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	failed := 0
+	t0 := time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := op(i); err != nil {
+				mu.Lock()
+				failed++
+				mu.Unlock()
+				e.t.Logf("%s: %v", name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return time.Since(t0).Seconds(), failed, nil
 }
 
 // cacheCounters reads the gitfleet server's pack cache counters from its
@@ -258,24 +265,9 @@ func (e *env) benchNoopFetch(g *gitSetup) *Comparison {
 			}
 		}
 		cs = append(cs, contender{name: p.name, pid: p.pid, run: func() (float64, int, error) {
-			var wg sync.WaitGroup
-			var mu sync.Mutex
-			failed := 0
-			t0 := time.Now()
-			for _, dir := range dirs {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if err := runGit(p.env, dir, "fetch", "-q", "origin", "+refs/heads/*:refs/heads/*"); err != nil {
-						mu.Lock()
-						failed++
-						mu.Unlock()
-						e.t.Logf("%s: %v", p.name, err)
-					}
-				}()
-			}
-			wg.Wait()
-			return time.Since(t0).Seconds(), failed, nil
+			return e.atOnce(p.name, clients, func(i int) error {
+				return runGit(p.env, dirs[i], "fetch", "-q", "origin", "+refs/heads/*:refs/heads/*")
+			})
 		}})
 	}
 	e.interleave(c, e.rounds, "", cs...)

@@ -3,24 +3,27 @@
 package sshserve_test
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/gitfleet/gitfleet/internal/gitexec"
 	"github.com/gitfleet/gitfleet/internal/testutil"
 	"github.com/gitfleet/gitfleet/sshserve"
-	"github.com/gitfleet/gitfleet/sshserve/sshservetest"
 )
 
 // selfCPU returns the CPU time this process (the in-process server, not its git
 // children) has used so far.
-func selfCPU(b *testing.B) time.Duration {
+func selfCPU(b *testing.B) time.Duration { return rusageCPU(b, syscall.RUSAGE_SELF) }
+
+// childrenCPU returns the CPU time of this process's reaped children (the
+// clients: git, ssh, index-pack; the in-process server's git children too).
+func childrenCPU(b *testing.B) time.Duration { return rusageCPU(b, syscall.RUSAGE_CHILDREN) }
+
+func rusageCPU(b *testing.B, who int) time.Duration {
 	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	if err := syscall.Getrusage(who, &ru); err != nil {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
@@ -34,14 +37,7 @@ func selfCPU(b *testing.B) time.Duration {
 // whose work is the same for every cipher. Figures are in the package
 // documentation.
 func BenchmarkCiphers(b *testing.B) {
-	srv := sshservetest.NewServer(b)
-	srv.SeedFrom("PROJ", "big", testutil.CachedRepo(b, testutil.Preset40k))
-	dir := filepath.Join(srv.Store.Root(), "PROJ", "big.git")
-	if _, err := gitexec.Run(context.Background(), dir, nil, "repack", "-a", "-d", "-q", "--write-bitmap-index"); err != nil {
-		b.Fatal(err)
-	}
-	key := testutil.GenerateKey(b, testutil.Ed25519)
-	srv.AddKey(srv.User, key.Public)
+	srv, key := bigServer(b)
 	url := srv.URL("PROJ", "big")
 	for _, op := range []string{"clone", "ls-remote"} {
 		b.Run(op, func(b *testing.B) {
@@ -76,16 +72,6 @@ func BenchmarkCiphers(b *testing.B) {
 	}
 }
 
-// childrenCPU returns the CPU time of this process's reaped children (the
-// clients: git, ssh, index-pack; the in-process server's git children too).
-func childrenCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // BenchmarkClonePacing clones the 40,000-object preset (16 MB pack, answered
 // from the store's response cache after the first clone) with the output
 // pacer on (the default) and off: server-cpu-s/op is the server process alone
@@ -94,14 +80,7 @@ func childrenCPU(b *testing.B) time.Duration {
 func BenchmarkClonePacing(b *testing.B) {
 	for _, paced := range []bool{true, false} {
 		b.Run(map[bool]string{true: "paced", false: "unpaced"}[paced], func(b *testing.B) {
-			srv := sshservetest.NewServer(b, func(s *sshserve.Server) { s.NoOutputPacing = !paced })
-			srv.SeedFrom("PROJ", "big", testutil.CachedRepo(b, testutil.Preset40k))
-			dir := filepath.Join(srv.Store.Root(), "PROJ", "big.git")
-			if _, err := gitexec.Run(context.Background(), dir, nil, "repack", "-a", "-d", "-q", "--write-bitmap-index"); err != nil {
-				b.Fatal(err)
-			}
-			key := testutil.GenerateKey(b, testutil.Ed25519)
-			srv.AddKey(srv.User, key.Public)
+			srv, key := bigServer(b, func(s *sshserve.Server) { s.NoOutputPacing = !paced })
 			git := testutil.NewGit(b)
 			git.SetEnv("GIT_SSH_COMMAND", testutil.SSHCommand(key.Path, srv.KnownHosts))
 			git.SetEnv("GIT_SSH_VARIANT", "ssh")

@@ -35,9 +35,12 @@ func benchSetup(b *testing.B) (*sshservetest.Server, *testutil.Sshd, *testutil.K
 	return benchSetupT(b)
 }
 
-func benchSetupT(b testing.TB) (*sshservetest.Server, *testutil.Sshd, *testutil.Key, []target) {
+// bigServer starts a server holding the 40,000-object preset as PROJ/big,
+// repacked with a bitmap as a maintained repository is, and a key for its
+// user.
+func bigServer(b testing.TB, configure ...sshservetest.Option) (*sshservetest.Server, *testutil.Key) {
 	b.Helper()
-	srv := sshservetest.NewServer(b)
+	srv := sshservetest.NewServer(b, configure...)
 	srv.SeedFrom("PROJ", "big", testutil.CachedRepo(b, testutil.Preset40k))
 	dir := filepath.Join(srv.Store.Root(), "PROJ", "big.git")
 	if _, err := gitexec.Run(context.Background(), dir, nil, "repack", "-a", "-d", "-q", "--write-bitmap-index"); err != nil {
@@ -45,6 +48,13 @@ func benchSetupT(b testing.TB) (*sshservetest.Server, *testutil.Sshd, *testutil.
 	}
 	key := testutil.GenerateKey(b, testutil.Ed25519)
 	srv.AddKey(srv.User, key.Public)
+	return srv, key
+}
+
+func benchSetupT(b testing.TB) (*sshservetest.Server, *testutil.Sshd, *testutil.Key, []target) {
+	b.Helper()
+	srv, key := bigServer(b)
+	dir := filepath.Join(srv.Store.Root(), "PROJ", "big.git")
 	sshd := testutil.StartSshd(b, []*testutil.Key{key})
 	// OpenSSH as installed: each command runs through the user's login shell,
 	// start-up files included (the issue's baseline: "~0.6 s per connection
