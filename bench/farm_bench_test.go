@@ -3,9 +3,7 @@
 package bench
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,7 +13,7 @@ import (
 	"time"
 
 	"github.com/gitfleet/gitfleet/internal/testutil"
-	"github.com/gitfleet/gitfleet/portfwd"
+	"github.com/gitfleet/gitfleet/portfwd/portfwdtest"
 )
 
 // startFarm starts a farm of three mirrors of g's primary behind portfwd (an
@@ -68,26 +66,7 @@ func (e *env) startFarm(g *gitSetup) ([]*testutil.ServerNode, int, []string) {
 		}
 		kh = append(kh, strings.TrimSpace(string(data)))
 	}
-	cfg, err := portfwd.ParseConfig(strings.NewReader(b.String()), "farm.cfg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fw, err := portfwd.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, err := cfg.Listen(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- fw.Serve(ls...) }()
-	t.Cleanup(func() {
-		fw.Close()
-		if err := <-served; !errors.Is(err, portfwd.ErrServerClosed) {
-			t.Errorf("portfwd: %v", err)
-		}
-	})
+	fw := portfwdtest.Start(t, b.String(), "farm.cfg")
 	deadline := time.Now().Add(opTimeout)
 	for {
 		up := 0
@@ -189,23 +168,7 @@ func (e *env) benchFarm(g *gitSetup) (*Comparison, *Comparison) {
 	}
 	p := vis.Peer("farm of 3")
 	for i := range pushes {
-		os.WriteFile(filepath.Join(wt, "farm.txt"), []byte(fmt.Sprintf("push %d\n", i)), 0o644)
-		if err := runGit(g.gfEnv, wt, "commit", "-q", "-a", "-m", fmt.Sprintf("farm %d", i)); err != nil {
-			if err := runGit(g.gfEnv, wt, "add", "farm.txt"); err != nil {
-				t.Fatal(err)
-			}
-			if err := runGit(g.gfEnv, wt, "commit", "-q", "-m", fmt.Sprintf("farm %d", i)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		head, err := exec.Command("git", "-C", wt, "rev-parse", "HEAD").Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := strings.TrimSpace(string(head))
-		if err := runGit(g.gfEnv, wt, "push", "-q", "origin", "HEAD:refs/heads/farm"); err != nil {
-			t.Fatal(err)
-		}
+		want := pushNext(t, g.gfEnv, wt, "farm", i)
 		t0 := time.Now()
 		failed := 0
 		for _, n := range nodes {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/gitfleet/gitfleet/internal/testutil"
@@ -73,6 +74,30 @@ func (e *env) startMirror(g *gitSetup, name string) (*testutil.ServerNode, strin
 func refsOf(dir string) (string, error) {
 	out, err := exec.Command("git", "-C", dir, "for-each-ref", "--format=%(objectname) %(refname)").CombinedOutput()
 	return string(out), err
+}
+
+// pushNext commits a change to branch's file in the work tree wt and pushes
+// it to origin's branch, returning the commit's id.
+func pushNext(t testing.TB, env []string, wt, branch string, i int) string {
+	t.Helper()
+	file := branch + ".txt"
+	if err := os.WriteFile(filepath.Join(wt, file), []byte(fmt.Sprintf("push %d\n", i)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := runGit(env, wt, "add", file); err != nil {
+		t.Fatal(err)
+	}
+	if err := runGit(env, wt, "commit", "-q", "-m", fmt.Sprintf("%s %d", branch, i)); err != nil {
+		t.Fatal(err)
+	}
+	head, err := exec.Command("git", "-C", wt, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runGit(env, wt, "push", "-q", "origin", "HEAD:refs/heads/"+branch); err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(head))
 }
 
 // benchMirror is comparison 6: a fresh mirror's initial sync against `git
@@ -177,23 +202,7 @@ func (e *env) propagation(g *gitSetup, m *testutil.ServerNode) *Comparison {
 	mdir := m.RepoDir(benchProject, "small")
 	p := c.Peer("gitfleet mirror")
 	for i := range pushes {
-		if err := os.WriteFile(filepath.Join(wt, "propagation.txt"), []byte(fmt.Sprintf("push %d\n", i)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := runGit(g.gfEnv, wt, "add", "propagation.txt"); err != nil {
-			t.Fatal(err)
-		}
-		if err := runGit(g.gfEnv, wt, "commit", "-q", "-m", fmt.Sprintf("push %d", i)); err != nil {
-			t.Fatal(err)
-		}
-		head, err := exec.Command("git", "-C", wt, "rev-parse", "HEAD").Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := strings.TrimSpace(string(head))
-		if err := runGit(g.gfEnv, wt, "push", "-q", "origin", "HEAD:refs/heads/propagation"); err != nil {
-			t.Fatal(err)
-		}
+		want := pushNext(t, g.gfEnv, wt, "propagation", i)
 		t0 := time.Now()
 		failed := 0
 		for {

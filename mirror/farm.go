@@ -142,16 +142,7 @@ func (u *Upstream) handleJoinToken(w http.ResponseWriter, r *http.Request) {
 		rec.JoinTokenHash, rec.JoinTokenExpires, rec.Updated = hashJoinToken(token), expires, u.now()
 		return nil
 	})
-	var ref *refusal
-	switch {
-	case isNotFound(err):
-		writeError(w, http.StatusNotFound, "not_found", "no such mirror")
-		return
-	case errors.As(err, &ref):
-		writeError(w, ref.status, "conflict", ref.msg)
-		return
-	case err != nil:
-		u.internal(w, r, err)
+	if !u.updated(w, r, err) {
 		return
 	}
 	u.log.Info("farm join token issued", "farm", rec.ID, "expires", expires)
@@ -232,15 +223,11 @@ func (u *Upstream) followFarm(ctx context.Context, root *MirrorRecord) {
 // mirror id (the mirror itself first), each with its state, last contact and
 // how far behind the change feed it is.
 func (u *Upstream) handleNodes(w http.ResponseWriter, r *http.Request) {
-	root, err := u.liveRecord(r.Context(), r.PathValue("id"))
-	if isNotFound(err) {
-		writeError(w, http.StatusNotFound, "not_found", "no such mirror")
+	root, ok := u.liveOrReply(w, r, r.PathValue("id"))
+	if !ok {
 		return
 	}
-	if err != nil {
-		u.internal(w, r, err)
-		return
-	}
+	var err error
 	if root.Farm != "" {
 		if root, err = u.liveRecord(r.Context(), root.Farm); err != nil && !isNotFound(err) {
 			u.internal(w, r, err)

@@ -277,16 +277,24 @@ func makePage[T any](all []T, start, limit int) Page[T] {
 
 // handleGet serves GET /mirrorServers/{id}.
 func (u *Upstream) handleGet(w http.ResponseWriter, r *http.Request) {
-	rec, err := u.liveRecord(r.Context(), r.PathValue("id"))
-	if isNotFound(err) {
+	if rec, ok := u.liveOrReply(w, r, r.PathValue("id")); ok {
+		writeJSON(w, http.StatusOK, rec.view())
+	}
+}
+
+// liveOrReply returns the live record of id, or answers 404 (no such mirror)
+// or 500 and reports false.
+func (u *Upstream) liveOrReply(w http.ResponseWriter, r *http.Request, id string) (*MirrorRecord, bool) {
+	rec, err := u.liveRecord(r.Context(), id)
+	switch {
+	case isNotFound(err):
 		writeError(w, http.StatusNotFound, "not_found", "no such mirror")
-		return
-	}
-	if err != nil {
+		return nil, false
+	case err != nil:
 		u.internal(w, r, err)
-		return
+		return nil, false
 	}
-	writeJSON(w, http.StatusOK, rec.view())
+	return rec, true
 }
 
 // handleDelete serves DELETE /mirrorServers/{id}: the mirror's key loses SSH and
@@ -325,20 +333,28 @@ func (u *Upstream) update(w http.ResponseWriter, r *http.Request, change func(re
 		rec.Updated = u.now()
 		return nil
 	})
-	var ref *refusal
-	switch {
-	case isNotFound(err):
-		writeError(w, http.StatusNotFound, "not_found", "no such mirror")
-		return nil, false
-	case errors.As(err, &ref):
-		writeError(w, ref.status, "conflict", ref.msg)
-		return nil, false
-	case err != nil:
-		u.internal(w, r, err)
+	if !u.updated(w, r, err) {
 		return nil, false
 	}
 	writeJSON(w, http.StatusOK, rec.view())
 	return rec, true
+}
+
+// updated reports whether an UpdateMirror succeeded; if not, it has answered
+// 404 (no such mirror), the refusal's status, or 500.
+func (u *Upstream) updated(w http.ResponseWriter, r *http.Request, err error) bool {
+	var ref *refusal
+	switch {
+	case isNotFound(err):
+		writeError(w, http.StatusNotFound, "not_found", "no such mirror")
+	case errors.As(err, &ref):
+		writeError(w, ref.status, "conflict", ref.msg)
+	case err != nil:
+		u.internal(w, r, err)
+	default:
+		return true
+	}
+	return false
 }
 
 // normaliseProjects validates, sorts and de-duplicates project keys.
@@ -383,19 +399,11 @@ func (u *Upstream) handleAccept(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "mirroringMode must be ALL_PROJECTS or SELECTED_PROJECTS")
 		return
 	}
-	var baseURL string
-	rec, err := u.liveRecord(r.Context(), r.PathValue("id"))
-	if err == nil {
-		baseURL = rec.BaseURL
-	}
-	if isNotFound(err) {
-		writeError(w, http.StatusNotFound, "not_found", "no such mirror")
+	rec, ok := u.liveOrReply(w, r, r.PathValue("id"))
+	if !ok {
 		return
 	}
-	if err != nil {
-		u.internal(w, r, err)
-		return
-	}
+	baseURL := rec.BaseURL
 	timeout := u.cfg.AcceptCheckTimeout
 	if timeout <= 0 {
 		timeout = 15 * time.Second
@@ -408,7 +416,7 @@ func (u *Upstream) handleAccept(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, "base_url_check", "the mirror's base URL failed the HTTPS check: "+err.Error())
 		return
 	}
-	rec, ok := u.update(w, r, func(rec *MirrorRecord) *refusal {
+	rec, ok = u.update(w, r, func(rec *MirrorRecord) *refusal {
 		if rec.State != StatePending {
 			return &refusal{http.StatusConflict, "only a PENDING mirror can be accepted; it is " + string(rec.State)}
 		}

@@ -67,13 +67,7 @@ func TestLFSOverSSH(t *testing.T) {
 		},
 		Setup: func(ctx context.Context, repos mesh.Repos) error { return repos.Create(ctx, "PROJ", "media") },
 	}
-	serve(t, n)
-	t.Cleanup(func() { n.Close() })
-	hostKeys, err := sshserve.LoadOrCreateHostKeys(home.ConfigDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	known := testutil.WriteKnownHosts(t, "127.0.0.1", cfg.SSH.Port, publicKeys(hostKeys)...)
+	known := serveSSH(t, n)
 	writer.SetSSH(keys["alice"], known)
 	reader.SetSSH(keys["bob"], known)
 	stranger.SetSSH(keys["eve"], known)

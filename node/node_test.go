@@ -43,6 +43,19 @@ func testConfig(t *testing.T, home gitfleet.Home, extra ...string) *props.Config
 
 // serve runs n.ListenAndServe in the background and waits until the node is
 // ready; the returned channel carries ListenAndServe's result.
+// serveSSH starts n (closed at the end of the test) and returns a
+// known_hosts file for its SSH port.
+func serveSSH(t *testing.T, n *Node) string {
+	t.Helper()
+	serve(t, n)
+	t.Cleanup(func() { n.Close() })
+	hostKeys, err := sshserve.LoadOrCreateHostKeys(n.Home.ConfigDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testutil.WriteKnownHosts(t, "127.0.0.1", n.Config.SSH.Port, publicKeys(hostKeys)...)
+}
+
 func serve(t *testing.T, n *Node) <-chan error {
 	t.Helper()
 	served := make(chan error, 1)
@@ -204,13 +217,7 @@ func TestPrimaryUsesEmbedderCallbacks(t *testing.T) {
 		},
 		Setup: func(ctx context.Context, repos mesh.Repos) error { return repos.Create(ctx, "PROJ", "repo") },
 	}
-	serve(t, n)
-	t.Cleanup(func() { n.Close() })
-	hostKeys, err := sshserve.LoadOrCreateHostKeys(home.ConfigDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	known := testutil.WriteKnownHosts(t, "127.0.0.1", cfg.SSH.Port, publicKeys(hostKeys)...)
+	known := serveSSH(t, n)
 	url := gitfleet.CloneURL(cfg.SSHBaseURL(), gitfleet.RepoName{Project: "PROJ", Slug: "repo"})
 	work := t.TempDir()
 	git.SetSSH(reader, known)

@@ -95,13 +95,7 @@ func TestNodeCertificates(t *testing.T) {
 		},
 		Setup: func(ctx context.Context, repos mesh.Repos) error { return repos.Create(ctx, "PROJ", "repo") },
 	}
-	serve(t, n)
-	t.Cleanup(func() { n.Close() })
-	hostKeys, err := sshserve.LoadOrCreateHostKeys(home.ConfigDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	known := testutil.WriteKnownHosts(t, "127.0.0.1", cfg.SSH.Port, publicKeys(hostKeys)...)
+	known := serveSSH(t, n)
 	url := gitfleet.CloneURL(cfg.SSHBaseURL(), gitfleet.RepoName{Project: "PROJ", Slug: "repo"})
 	work := t.TempDir()
 	git.SetSSH(&testutil.Key{Path: alice}, known)

@@ -3,9 +3,7 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/gitfleet/gitfleet/internal/testutil"
 	"github.com/gitfleet/gitfleet/portfwd"
+	"github.com/gitfleet/gitfleet/portfwd/portfwdtest"
 )
 
 // farmConfig is deploy/mirror-farm.cfg (the file the README points farm
@@ -95,31 +94,11 @@ func TestMirrorFarm(t *testing.T) {
 	if out, err := exec.Command("haproxy", "-c", "-f", cfgFile).CombinedOutput(); err != nil {
 		t.Fatalf("haproxy -c: %v\n%s", err, out)
 	}
-	f, err := os.Open(cfgFile)
+	text, err := os.ReadFile(cfgFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := portfwd.ParseConfig(f, cfgFile)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fw, err := portfwd.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, err := cfg.Listen(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- fw.Serve(ls...) }()
-	t.Cleanup(func() {
-		fw.Close()
-		if err := <-served; !errors.Is(err, portfwd.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	fw := portfwdtest.Start(t, string(text), cfgFile)
 	server := func(name string) portfwd.ServerStats {
 		for _, b := range fw.Stats().Backends {
 			for _, s := range b.Servers {

@@ -3,9 +3,7 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +14,7 @@ import (
 	"github.com/gitfleet/gitfleet/internal/testutil"
 	"github.com/gitfleet/gitfleet/node"
 	"github.com/gitfleet/gitfleet/portfwd"
+	"github.com/gitfleet/gitfleet/portfwd/portfwdtest"
 )
 
 // getReady reads a node's readiness endpoint: the status code and the body.
@@ -114,26 +113,7 @@ listen git
     http-check expect status 200
     server m1 127.0.0.1:%d check port %d check-ssl ca-file %s inter 100ms fall 2 rise 2
 `, front, node.PathReady, m.SSHPort, m.HTTPPort, ca.File)
-	cfg, err := portfwd.ParseConfig(strings.NewReader(text), "farm.cfg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fw, err := portfwd.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, err := cfg.Listen(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- fw.Serve(ls...) }()
-	t.Cleanup(func() {
-		fw.Close()
-		if err := <-served; !errors.Is(err, portfwd.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	fw := portfwdtest.Start(t, text, "farm.cfg")
 	stats := func() portfwd.ServerStats {
 		for _, b := range fw.Stats().Backends {
 			for _, s := range b.Servers {
