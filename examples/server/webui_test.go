@@ -255,6 +255,10 @@ func TestAdminPagesInBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#add-PROJ")),
 		chromedp.WaitVisible(chromedp.CSS("#remove-PROJ")))
 	browse(t, ctx, "back to Admin → Mirrors", chromedp.Navigate(adminLink), chromedp.WaitVisible(chromedp.CSS("#accepted")))
+	if text := pageText(t, ctx); !strings.Contains(text, "ACCEPTED") || !strings.Contains(text, "1 selected") ||
+		!strings.Contains(text, "Sydney office: ") || !strings.Contains(text, "last contact") {
+		t.Fatalf("the authorized mirror does not show its state, projects and each node's contact and lag:\n%s", text)
+	}
 	screenshot(t, ctx, "admin-mirrors")
 	// "Mirror all projects" asks first, and says it is final.
 	browse(t, ctx, "open mirror all",
@@ -292,6 +296,9 @@ func TestAdminPagesInBrowser(t *testing.T) {
 			t.Fatalf("the mirror's status page never showed synced:\n%s", state)
 		}
 		time.Sleep(time.Second)
+	}
+	if max := get(t, ctx, "read the progress bar", chromedp.AttributeValue(chromedp.CSS("progress"), "max")).Value; max != "1" {
+		t.Fatalf("the initial sync's progress bar counts to %q, want 1", max)
 	}
 	screenshot(t, ctx, "mirror-status")
 	mirrorNode.WaitRunning()
@@ -351,6 +358,7 @@ func startEvilSite(t *testing.T, target string) string {
 func TestAdminPagesForms(t *testing.T) {
 	primary := startNode(t, testutil.ServerOptions{})
 	primary.MustAPI(201, "POST", "/rest/api/1.0/projects", map[string]string{"key": "XSS", "name": `<script>alert(1)</script>`})
+	primary.MustAPI(201, "POST", "/rest/api/1.0/projects/XSS/repos", map[string]string{"name": "tools"})
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	get := func(path string) (int, string, string) {
@@ -401,6 +409,9 @@ func TestAdminPagesForms(t *testing.T) {
 	code, _, body := get("/")
 	if code != 200 || strings.Contains(body, "<script>alert") || !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
 		t.Fatalf("status page: %d, the project name is not escaped:\n%s", code, body)
+	}
+	if !strings.Contains(body, primary.SSHURL("XSS", "tools")) {
+		t.Fatalf("the status page does not give the repository's clone URL %s:\n%s", primary.SSHURL("XSS", "tools"), body)
 	}
 	// The session cookie alone does not open the REST API.
 	if code, _, _ := get("/rest/mirroring/1.0/mirrorServers"); code != http.StatusForbidden && code != http.StatusUnauthorized {
