@@ -254,6 +254,37 @@ func TestAdminPagesInBrowser(t *testing.T) {
 	browse(t, ctx, "mirror PROJ",
 		chromedp.Click(chromedp.CSS("#add-PROJ")),
 		chromedp.WaitVisible(chromedp.CSS("#remove-PROJ")))
+
+	// A second mirror set up with properties starts without the wizard (the
+	// properties win: startNode waits for RUNNING) and is rejected here.
+	m2port := testutil.FreePort(t)
+	m2home := t.TempDir()
+	os.MkdirAll(filepath.Join(m2home, "shared"), 0o755)
+	testutil.LayoutHome(m2home).WriteProperties(t, readmeMirrorProperties(t, primary, m2port))
+	startNode(t, testutil.ServerOptions{CA: ca, Home: m2home, HTTPPort: m2port})
+	var secondID string
+	waitFor(t, func() bool {
+		var list struct{ Values []struct{ ID, Name, State string } }
+		json.Unmarshal(primary.MustAPI(200, "GET", "/rest/mirroring/1.0/mirrorServers", nil), &list)
+		for _, v := range list.Values {
+			if v.ID != mirrorID && v.State == "PENDING" {
+				secondID = v.ID
+			}
+		}
+		return secondID != ""
+	})
+	browse(t, ctx, "reject the second mirror",
+		chromedp.Navigate(adminLink),
+		chromedp.Click(chromedp.CSS(`form[action="/admin/mirrors/`+secondID+`/reject"] button`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`form[action="/admin/mirrors/`+secondID+`/reject"]`)))
+	if text := pageText(t, ctx); !strings.Contains(text, "The mirror's request was rejected") || !strings.Contains(text, "REJECTED") {
+		t.Fatalf("after Reject:\n%s", text)
+	}
+	var second struct{ State string }
+	json.Unmarshal(primary.MustAPI(200, "GET", "/rest/mirroring/1.0/mirrorServers/"+secondID, nil), &second)
+	if second.State != "REJECTED" {
+		t.Fatalf("the rejected mirror is %s", second.State)
+	}
 	browse(t, ctx, "back to Admin → Mirrors", chromedp.Navigate(adminLink), chromedp.WaitVisible(chromedp.CSS("#accepted")))
 	if text := pageText(t, ctx); !strings.Contains(text, "ACCEPTED") || !strings.Contains(text, "1 selected") ||
 		!strings.Contains(text, "Sydney office: ") || !strings.Contains(text, "last contact") {
