@@ -264,7 +264,9 @@ func TestAdminPagesInBrowser(t *testing.T) {
 	startNode(t, testutil.ServerOptions{CA: ca, Home: m2home, HTTPPort: m2port})
 	var secondID string
 	waitFor(t, func() bool {
-		var list struct{ Values []struct{ ID, Name, State string } }
+		var list struct {
+			Values []struct{ ID, Name, State string }
+		}
 		json.Unmarshal(primary.MustAPI(200, "GET", "/rest/mirroring/1.0/mirrorServers", nil), &list)
 		for _, v := range list.Values {
 			if v.ID != mirrorID && v.State == "PENDING" {
