@@ -90,17 +90,19 @@ listen l
 			}
 			bytesBy := syscallBytes(string(trace))
 			spliced := bytesBy["splice"]
-			copied := int64(0)
+			var copied int64
 			for name, n := range bytesBy {
 				if name != "splice" {
 					copied += n
 				}
 			}
 			t.Logf("bytes moved by system call: %v", bytesBy)
-			// Each direction splices socket->pipe and pipe->socket: 4 x size,
-			// less the first smallCopy bytes of each direction, which are read
-			// and written until a full read shows a bulk transfer.
-			if want := int64(4 * (size - smallCopy)); spliced < want {
+			// Each direction splices socket->pipe and pipe->socket: 4 x size
+			// counted in splice's results, less what was read and written in
+			// user space (also counted twice: read, then write) before a full
+			// read of smallCopy bytes showed a bulk transfer; how many short
+			// reads come first depends on the machine's load.
+			if want := int64(4*size) - copied; spliced < want {
 				t.Fatalf("splice moved %d bytes, want at least %d", spliced, want)
 			}
 			if copied > size/16 {
