@@ -116,7 +116,13 @@ func (c *lconn) pump(src, dst *lside, count *atomic.Int64, now int64) {
 		}
 		if src.eof {
 			if !dst.shut {
-				sysShutdownWrite(dst.fd)
+				// When the other way has ended too, step closes both
+				// sockets now, and close sends dst's FIN (all of dst's
+				// input has been read, so it is not a reset): one system
+				// call less than a shutdown first.
+				if !(dst.eof && src.shut) {
+					sysShutdownWrite(dst.fd)
+				}
 				dst.shut = true
 				c.halfOpen = true
 			}
