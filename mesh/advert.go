@@ -291,6 +291,7 @@ type v2LockReader struct {
 	watch   *advWriter
 	first   []byte // the client's bytes read while the first pkt-line is incomplete
 	decided bool
+	locked  func() // if set, called with the lock held for an ls-refs, before git reads it
 }
 
 // lsRefsCommand is how a v2 ls-refs request starts.
@@ -317,6 +318,9 @@ func (v *v2LockReader) Read(p []byte) (int, error) {
 					return 0, err
 				}
 				v.watch.hold(v.lock.RUnlock)
+				if v.locked != nil {
+					v.locked()
+				}
 			}
 			return v.Read(p)
 		}

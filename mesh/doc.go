@@ -372,21 +372,41 @@
 // (<key>.resp beside the packs, with a SHA-256 trailer) shares the pack
 // cache's directory, size and age limits and eviction. An identical request
 // is answered from the file by the store, without passing the command to git:
-// upload-pack still starts, sends its capabilities and answers ls-refs under
-// the read lock as always, but neither it, nor the pack-objects hook, nor
-// pack-objects moves the pack, which is what a warm clone of a big repository
-// spends its CPU on (with a bitmap, pack-objects itself was the cheaper part).
+// neither upload-pack, nor the pack-objects hook, nor pack-objects moves the
+// pack, which is what a warm clone of a big repository spends its CPU on (with
+// a bitmap, pack-objects itself was the cheaper part).
+//
+// The capability advertisement and ls-refs answers are kept the same way
+// (keys with a marker of their own; an advertisement naming a session id,
+// transfer.advertiseSID, is never kept), so that a session the cache can
+// answer whole, a CI poll or a warm clone, starts no git process at all:
+// the store sends the advertisement, answers each command from its file, and
+// ends with the client. An ls-refs answer is looked up under the repository's
+// read lock and kept only from a git that answered it under that lock, with
+// the key computed in the same hold, so that it always describes the state
+// its key names; a client that sends ls-refs before the advertisement has
+// reached it does not get its answer kept. The first request that misses
+// starts upload-pack then, with that request as its first input and its own
+// advertisement dropped (v2 commands carry no state between them). See
+// respsession.go.
+//
 // A damaged answer (trailer, checked once per file version, and length) is
 // removed before a byte of it is sent and the request goes to git. A miss is
 // served by git, so the pack level and its shared in-flight packs serve the
 // first clones of a storm. Protocol v0 and v1 requests (one stream, no
 // commands) use only the pack level. StoreConfig.NoResponseCache turns the
-// level off; PackCacheStats counts ResponseHits and ResponsesWritten.
+// level off; PackCacheStats counts ResponseHits (fetch answers),
+// ListHits (ls-refs answers), SessionsWithoutGit and ResponsesWritten (every
+// kind kept).
 //
 // Tests: TestResponseCache (a storm of 8 warm clones: 8 answers from the
 // cache and no pack request; shallow and partial clones their own answers; v0
 // unaffected; a push makes old answers unreachable; incremental fetches),
-// TestResponseCacheDamaged, TestResponseCacheOff. BenchmarkPackCacheStorm's
+// TestResponseCacheDamaged, TestResponseCacheOff, TestResponseSessionGitJoinsLate
+// (an incremental fetch after a cached advertisement: git starts at the
+// negotiation, the client never sees git's advertisement),
+// TestResponseSessionPipelined (commands sent all at once: every session the
+// same bytes, the later ones without git), TestResponseSessionSID. BenchmarkPackCacheStorm's
 // "answers" way: 32 concurrent clones of the 40,000-object preset with a
 // bitmap, server CPU 0.79 s per storm against 3.02 s with the cache off
 // (0.26x) and 2.42 s with the pack level warm (0.80x), wall time the same

@@ -85,6 +85,11 @@ type PackCacheStats struct {
 	// it kept; both are 0 with StoreConfig.NoResponseCache.
 	ResponseHits     int64 `json:"response_hits"`
 	ResponsesWritten int64 `json:"responses_written"`
+	// ListHits counts ls-refs requests answered from the cache, and
+	// SessionsWithoutGit the protocol v2 sessions answered whole from it
+	// (capability advertisement, ls-refs and fetch: no upload-pack started).
+	ListHits           int64 `json:"list_hits"`
+	SessionsWithoutGit int64 `json:"sessions_without_git"`
 }
 
 // packCache serves upload-pack's pack-objects requests (see "Pack cache" in the
@@ -117,6 +122,7 @@ type packCache struct {
 	bytesServed, bytesWritten, evictions, queued   atomic.Int64
 	entries, bytesOnDisk                           atomic.Int64
 	respHits, respWritten                          atomic.Int64
+	advHits, listHits, gitless                     atomic.Int64
 	running, peak                                  atomic.Int64 // pack-objects runs at once, and the most seen
 }
 
@@ -179,7 +185,8 @@ func (c *packCache) stats() PackCacheStats {
 		Corrupt: c.corrupt.Load(), Failed: c.failed.Load(), BytesServed: c.bytesServed.Load(),
 		BytesWritten: c.bytesWritten.Load(), Evictions: c.evictions.Load(), Queued: c.queued.Load(),
 		Entries: c.entries.Load(), BytesOnDisk: c.bytesOnDisk.Load(),
-		ResponseHits: c.respHits.Load(), ResponsesWritten: c.respWritten.Load()}
+		ResponseHits: c.respHits.Load(), ResponsesWritten: c.respWritten.Load(),
+		ListHits: c.listHits.Load(), SessionsWithoutGit: c.gitless.Load()}
 }
 
 // shQuote quotes s for sh, which git runs the hook through.

@@ -34,6 +34,8 @@ func (st PackCacheStats) WritePrometheus(w io.Writer) error {
 		{"bytes", "gauge", "Bytes of cached packs and fetch answers on disk.", st.BytesOnDisk},
 		{"response_hits_total", "counter", "Protocol v2 fetch requests answered whole from a cached answer.", st.ResponseHits},
 		{"responses_written_total", "counter", "Fetch answers kept in the cache.", st.ResponsesWritten},
+		{"list_hits_total", "counter", "Protocol v2 ls-refs requests answered from a cached answer.", st.ListHits},
+		{"sessions_without_git_total", "counter", "Protocol v2 sessions answered whole from the cache, without upload-pack.", st.SessionsWithoutGit},
 	} {
 		fmt.Fprintf(bw, "# HELP gitfleet_pack_cache_%s %s\n# TYPE gitfleet_pack_cache_%s %s\ngitfleet_pack_cache_%s %d\n",
 			m.name, m.help, m.name, m.typ, m.name, m.v)

@@ -3,6 +3,7 @@ package mesh
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"hash"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -46,11 +48,15 @@ const maxFetchRequest = 1 << 20
 const respKeyArg = "gitfleet-v2-fetch-response"
 
 var (
-	fetchCommand = []byte("command=fetch")
-	doneLine     = []byte("done")
-	haveLine     = []byte("have ")
-	packfileLine = []byte("packfile")
+	sessionIDLine = []byte("session-id=")
+	fetchCommand  = []byte("command=fetch")
+	doneLine      = []byte("done")
+	haveLine      = []byte("have ")
+	packfileLine  = []byte("packfile")
 )
+
+// maxLinePrefix is how much of each answer line a capture looks at.
+const maxLinePrefix = 16
 
 // fetchCache reads a v2 client's requests for git and answers cached fetch
 // commands itself (see the response cache above).
@@ -65,12 +71,17 @@ type fetchCache struct {
 	pending []byte // bytes for git
 	raw     bool   // past something the cache does not parse: pass through
 	err     error
+
+	// For answering a whole session without git (serveSession).
+	ctx   context.Context
+	lock  *rwLock // the repository's: ls-refs answers are looked up under its read lock
+	lsReq []byte  // the last ls-refs request passed to git
 }
 
-func (c *packCache) newFetchCache(project, slug, dir string, client io.Reader, out io.Writer) (*fetchCache, *respCapture) {
+func (c *packCache) newFetchCache(ctx context.Context, project, slug, dir string, lock *rwLock, client io.Reader, out io.Writer) (*fetchCache, *respCapture) {
 	rc := &respCapture{w: out, c: c}
-	return &fetchCache{c: c, project: project, slug: slug, dir: dir,
-		br: bufio.NewReaderSize(client, 64<<10), client: &lockedWriter{mu: &rc.wmu, w: out}, capture: rc}, rc
+	return &fetchCache{c: c, project: project, slug: slug, dir: dir, ctx: ctx, lock: lock,
+		br: bufio.NewReaderSize(client, 64<<10), client: &lockedWriter{mu: &rc.wmu, stopped: &rc.stopped, w: out}, capture: rc}, rc
 }
 
 // lockedWriter writes to w under mu: a cached answer goes to the client
@@ -80,13 +91,20 @@ func (c *packCache) newFetchCache(project, slug, dir string, client io.Reader, o
 // command only after the whole previous answer), but a writer's bookkeeping
 // may still run when the client has read the last byte.
 type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
+	mu      *sync.Mutex
+	stopped *bool // under mu: the session has ended, nothing more may be written
+	w       io.Writer
 }
+
+// errSessionEnded is a write to the client after ServeGit returned.
+var errSessionEnded = errors.New("mesh: the git session has ended")
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if *l.stopped {
+		return 0, errSessionEnded
+	}
 	return l.w.Write(p)
 }
 
@@ -94,6 +112,9 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 func (l *lockedWriter) ReadFrom(r io.Reader) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if *l.stopped {
+		return 0, errSessionEnded
+	}
 	return io.Copy(l.w, r)
 }
 
@@ -109,6 +130,9 @@ func (f *fetchCache) Read(p []byte) (int, error) {
 		f.err = err
 		if complete && f.answer(req) {
 			continue
+		}
+		if complete && isCommand(req, lsRefsCommand) {
+			f.lsReq = req
 		}
 		f.pending = req
 	}
@@ -168,7 +192,7 @@ func (f *fetchCache) answer(req []byte) bool {
 	path := c.entryPath(f.project, f.slug, key)
 	path = path[:len(path)-len(".pack")] + respSuffix
 	if file, err := os.Open(path); err == nil {
-		ok, werr := c.serveResponse(file, path, f.client)
+		ok, werr := c.serveResponse(file, path, f.client, &c.respHits)
 		file.Close()
 		if werr != nil {
 			f.err = werr // the client went away
@@ -178,7 +202,7 @@ func (f *fetchCache) answer(req []byte) bool {
 			return true
 		}
 	}
-	f.capture.arm(path)
+	f.capture.arm(path, true)
 	return false
 }
 
@@ -212,7 +236,7 @@ func cacheableFetch(req []byte) bool {
 // its age, length and (once per file version) its checksum. ok is false, with
 // nothing written, for a damaged or expired file, which is removed; err is a
 // failed write to w.
-func (c *packCache) serveResponse(f *os.File, path string, w io.Writer) (ok bool, err error) {
+func (c *packCache) serveResponse(f *os.File, path string, w io.Writer, hits *atomic.Int64) (ok bool, err error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return false, nil
@@ -230,7 +254,7 @@ func (c *packCache) serveResponse(f *os.File, path string, w io.Writer) (ok bool
 	now := time.Now()
 	os.Chtimes(path, now, now)
 	c.markVerified(path)
-	c.respHits.Add(1)
+	hits.Add(1)
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return true, err
 	}
@@ -275,12 +299,16 @@ type respCapture struct {
 	line     []byte // the start of the current payload, for "packfile"
 	inLine   bool
 	packfile bool
+	needPack bool // keep the answer only if it carries a packfile (fetch)
+	noSID    bool // a capability advertisement: not kept if it names a session id
+
+	stopped bool // under wmu: see lockedWriter
 }
 
 // arm starts capturing the next answer for path, unless another request is
 // capturing it already (the first clones of a storm all miss: one copy is
 // enough).
-func (r *respCapture) arm(path string) {
+func (r *respCapture) arm(path string, needPack bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.abort()
@@ -299,11 +327,18 @@ func (r *respCapture) arm(path string) {
 	}
 	r.path, r.tmp, r.h, r.size = path, tmp, sha256.New(), 0
 	r.hdr, r.skip, r.line, r.inLine, r.packfile = r.hdr[:0], 0, r.line[:0], false, false
+	r.needPack = needPack
 }
 
 func (r *respCapture) Write(p []byte) (int, error) {
 	r.wmu.Lock()
-	n, err := r.w.Write(p)
+	var n int
+	var err error
+	if r.stopped {
+		err = errSessionEnded
+	} else {
+		n, err = r.w.Write(p)
+	}
 	r.wmu.Unlock()
 	r.mu.Lock()
 	if r.tmp != nil {
@@ -323,8 +358,8 @@ func (r *respCapture) feed(p []byte) {
 	for len(p) > 0 && r.tmp != nil {
 		if r.skip > 0 {
 			k := min(r.skip, len(p))
-			if r.inLine && len(r.line) <= len(packfileLine) {
-				r.line = append(r.line, p[:min(k, len(packfileLine)+1-len(r.line))]...)
+			if r.inLine && len(r.line) <= maxLinePrefix {
+				r.line = append(r.line, p[:min(k, maxLinePrefix+1-len(r.line))]...)
 			}
 			r.write(p[:k])
 			r.skip -= k
@@ -332,6 +367,9 @@ func (r *respCapture) feed(p []byte) {
 			if r.skip == 0 && r.inLine {
 				r.packfile = r.packfile || bytes.Equal(bytes.TrimSuffix(r.line, []byte("\n")), packfileLine)
 				r.inLine = false
+				if r.noSID && bytes.HasPrefix(r.line, sessionIDLine) && r.tmp != nil {
+					r.abort() // transfer.advertiseSID: different in every session
+				}
 			}
 			continue
 		}
@@ -384,7 +422,7 @@ func (r *respCapture) commit() {
 	defer r.c.release(path)
 	defer os.Remove(tmp.Name()) // a no-op once renamed
 	defer tmp.Close()
-	if !r.packfile {
+	if r.needPack && !r.packfile {
 		return
 	}
 	if _, err := tmp.Write(r.h.Sum(nil)); err != nil {
@@ -427,6 +465,13 @@ func (c *packCache) release(path string) {
 	c.mu.Lock()
 	delete(c.capturing, path)
 	c.mu.Unlock()
+}
+
+// stop makes every later write to the client fail (see lockedWriter).
+func (r *respCapture) stop() {
+	r.wmu.Lock()
+	r.stopped = true
+	r.wmu.Unlock()
 }
 
 // close drops an unfinished capture (git ended, or the client left).

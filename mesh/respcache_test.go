@@ -69,24 +69,25 @@ func TestResponseCache(t *testing.T) {
 
 	_, got := cloneCheck(t, g, u, 2)
 	sameRefs(t, got, want)
-	st := answersWritten(t, s, 1)
-	if st.Misses != 1 || st.ResponsesWritten != 1 || st.ResponseHits != 0 || len(cachedAnswers(t, s)) != 1 {
-		t.Fatalf("after the first clone: %+v, want one pack made and one answer kept", st)
+	// The capability advertisement, the ls-refs answer and the fetch answer.
+	st := answersWritten(t, s, 3)
+	if st.Misses != 1 || st.ResponsesWritten != 3 || st.ResponseHits != 0 || len(cachedAnswers(t, s)) != 3 {
+		t.Fatalf("after the first clone: %+v, want one pack made and three answers kept", st)
 	}
 	for _, dir := range storm(t, g, u, 2, 8) {
 		sameRefs(t, g.Refs(dir), want)
 	}
 	st = s.PackCacheStats()
-	if st.ResponseHits != 8 || st.Misses != 1 || st.Hits != 0 || st.Joins != 0 {
-		t.Fatalf("after a storm of 8: %+v, want 8 answers from the cache and no pack request", st)
+	if st.ResponseHits != 8 || st.ListHits != 8 || st.SessionsWithoutGit != 8 || st.Misses != 1 || st.Hits != 0 || st.Joins != 0 {
+		t.Fatalf("after a storm of 8: %+v, want 8 sessions answered whole from the cache and no pack request", st)
 	}
 
 	// Shallow and partial clones are other requests with their own answers.
 	cloneCheck(t, g, u, 2, "--depth", "1")
 	cloneCheck(t, g, u, 2, "--filter", "blob:none")
-	answersWritten(t, s, 3)
-	if n := len(cachedAnswers(t, s)); n != 3 {
-		t.Fatalf("%d cached answers after a shallow and a partial clone, want 3", n)
+	answersWritten(t, s, 5)
+	if n := len(cachedAnswers(t, s)); n != 5 {
+		t.Fatalf("%d cached answers after a shallow and a partial clone, want 5", n)
 	}
 	cloneCheck(t, g, u, 2, "--depth", "1")
 	if st := s.PackCacheStats(); st.ResponseHits != 9 {
@@ -106,8 +107,9 @@ func TestResponseCache(t *testing.T) {
 	if got["refs/heads/main"] != head {
 		t.Fatalf("clone after the push has main at %s, want %s", got["refs/heads/main"], head)
 	}
-	if st := answersWritten(t, s, before.ResponsesWritten+1); st.ResponseHits != before.ResponseHits || st.ResponsesWritten != before.ResponsesWritten+1 {
-		t.Fatalf("after the push: %+v, want no answer served from before it, and a new one kept", st)
+	if st := answersWritten(t, s, before.ResponsesWritten+3); st.ResponseHits != before.ResponseHits || st.ListHits != before.ListHits ||
+		st.SessionsWithoutGit != before.SessionsWithoutGit || st.ResponsesWritten != before.ResponsesWritten+3 {
+		t.Fatalf("after the push: %+v, want no answer served from before it, and new ones kept", st)
 	}
 	// An incremental fetch that ends its negotiation is cached too, and
 	// correct.
@@ -130,7 +132,7 @@ func TestResponseCacheDamaged(t *testing.T) {
 	want := seed(t, g, s, "PROJ", "r")
 	u := repoURL("PROJ", "r")
 	cloneCheck(t, g, u, 2)
-	answersWritten(t, s, 1)
+	answersWritten(t, s, 3)
 	for i, damage := range []func(path string, data []byte) error{
 		func(path string, data []byte) error { return os.WriteFile(path, data[:len(data)/2], 0o644) },
 		func(path string, data []byte) error {
@@ -139,20 +141,21 @@ func TestResponseCacheDamaged(t *testing.T) {
 		},
 	} {
 		answers := cachedAnswers(t, s)
-		if len(answers) != 1 {
-			t.Fatalf("cached answers %v, want one", answers)
+		if len(answers) != 3 {
+			t.Fatalf("cached answers %v, want three", answers)
 		}
-		data, err := os.ReadFile(answers[0])
+		fetchAnswer := largest(t, answers) // the packfile's
+		data, err := os.ReadFile(fetchAnswer)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := damage(answers[0], data); err != nil {
+		if err := damage(fetchAnswer, data); err != nil {
 			t.Fatal(err)
 		}
 		_, got := cloneCheck(t, g, u, 2)
 		sameRefs(t, got, want)
-		st := answersWritten(t, s, int64(i+2))
-		if st.Corrupt != int64(i+1) || st.ResponseHits != 0 || st.ResponsesWritten != int64(i+2) {
+		st := answersWritten(t, s, int64(i+4))
+		if st.Corrupt != int64(i+1) || st.ResponseHits != 0 || st.ResponsesWritten != int64(i+4) || st.ListHits != int64(i+1) {
 			t.Fatalf("damage %d: %+v, want it found, and the answer made and kept again", i, st)
 		}
 	}
@@ -160,6 +163,22 @@ func TestResponseCacheDamaged(t *testing.T) {
 	if st := s.PackCacheStats(); st.ResponseHits != 1 {
 		t.Fatalf("%+v: want the answer made again to be served", st)
 	}
+}
+
+// largest returns the largest of files.
+func largest(t testing.TB, files []string) string {
+	t.Helper()
+	best, size := "", int64(-1)
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > size {
+			best, size = f, fi.Size()
+		}
+	}
+	return best
 }
 
 // TestResponseCacheOff: StoreConfig.NoResponseCache leaves the pack level

@@ -131,10 +131,22 @@ func (s *Store) serveGit(ctx context.Context, req gitfleet.GitRequest, attach at
 	if err != nil {
 		return err
 	}
+	var fc *fetchCache
+	var tap advTap
 	if service == gitfleet.UploadPack && req.Protocol == 2 && s.packs != nil && s.packs.responses && stdin != nil {
-		fc, rc := s.packs.newFetchCache(p, sl, dir, stdin, stdout)
-		stdin, stdout = fc, rc
+		var rc *respCapture
+		fc, rc = s.packs.newFetchCache(ctx, p, sl, dir, lock, stdin, stdout)
 		defer rc.close()
+		served, t, err := runSession(ctx, fc, stdin)
+		if served {
+			if err != nil {
+				return exitError(ctx, service, err)
+			}
+			return nil
+		}
+		tap = t
+		defer tap.close()
+		stdin, stdout = fc, tap
 	}
 	var watch *advWriter
 	if service == gitfleet.UploadPack {
@@ -144,7 +156,11 @@ func (s *Store) serveGit(ctx context.Context, req gitfleet.GitRequest, attach at
 			watch.hold(unlock)
 			unlock = nil
 		} else if stdin != nil {
-			stdin = &v2LockReader{ctx: ctx, r: stdin, lock: lock, watch: watch}
+			v := &v2LockReader{ctx: ctx, r: stdin, lock: lock, watch: watch}
+			if fc != nil {
+				v.locked = func() { fc.armList(tap) }
+			}
+			stdin = v
 		}
 	}
 	args := []string{sub, "."}

@@ -1,0 +1,305 @@
+package mesh
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// A protocol v2 session that the response cache can answer whole runs no git
+// at all: the capability advertisement, each ls-refs answer and each fetch
+// answer come from cached files, and upload-pack, which costs a process start,
+// its configuration and a read of the refs for every CI poll, never starts.
+// serveSession answers requests from the cache until one misses; from there
+// git serves the rest of the session as it always did, with the request that
+// missed as its first input and its own capability advertisement dropped (the
+// client has one). Protocol v2 has no state between commands, so a session
+// that git joins late is the same to the client.
+//
+// Keys are the response cache's (the exact request bytes, the git version and
+// the repository's object state, refs and configuration included), with a
+// marker for each kind of answer. An ls-refs answer is looked up under the
+// repository's read lock, and kept only from a git that answered under it
+// (the first command of its session, see v2LockReader), with the key computed
+// under the same hold, so that a kept answer always describes the state its key
+// names. A capability advertisement that names a session id
+// (transfer.advertiseSID) differs in every session and is never kept.
+
+const (
+	advKeyArg  = "gitfleet-v2-capabilities"
+	listKeyArg = "gitfleet-v2-ls-refs"
+)
+
+// isCommand reports whether req, a v2 request, is the command cmd
+// ("command=ls-refs").
+func isCommand(req, cmd []byte) bool {
+	end, ok := firstPktEnd(req)
+	return ok && end > 4 && bytes.Equal(bytes.TrimSuffix(req[4:end], []byte("\n")), cmd)
+}
+
+// answerPath is where the cached answer of kind to req is kept.
+func (c *packCache) answerPath(project, slug, dir, kind string, req []byte) (string, error) {
+	key, err := c.key(dir, []string{kind}, req)
+	if err != nil {
+		return "", err
+	}
+	path := c.entryPath(project, slug, key)
+	return path[:len(path)-len(".pack")] + respSuffix, nil
+}
+
+// serveCached writes the cached answer at path to the client. hit is false when
+// there is none (or it was damaged); err is a failed write to the client.
+func (f *fetchCache) serveCached(path string, hits *atomic.Int64) (hit bool, err error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return false, nil
+	}
+	defer file.Close()
+	return f.c.serveResponse(file, path, f.client, hits)
+}
+
+// serveSession answers the session from the cache for as long as it can.
+// served reports that the session ended without git (err is then the
+// client's failure, or nil). Otherwise git must serve the rest: f holds the
+// request that missed, and tap is the writer git's output must go through
+// (to drop git's capability advertisement, or to keep it), whose close drops
+// an unfinished capture.
+func (f *fetchCache) serveSession() (served bool, tap advTap, err error) {
+	c := f.c
+	advPath, err := c.answerPath(f.project, f.slug, f.dir, advKeyArg, nil)
+	if err != nil {
+		return false, &advPass{w: f.capture}, nil
+	}
+	hit, err := f.serveCached(advPath, &c.advHits)
+	if err != nil {
+		return true, nil, err
+	}
+	if !hit {
+		capture := &respCapture{w: f.capture, c: c, noSID: true}
+		capture.arm(advPath, false)
+		return false, &advKeep{capture: capture}, nil
+	}
+	drop := &advDrop{w: f.capture}
+	for {
+		if err := f.ctx.Err(); err != nil {
+			return true, nil, err
+		}
+		req, complete, err := f.readRequest()
+		switch {
+		case complete && len(req) == 4: // a flush-pkt alone: the client is done
+			c.gitless.Add(1)
+			return true, nil, nil
+		case !complete && len(req) == 0 && errors.Is(err, io.EOF): // the client left between commands
+			c.gitless.Add(1)
+			return true, nil, nil
+		case !complete && len(req) == 0:
+			return true, nil, err
+		case !complete: // a fragment, or input the cache does not parse: git judges it
+			f.pending, f.err = req, err
+			return false, drop, nil
+		}
+		if isCommand(req, lsRefsCommand) {
+			hit, err := f.cachedList(req)
+			if err != nil {
+				return true, nil, err
+			}
+			if hit {
+				continue
+			}
+			f.lsReq = req
+		} else if f.answer(req) {
+			if f.err != nil {
+				return true, nil, f.err
+			}
+			continue
+		}
+		f.pending = req
+		return false, drop, nil
+	}
+}
+
+// cachedList answers an ls-refs request from the cache when it can. The key
+// is computed and the file opened under the repository's read lock, which is
+// released before the answer is written (an open file keeps its contents).
+func (f *fetchCache) cachedList(req []byte) (bool, error) {
+	if err := f.lock.RLock(f.ctx); err != nil {
+		return false, err
+	}
+	path, err := f.c.answerPath(f.project, f.slug, f.dir, listKeyArg, req)
+	var file *os.File
+	if err == nil {
+		file, err = os.Open(path)
+	}
+	f.lock.RUnlock()
+	if err != nil {
+		return false, nil
+	}
+	defer file.Close()
+	return f.c.serveResponse(file, path, f.client, &f.c.listHits)
+}
+
+// armList starts keeping git's answer to the ls-refs request it is about to
+// read. v2LockReader calls it with the read lock held, which git's answer is
+// produced under; tap says whether git's capability advertisement has passed
+// (a client that sends ls-refs before reading the advertisement must not have
+// it kept as the answer).
+func (f *fetchCache) armList(tap advTap) {
+	if f.lsReq == nil || tap == nil || !tap.ended() {
+		return
+	}
+	path, err := f.c.answerPath(f.project, f.slug, f.dir, listKeyArg, f.lsReq)
+	if err != nil {
+		return
+	}
+	f.capture.arm(path, false)
+}
+
+// advTap is what git's output passes through before the response capture: it
+// knows when git's capability advertisement has ended.
+type advTap interface {
+	io.Writer
+	ended() bool
+	close()
+}
+
+// advPass passes git's output on and follows the advertisement's framing.
+type advPass struct {
+	w    io.Writer
+	scan pktScan
+}
+
+func (a *advPass) Write(p []byte) (int, error) {
+	if !a.scan.done {
+		a.scan.feed(p)
+	}
+	return a.w.Write(p)
+}
+
+func (a *advPass) ended() bool { return a.scan.ended.Load() }
+func (a *advPass) close()      {}
+
+// advKeep passes git's output on and keeps its capability advertisement.
+type advKeep struct {
+	capture *respCapture
+	scan    pktScan
+}
+
+func (a *advKeep) Write(p []byte) (int, error) {
+	if !a.scan.done {
+		a.scan.feed(p)
+	}
+	return a.capture.Write(p)
+}
+
+func (a *advKeep) ended() bool { return a.scan.ended.Load() }
+func (a *advKeep) close()      { a.capture.close() }
+
+// advDrop drops git's capability advertisement (the client was sent the
+// cached one) and passes the rest on.
+type advDrop struct {
+	w    io.Writer
+	scan pktScan
+}
+
+func (a *advDrop) Write(p []byte) (int, error) {
+	n := len(p)
+	if !a.scan.done {
+		k, err := a.scan.feed(p)
+		if err != nil {
+			return 0, err
+		}
+		p = p[k:]
+	}
+	if len(p) > 0 {
+		if _, err := a.w.Write(p); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// ended is true from the start: what git advertises never reaches the
+// client, which has had the cached advertisement.
+func (a *advDrop) ended() bool { return true }
+func (a *advDrop) close()      {}
+
+// pktScan follows pkt-lines to the first flush-pkt.
+type pktScan struct {
+	hdr   []byte
+	skip  int
+	done  bool        // the flush-pkt has been seen
+	ended atomic.Bool // done, for other goroutines
+}
+
+// errAdvFraming is git output that is not a v2 capability advertisement.
+var errAdvFraming = errors.New("mesh: upload-pack's capability advertisement is not pkt-line framing")
+
+// feed consumes p up to the flush-pkt and returns how much of p was part of
+// the advertisement.
+func (s *pktScan) feed(p []byte) (int, error) {
+	n := 0
+	for !s.done && n < len(p) {
+		if s.skip > 0 {
+			k := min(s.skip, len(p)-n)
+			s.skip -= k
+			n += k
+			continue
+		}
+		k := min(4-len(s.hdr), len(p)-n)
+		s.hdr = append(s.hdr, p[n:n+k]...)
+		n += k
+		if len(s.hdr) < 4 {
+			break
+		}
+		v, err := strconv.ParseUint(string(s.hdr), 16, 16)
+		s.hdr = s.hdr[:0]
+		switch {
+		case err != nil || v == 1 || v == 2 || v == 3:
+			s.done = true
+			s.ended.Store(true)
+			return n, errAdvFraming
+		case v == 0:
+			s.done = true
+			s.ended.Store(true)
+		default:
+			s.skip = int(v) - 4
+		}
+	}
+	return n, nil
+}
+
+// runSession runs f.serveSession until it ends or ctx does. In the second
+// case it interrupts the client's read through SetReadDeadline when stdin has
+// it; otherwise the session's goroutine ends at its next read (the caller
+// closes stdin), and nothing more reaches the client.
+func runSession(ctx context.Context, f *fetchCache, stdin io.Reader) (served bool, tap advTap, err error) {
+	type result struct {
+		served bool
+		tap    advTap
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		served, tap, err := f.serveSession()
+		done <- result{served, tap, err}
+	}()
+	select {
+	case r := <-done:
+		return r.served, r.tap, r.err
+	case <-ctx.Done():
+	}
+	f.capture.stop()
+	if d, ok := stdin.(interface{ SetReadDeadline(time.Time) error }); ok && d.SetReadDeadline(time.Now()) == nil {
+		r := <-done
+		d.SetReadDeadline(time.Time{})
+		if r.tap != nil {
+			r.tap.close()
+		}
+	}
+	return true, nil, ctx.Err()
+}

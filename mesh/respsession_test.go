@@ -1,0 +1,124 @@
+package mesh_test
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/gitfleet/gitfleet"
+	"github.com/gitfleet/gitfleet/internal/testutil"
+)
+
+// TestResponseSessionGitJoinsLate: in a session whose capability
+// advertisement comes from the cache, a request that misses (an incremental
+// fetch's negotiation) starts git then, and the client gets a correct fetch:
+// git's own advertisement never reaches it. The next client behind by the same
+// commits gets its ls-refs answer from the cache.
+func TestResponseSessionGitJoinsLate(t *testing.T) {
+	t.Parallel()
+	s := openResponseStore(t)
+	g := newGit(t, startGitServer(t, s))
+	seed(t, g, s, "PROJ", "r")
+	u := repoURL("PROJ", "r")
+	head := pushCommit(t, g, u, "one")
+	cloneCheck(t, g, u, 2) // keeps this state's advertisement
+	answersWritten(t, s, 3)
+
+	// Two clients one commit behind fetch: both start with the cached
+	// advertisement, the first lets git answer ls-refs (kept) and the
+	// negotiation, the second has ls-refs from the cache.
+	behind := func() string {
+		dir, _ := cloneCheck(t, g, u, 2)
+		g.Run(dir, "update-ref", "refs/heads/main", "refs/heads/main~1")
+		g.Run(dir, "reflog", "expire", "--expire=now", "--all")
+		g.Run(dir, "gc", "-q", "--prune=now")
+		return dir
+	}
+	a, b := behind(), behind()
+	before := s.PackCacheStats()
+	for i, dir := range []string{a, b} {
+		out, err := g.TryRun(dir, "-c", "protocol.version=2", "fetch", "-q", u, "+refs/heads/*:refs/heads/*")
+		if err != nil {
+			t.Fatalf("fetch %d: %v\n%s", i, err, out)
+		}
+		if out, err := g.TryRun(dir, "fsck", "--strict"); err != nil {
+			t.Fatalf("fsck after fetch %d: %v\n%s", i, err, out)
+		}
+		if got := g.Refs(dir)["refs/heads/main"]; got != head {
+			t.Fatalf("fetch %d: main at %s, want %s", i, got, head)
+		}
+	}
+	st := s.PackCacheStats()
+	if st.ListHits-before.ListHits < 1 {
+		t.Fatalf("%+v (before %+v): want the second fetch's ls-refs answered from the cache", st, before)
+	}
+	if st.SessionsWithoutGit-before.SessionsWithoutGit > 1 {
+		t.Fatalf("%+v (before %+v): the first fetch needed git", st, before)
+	}
+}
+
+// TestResponseSessionPipelined: a client that sends its commands without
+// waiting for the capability advertisement (here all at once) gets the same
+// bytes in every session, from git or from the cache: an advertisement still
+// on its way is never kept as the answer to ls-refs.
+func TestResponseSessionPipelined(t *testing.T) {
+	t.Parallel()
+	s := openResponseStore(t)
+	g := newGit(t, startGitServer(t, s))
+	seed(t, g, s, "PROJ", "r")
+	var in bytes.Buffer
+	for _, l := range []string{"command=ls-refs\n", "agent=git/test\n", "", "symrefs\n", "peel\n", "ref-prefix refs/heads/\n"} {
+		if l == "" {
+			in.WriteString("0001")
+			continue
+		}
+		fmt.Fprintf(&in, "%04x%s", len(l)+4, l)
+	}
+	in.WriteString("0000")
+	req := gitfleet.GitRequest{Service: gitfleet.UploadPack, Repo: gitfleet.RepoName{Project: "PROJ", Slug: "r"}, Protocol: 2}
+	var first []byte
+	for i := range 4 {
+		var out, stderr bytes.Buffer
+		if err := s.ServeGit(ctxT(t), req, bytes.NewReader(in.Bytes()), &out, &stderr); err != nil {
+			t.Fatalf("session %d: %v: %s", i, err, stderr.String())
+		}
+		if i == 0 {
+			first = out.Bytes()
+			if !bytes.Contains(first, []byte(" refs/heads/main")) {
+				t.Fatalf("session 0 answered %q, want refs/heads/main listed", first)
+			}
+			continue
+		}
+		if !bytes.Equal(out.Bytes(), first) {
+			t.Fatalf("session %d answered\n%q\nwant\n%q", i, out.Bytes(), first)
+		}
+	}
+	// Session 0 keeps the advertisement (and the ls-refs answer unless it
+	// came before the advertisement had passed); by session 2 both come
+	// from the cache.
+	if st := s.PackCacheStats(); st.SessionsWithoutGit < 2 {
+		t.Fatalf("%+v: want sessions 2 and 3 answered without git", st)
+	}
+}
+
+// TestResponseSessionSID: with transfer.advertiseSID the advertisement differs
+// in every session and is never kept; clones still get fetch answers from the
+// cache.
+func TestResponseSessionSID(t *testing.T) {
+	t.Parallel()
+	s := openResponseStore(t)
+	g := newGit(t, startGitServer(t, s))
+	want := seed(t, g, s, "PROJ", "r")
+	dir := filepath.Join(s.Root(), "PROJ", "r.git")
+	testutil.NewGit(t).Run(dir, "config", "transfer.advertiseSID", "true")
+	u := repoURL("PROJ", "r")
+	for range 3 {
+		_, got := cloneCheck(t, g, u, 2)
+		sameRefs(t, got, want)
+	}
+	st := s.PackCacheStats()
+	if st.SessionsWithoutGit != 0 || st.ListHits != 0 || st.ResponseHits != 2 {
+		t.Fatalf("%+v: want every session through git, and fetch answers from the cache", st)
+	}
+}
