@@ -175,8 +175,9 @@ func (e *env) benchConcurrent(g *gitSetup) *Comparison {
 	if n := d("response_hits_total") + d("hits_total") + d("joins_total") + d("misses_total"); n > 0 {
 		c.Notes = append(c.Notes, fmt.Sprintf("gitfleet's caches over this comparison's clones: %d fetches answered whole from the response cache, "+
 			"and of those that reached the pack cache %d hits, %d joins of a pack being made and %d misses (pack-objects runs); "+
-			"hit rate %.0f%% (everything but the misses).",
-			d("response_hits_total"), d("hits_total"), d("joins_total"), d("misses_total"), 100*float64(n-d("misses_total"))/float64(n)))
+			"hit rate %.0f%% (everything but the misses); %d sessions answered without starting git at all.",
+			d("response_hits_total"), d("hits_total"), d("joins_total"), d("misses_total"), 100*float64(n-d("misses_total"))/float64(n),
+			d("sessions_without_git_total")))
 	}
 	if gf, ossh := c.Peer("gitfleet"), c.Peer("OpenSSH"); gf != nil && ossh != nil && ossh.MedianCPU() > 0 {
 		c.Notes = append(c.Notes, fmt.Sprintf("Server CPU per storm: gitfleet %s of OpenSSH's (sshd and git).", ratio(float64(gf.MedianCPU())/float64(ossh.MedianCPU()))))
@@ -270,9 +271,15 @@ func (e *env) benchNoopFetch(g *gitSetup) *Comparison {
 			})
 		}})
 	}
+	before := cacheCounters(e, g)
 	e.interleave(c, e.rounds, "", cs...)
+	after := cacheCounters(e, g)
 	for _, p := range c.Peers {
 		c.Notes = append(c.Notes, fmt.Sprintf("%s: server CPU %s ms per fetch.", p.Name, num(float64(p.MedianCPU().Microseconds())/1000/clients)))
+	}
+	if n := after["sessions_without_git_total"] - before["sessions_without_git_total"]; n > 0 {
+		c.Notes = append(c.Notes, fmt.Sprintf("gitfleet answered %d of these fetches' sessions from its response cache without starting git "+
+			"(capability advertisement and ls-refs answer kept from the first poll after a change).", n))
 	}
 	return c
 }
