@@ -376,9 +376,9 @@
 // pack, which is what a warm clone of a big repository spends its CPU on (with
 // a bitmap, pack-objects itself was the cheaper part).
 //
-// The capability advertisement and ls-refs answers are kept the same way
-// (keys with a marker of their own; an advertisement naming a session id,
-// transfer.advertiseSID, is never kept), so that a session the cache can
+// The capability advertisement (keyed by the git version and the
+// repository's configuration; one naming a session id, transfer.advertiseSID,
+// is never kept) and ls-refs answers are kept the same way, so that a session the cache can
 // answer whole, a CI poll or a warm clone, starts no git process at all:
 // the store sends the advertisement, answers each command from its file, and
 // ends with the client. An ls-refs answer is looked up under the repository's

@@ -343,6 +343,15 @@ func gitArgs(args []string) ([]string, error) {
 // alternates, config and shallow files), so that any push, fetch, repack or
 // configuration change makes earlier entries unreachable.
 func (c *packCache) key(dir string, args []string, stdin []byte) (string, error) {
+	state, err := c.state(dir)
+	if err != nil {
+		return "", err
+	}
+	return c.keyAt(state, args, stdin), nil
+}
+
+// keyAt is key with the repository's state already read (see state).
+func (c *packCache) keyAt(state []byte, args []string, stdin []byte) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "gitfleet pack cache 1\x00git %s\x00", c.version)
 	for _, a := range args {
@@ -350,9 +359,18 @@ func (c *packCache) key(dir string, args []string, stdin []byte) (string, error)
 	}
 	fmt.Fprintf(h, "stdin %d\x00", len(stdin))
 	h.Write(stdin)
+	h.Write(state)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// state digests what a cached answer of the repository at dir depends on
+// besides the request: its refs, HEAD, packs, configuration, shallow file and
+// alternates.
+func (c *packCache) state(dir string) ([]byte, error) {
+	h := sha256.New()
 	refs, err := readRefs(dir)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	fmt.Fprintf(h, "refs %s\x00", HashRefs(refs))
 	if head, err := os.ReadFile(filepath.Join(dir, "HEAD")); err == nil {
@@ -360,7 +378,7 @@ func (c *packCache) key(dir string, args []string, stdin []byte) (string, error)
 	}
 	packs, err := os.ReadDir(filepath.Join(dir, "objects", "pack"))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", err
+		return nil, err
 	}
 	for _, p := range packs { // sorted by name
 		if fi, err := p.Info(); err == nil {
@@ -374,7 +392,7 @@ func (c *packCache) key(dir string, args []string, stdin []byte) (string, error)
 			h.Write([]byte{0})
 		}
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return h.Sum(nil), nil
 }
 
 // entryPath is where the pack of key for a repository is kept.

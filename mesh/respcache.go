@@ -76,6 +76,7 @@ type fetchCache struct {
 	ctx   context.Context
 	lock  *rwLock // the repository's: ls-refs answers are looked up under its read lock
 	lsReq []byte  // the last ls-refs request passed to git
+	state []byte  // the repository's state at the session's cached ls-refs; nil without one
 }
 
 func (c *packCache) newFetchCache(ctx context.Context, project, slug, dir string, lock *rwLock, client io.Reader, out io.Writer) (*fetchCache, *respCapture) {
@@ -185,12 +186,15 @@ func (f *fetchCache) answer(req []byte) bool {
 		return false
 	}
 	c := f.c
-	key, err := c.key(f.dir, []string{respKeyArg}, req)
-	if err != nil {
-		return false
+	var path string
+	if f.state != nil {
+		path = c.answerPathAt(f.project, f.slug, f.state, respKeyArg, req)
+	} else {
+		var err error
+		if path, err = c.answerPath(f.project, f.slug, f.dir, respKeyArg, req); err != nil {
+			return false
+		}
 	}
-	path := c.entryPath(f.project, f.slug, key)
-	path = path[:len(path)-len(".pack")] + respSuffix
 	if file, err := os.Open(path); err == nil {
 		ok, werr := c.serveResponse(file, path, f.client, &c.respHits)
 		file.Close()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -23,12 +24,15 @@ import (
 //
 // Keys are the response cache's (the exact request bytes, the git version and
 // the repository's object state, refs and configuration included), with a
-// marker for each kind of answer. An ls-refs answer is looked up under the
-// repository's read lock, and kept only from a git that answered under it
-// (the first command of its session, see v2LockReader), with the key computed
-// under the same hold, so that a kept answer always describes the state its key
-// names. A capability advertisement that names a session id
-// (transfer.advertiseSID) differs in every session and is never kept.
+// marker for each kind of answer; the capability advertisement's depends on
+// the git version and the repository's configuration only. An ls-refs answer
+// is looked up with the state read under the repository's read lock, and kept
+// only from a git that answered under it (the first command of its session,
+// see v2LockReader), with the key computed under the same hold, so that a kept
+// answer always describes the state its key names; the session's fetch
+// requests are then looked up for that state. A capability advertisement that
+// names a session id (transfer.advertiseSID) differs in every session and is
+// never kept.
 
 const (
 	advKeyArg  = "gitfleet-v2-capabilities"
@@ -42,14 +46,20 @@ func isCommand(req, cmd []byte) bool {
 	return ok && end > 4 && bytes.Equal(bytes.TrimSuffix(req[4:end], []byte("\n")), cmd)
 }
 
-// answerPath is where the cached answer of kind to req is kept.
+// answerPath is where the cached answer of kind to req is kept, for the
+// repository's state now.
 func (c *packCache) answerPath(project, slug, dir, kind string, req []byte) (string, error) {
-	key, err := c.key(dir, []string{kind}, req)
+	state, err := c.state(dir)
 	if err != nil {
 		return "", err
 	}
-	path := c.entryPath(project, slug, key)
-	return path[:len(path)-len(".pack")] + respSuffix, nil
+	return c.answerPathAt(project, slug, state, kind, req), nil
+}
+
+// answerPathAt is answerPath for a state read earlier.
+func (c *packCache) answerPathAt(project, slug string, state []byte, kind string, req []byte) string {
+	path := c.entryPath(project, slug, c.keyAt(state, []string{kind}, req))
+	return path[:len(path)-len(".pack")] + respSuffix
 }
 
 // serveCached writes the cached answer at path to the client. hit is false when
@@ -71,7 +81,7 @@ func (f *fetchCache) serveCached(path string, hits *atomic.Int64) (hit bool, err
 // an unfinished capture.
 func (f *fetchCache) serveSession() (served bool, tap advTap, err error) {
 	c := f.c
-	advPath, err := c.answerPath(f.project, f.slug, f.dir, advKeyArg, nil)
+	advPath, err := c.advertPath(f.project, f.slug, f.dir)
 	if err != nil {
 		return false, &advPass{w: f.capture}, nil
 	}
@@ -123,24 +133,32 @@ func (f *fetchCache) serveSession() (served bool, tap advTap, err error) {
 	}
 }
 
-// cachedList answers an ls-refs request from the cache when it can. The key
-// is computed and the file opened under the repository's read lock, which is
-// released before the answer is written (an open file keeps its contents).
+// cachedList answers an ls-refs request from the cache when it can. The
+// repository's state is read under its read lock, as git reads the refs for
+// ls-refs, and the session's later fetch requests are looked up for the same
+// state (the refs the client was told of), which saves reading it again.
 func (f *fetchCache) cachedList(req []byte) (bool, error) {
 	if err := f.lock.RLock(f.ctx); err != nil {
 		return false, err
 	}
-	path, err := f.c.answerPath(f.project, f.slug, f.dir, listKeyArg, req)
-	var file *os.File
-	if err == nil {
-		file, err = os.Open(path)
-	}
+	state, err := f.c.state(f.dir)
 	f.lock.RUnlock()
 	if err != nil {
 		return false, nil
 	}
-	defer file.Close()
-	return f.c.serveResponse(file, path, f.client, &f.c.listHits)
+	f.state = state
+	return f.serveCached(f.c.answerPathAt(f.project, f.slug, state, listKeyArg, req), &f.c.listHits)
+}
+
+// advertPath is where the capability advertisement of the repository at dir
+// is kept: it depends on git's version and the configuration, not on the
+// refs.
+func (c *packCache) advertPath(project, slug, dir string) (string, error) {
+	config, err := os.ReadFile(filepath.Join(dir, "config"))
+	if err != nil {
+		return "", err
+	}
+	return c.answerPathAt(project, slug, config, advKeyArg, nil), nil
 }
 
 // armList starts keeping git's answer to the ls-refs request it is about to
