@@ -338,16 +338,28 @@ func (e *env) prepareRepos() {
 
 // runGit runs git with env in dir and returns an error carrying its stderr.
 func runGit(env []string, dir string, args ...string) error {
+	_, err := runGitCPU(env, dir, args...)
+	return err
+}
+
+// runGitCPU is runGit that also returns the CPU time git used, with the
+// children it waited for (index-pack, the ssh client, a local upload-pack).
+func runGitCPU(env []string, dir string, args ...string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir, cmd.Env = dir, env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	err := cmd.Run()
+	var cpu time.Duration
+	if cmd.ProcessState != nil {
+		cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
-	return nil
+	if err != nil {
+		return cpu, fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return cpu, nil
 }
 
 // timed runs f and returns the seconds it took.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gitfleet/gitfleet/internal/testutil"
@@ -84,12 +85,18 @@ func (g *gitSetup) peers() []struct {
 
 // cloneOnce clones url bare into a fresh directory and removes it.
 func cloneOnce(env []string, url string) error {
+	_, err := cloneOnceCPU(env, url)
+	return err
+}
+
+// cloneOnceCPU is cloneOnce that also returns the client's CPU time.
+func cloneOnceCPU(env []string, url string) (time.Duration, error) {
 	dir, err := os.MkdirTemp("", "bench-clone")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer os.RemoveAll(dir)
-	return runGit(env, dir, "clone", "-q", "--bare", url, filepath.Join(dir, "c.git"))
+	return runGitCPU(env, dir, "clone", "-q", "--bare", url, filepath.Join(dir, "c.git"))
 }
 
 // benchClone is comparison 1: one clone at a time.
@@ -162,14 +169,33 @@ func (e *env) benchConcurrent(g *gitSetup) *Comparison {
 	}
 	before := cacheCounters(e, g)
 	var cs []contender
+	clientCPU := map[string]*atomic.Int64{}
+	runs := map[string]int{}
 	for _, p := range g.peers() {
 		url := g.urls[repo][p.name]
+		cpu := &atomic.Int64{}
+		clientCPU[p.name] = cpu
 		cs = append(cs, contender{name: p.name, pid: p.pid, run: func() (float64, int, error) {
-			return e.atOnce(p.name, clients, func(int) error { return cloneOnce(p.env, url) })
+			runs[p.name]++
+			return e.atOnce(p.name, clients, func(int) error {
+				d, err := cloneOnceCPU(p.env, url)
+				cpu.Add(int64(d))
+				return err
+			})
 		}})
 	}
 	e.interleave(c, rounds, "the clone comparison before it used the same peers and repository.", cs...)
 	c.Notes = append(c.Notes, "Fewer rounds than elsewhere: each round is the heaviest load of the run.")
+	var parts []string
+	for _, p := range g.peers() {
+		if n := runs[p.name]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %s s", p.name, num(time.Duration(clientCPU[p.name].Load()/int64(n)).Seconds())))
+		}
+	}
+	c.Notes = append(c.Notes, "Clients' CPU per storm, on the same two cores (each `git clone` with what it waited for: fetch-pack, "+
+		"index-pack and the ssh client; for file:// also git's own upload-pack and pack-objects, the server side of that transport): "+
+		strings.Join(parts, ", ")+". With a server that cost nothing, a storm could not take less wall time than its "+
+		"clients' CPU over the two cores.")
 	after := cacheCounters(e, g)
 	d := func(k string) int64 { return after[k] - before[k] }
 	if n := d("response_hits_total") + d("hits_total") + d("joins_total") + d("misses_total"); n > 0 {
