@@ -9,10 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gitfleet/gitfleet/internal/testutil"
 )
@@ -313,23 +315,37 @@ func TestSSHPermissions(t *testing.T) {
 	if out, _, err := c.Run("whoami"); err != nil || strings.TrimSpace(out) != "rita" {
 		t.Fatalf("whoami = %q, %v", out, err)
 	}
-	// Two identical clones over SSH (protocol v2): the second one's fetch is
-	// answered whole from the sidecar's response cache.
-	for i, dir := range []string{"rc1.git", "rc2.git"} {
+	// Identical clones over SSH (protocol v2): by the second or third, a
+	// session is answered whole from the sidecar's response cache, without
+	// git.
+	metric := func(name string) int64 {
+		metrics := string(n.MustAPI(200, "GET", "/metrics", nil))
+		for _, line := range strings.Split(metrics, "\n") {
+			if v, ok := strings.CutPrefix(line, "gitfleet_pack_cache_"+name+" "); ok {
+				x, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					t.Fatalf("/metrics: %q", line)
+				}
+				return x
+			}
+		}
+		t.Fatalf("/metrics has no gitfleet_pack_cache_%s:\n%s", name, metrics)
+		return 0
+	}
+	gitless0 := metric("sessions_without_git_total")
+	for i := range 5 { // a clone's answers are kept just after their last byte is sent
+		dir := fmt.Sprintf("rc%d.git", i)
 		g.Run(work, "-c", "protocol.version=2", "clone", "-q", "--bare", url, dir)
 		g.Run(filepath.Join(work, dir), "fsck", "--strict")
-		if i == 0 { // the answer is kept just after its last byte is sent
-			waitFor(t, func() bool {
-				return !strings.Contains(string(n.MustAPI(200, "GET", "/metrics", nil)), "gitfleet_pack_cache_responses_written_total 0\n")
-			})
+		if metric("sessions_without_git_total") > gitless0 {
+			break
 		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	// The clones went through the sidecar's pack cache, whose counters /metrics shows.
-	metrics := string(n.MustAPI(200, "GET", "/metrics", nil))
-	if !strings.Contains(metrics, "gitfleet_pack_cache_enabled 1\n") || !strings.Contains(metrics, "# TYPE gitfleet_pack_cache_misses_total counter\n") ||
-		strings.Contains(metrics, "gitfleet_pack_cache_misses_total 0\n") || strings.Contains(metrics, "gitfleet_pack_cache_response_hits_total 0\n") ||
-		!strings.Contains(metrics, "gitfleet_pack_cache_response_hits_total") {
-		t.Fatalf("/metrics:\n%s", metrics)
+	if metric("enabled") != 1 || metric("misses_total") == 0 || metric("response_hits_total") == 0 || metric("list_hits_total") == 0 ||
+		metric("sessions_without_git_total") == gitless0 {
+		t.Fatalf("/metrics:\n%s", n.MustAPI(200, "GET", "/metrics", nil))
 	}
 }
 
