@@ -90,9 +90,9 @@ func (f *fetchCache) serveSession() (served bool, tap advTap, err error) {
 		return true, nil, err
 	}
 	if !hit {
-		capture := &respCapture{w: f.capture, c: c, noSID: true}
-		capture.arm(advPath, false)
-		return false, &advKeep{capture: capture}, nil
+		keep := &respCapture{w: f.capture, c: c, noSID: true}
+		keep.arm(advPath, false)
+		return false, &advPass{w: keep, keep: keep}, nil
 	}
 	drop := &advDrop{w: f.capture}
 	for {
@@ -185,9 +185,12 @@ type advTap interface {
 	close()
 }
 
-// advPass passes git's output on and follows the advertisement's framing.
+// advPass passes git's output on, following the advertisement's framing; w
+// is the response capture, or keep, which keeps the advertisement on its way
+// there.
 type advPass struct {
 	w    io.Writer
+	keep *respCapture // nil: the advertisement is not kept
 	scan pktScan
 }
 
@@ -199,23 +202,12 @@ func (a *advPass) Write(p []byte) (int, error) {
 }
 
 func (a *advPass) ended() bool { return a.scan.ended.Load() }
-func (a *advPass) close()      {}
 
-// advKeep passes git's output on and keeps its capability advertisement.
-type advKeep struct {
-	capture *respCapture
-	scan    pktScan
-}
-
-func (a *advKeep) Write(p []byte) (int, error) {
-	if !a.scan.done {
-		a.scan.feed(p)
+func (a *advPass) close() {
+	if a.keep != nil {
+		a.keep.close()
 	}
-	return a.capture.Write(p)
 }
-
-func (a *advKeep) ended() bool { return a.scan.ended.Load() }
-func (a *advKeep) close()      { a.capture.close() }
 
 // advDrop drops git's capability advertisement (the client was sent the
 // cached one) and passes the rest on.
