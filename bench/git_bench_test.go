@@ -116,8 +116,49 @@ func (e *env) benchClone(g *gitSetup, repo string) *Comparison {
 			return v, 0, err
 		}})
 	}
+	if repo == "medium" {
+		// The same server with its caches off: what a cached clone saves.
+		env, url, pid := e.uncachedNode(g, repo)
+		cs = append(cs, contender{name: uncachedPeer, pid: pid, run: func() (float64, int, error) {
+			v, err := timed(func() error { return cloneOnce(env, url) })
+			return v, 0, err
+		}})
+	}
 	e.interleave(c, e.rounds, "", cs...)
+	if on, off := c.Peer("gitfleet"), c.Peer(uncachedPeer); on != nil && off != nil && off.MedianCPU() > 0 {
+		c.Notes = append(c.Notes, fmt.Sprintf("gitfleet's server CPU per clone with its caches (the default, every clone after the first "+
+			"answered from the response cache) is %s of the same server's with them off (`plugin.bitbucket-git.mesh.pack-cache.enabled=false`: "+
+			"upload-pack and pack-objects every time); what remains is mostly the SSH transport of the pack.",
+			ratio(float64(on.MedianCPU())/float64(off.MedianCPU()))))
+	}
 	return c
+}
+
+// uncachedPeer names gitfleet with its pack and response caches off.
+const uncachedPeer = "gitfleet, caches off"
+
+// uncachedNode starts a second gitfleet primary with its caches off, holding
+// the same repository, and returns the git environment and URL to clone it
+// with and the server's process.
+func (e *env) uncachedNode(g *gitSetup, repo string) ([]string, string, func() int) {
+	t := e.t
+	n := testutil.StartServer(t, testutil.ServerOptions{Bin: e.serverBin, CA: g.ca,
+		Env: []string{"PLUGIN_BITBUCKETGIT_MESH_PACKCACHE_ENABLED=false"}})
+	key := n.AddUser(t, "bench", benchProject)
+	env := append(append([]string(nil), g.plainEnv...),
+		"GIT_SSH_COMMAND="+testutil.SSHCommand(key.Path, n.KnownHosts(t, 0)), "GIT_SSH_VARIANT=ssh")
+	n.CreateRepo(t, benchProject, repo)
+	url := n.SSHURL(benchProject, repo)
+	if err := runGit(env, g.node.RepoDir(benchProject, repo), "push", "-q", url, "refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*"); err != nil {
+		t.Fatalf("seeding the uncached node: %v", err)
+	}
+	if err := runGit(g.plainEnv, n.RepoDir(benchProject, repo), "repack", "-a", "-d", "-q", "--write-bitmap-index"); err != nil {
+		t.Fatal(err)
+	}
+	if metrics := string(n.MustAPI(200, "GET", "/metrics", nil)); !strings.Contains(metrics, "gitfleet_pack_cache_enabled 0\n") {
+		t.Fatalf("the uncached node's pack cache is on:\n%s", metrics)
+	}
+	return env, url, n.PID
 }
 
 // benchLsRemote is comparison 2: the rate of `git ls-remote`, each a new
