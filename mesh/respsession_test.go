@@ -113,9 +113,12 @@ func TestResponseSessionSID(t *testing.T) {
 	dir := filepath.Join(s.Root(), "PROJ", "r.git")
 	testutil.NewGit(t).Run(dir, "config", "transfer.advertiseSID", "true")
 	u := repoURL("PROJ", "r")
-	for range 3 {
+	for i := range 3 {
 		_, got := cloneCheck(t, g, u, 2)
 		sameRefs(t, got, want)
+		if i == 0 {
+			answersWritten(t, s, 2) // ls-refs and fetch, kept just after their last byte is sent
+		}
 	}
 	st := s.PackCacheStats()
 	if st.SessionsWithoutGit != 0 || st.ListHits != 0 || st.ResponseHits != 2 {
