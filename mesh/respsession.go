@@ -107,7 +107,7 @@ func (f *fetchCache) serveSession() (served bool, tap advTap, err error) {
 		case !complete && len(req) == 0 && errors.Is(err, io.EOF): // the client left between commands
 			c.gitless.Add(1)
 			return true, nil, nil
-		case !complete && len(req) == 0:
+		case !complete && len(req) == 0 && err != nil:
 			return true, nil, err
 		case !complete: // a fragment, or input the cache does not parse: git judges it
 			f.pending, f.err = req, err

@@ -125,3 +125,29 @@ func TestResponseSessionSID(t *testing.T) {
 		t.Fatalf("%+v: want every session through git, and fetch answers from the cache", st)
 	}
 }
+
+// TestResponseSessionBadInput: input that is not pkt-line framing, after a
+// cached capability advertisement, goes to git, which refuses it: the session
+// fails as it does without the cache.
+func TestResponseSessionBadInput(t *testing.T) {
+	t.Parallel()
+	s := openResponseStore(t)
+	g := newGit(t, startGitServer(t, s))
+	seed(t, g, s, "PROJ", "r")
+	cloneCheck(t, g, repoURL("PROJ", "r"), 2) // keeps the advertisement
+	answersWritten(t, s, 3)
+	req := gitfleet.GitRequest{Service: gitfleet.UploadPack, Repo: gitfleet.RepoName{Project: "PROJ", Slug: "r"}, Protocol: 2}
+	for _, in := range []string{"not a pkt-line\n", "0014command=ls-r"} {
+		var out, stderr bytes.Buffer
+		err := s.ServeGit(ctxT(t), req, bytes.NewReader([]byte(in)), &out, &stderr)
+		if err == nil {
+			t.Fatalf("input %q: the session succeeded; stdout %q", in, out.String())
+		}
+		if !bytes.HasPrefix(out.Bytes(), []byte("000eversion 2\n")) {
+			t.Fatalf("input %q: stdout %q, want the advertisement first", in, out.String())
+		}
+	}
+	if st := s.PackCacheStats(); st.SessionsWithoutGit != 0 {
+		t.Fatalf("%+v: a bad session counted as answered without git", st)
+	}
+}
