@@ -307,6 +307,7 @@ type respCapture struct {
 	noSID    bool // a capability advertisement: not kept if it names a session id
 
 	stopped bool // under wmu: see lockedWriter
+	closed  bool // under mu: see close
 }
 
 // arm starts capturing the next answer for path, unless another request is
@@ -316,6 +317,9 @@ func (r *respCapture) arm(path string, needPack bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.abort()
+	if r.closed {
+		return // the session has ended (see runSession)
+	}
 	c := r.c
 	c.mu.Lock()
 	if c.capturing[path] {
@@ -478,9 +482,11 @@ func (r *respCapture) stop() {
 	r.wmu.Unlock()
 }
 
-// close drops an unfinished capture (git ended, or the client left).
+// close drops an unfinished capture (git ended, or the client left); no
+// capture starts after it.
 func (r *respCapture) close() {
 	r.mu.Lock()
+	r.closed = true
 	r.abort()
 	r.mu.Unlock()
 }

@@ -310,6 +310,12 @@ func runSession(ctx context.Context, f *fetchCache, stdin io.Reader) (served boo
 		if r.tap != nil {
 			r.tap.close()
 		}
+	} else {
+		go func() { // ends with the caller's stdin
+			if r := <-done; r.tap != nil {
+				r.tap.close() // an advertisement capture it may have started
+			}
+		}()
 	}
 	return true, nil, ctx.Err()
 }

@@ -2,9 +2,14 @@ package mesh_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/gitfleet/gitfleet"
 	"github.com/gitfleet/gitfleet/internal/testutil"
@@ -149,5 +154,49 @@ func TestResponseSessionBadInput(t *testing.T) {
 	}
 	if st := s.PackCacheStats(); st.SessionsWithoutGit != 0 {
 		t.Fatalf("%+v: a bad session counted as answered without git", st)
+	}
+}
+
+// TestResponseSessionCancel: a session answered from the cache that waits for
+// the client's next command ends when its context does, also when the
+// client's stream cannot be interrupted (a pipe), and writes nothing to the
+// client after ServeGit has returned.
+func TestResponseSessionCancel(t *testing.T) {
+	t.Parallel()
+	s := openResponseStore(t)
+	g := newGit(t, startGitServer(t, s))
+	seed(t, g, s, "PROJ", "r")
+	cloneCheck(t, g, repoURL("PROJ", "r"), 2) // keeps the advertisement and the answers
+	answersWritten(t, s, 3)
+	req := gitfleet.GitRequest{Service: gitfleet.UploadPack, Repo: gitfleet.RepoName{Project: "PROJ", Slug: "r"}, Protocol: 2}
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	var out testutil.LockedBuffer
+	errc := make(chan error, 1)
+	go func() { errc <- s.ServeGit(ctx, req, pr, &out, io.Discard) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.HasSuffix(out.String(), "0000") { // the advertisement, from the cache
+		if time.Now().After(deadline) {
+			t.Fatalf("no advertisement: %q", out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("ServeGit after cancel: %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ServeGit did not return after its context ended")
+	}
+	before := out.String()
+	// The client's next command reaches a session that has ended.
+	fmt.Fprintf(pw, "%04xcommand=ls-refs\n0000", len("command=ls-refs\n")+4)
+	time.Sleep(100 * time.Millisecond)
+	if after := out.String(); after != before {
+		t.Fatalf("written to the client after ServeGit returned: %q", after[len(before):])
 	}
 }
