@@ -100,6 +100,10 @@ type Mirror struct {
 
 	pollNow chan struct{} // asks the registration loop to poll at once
 
+	// regMu serialises changes to the registration that read it first
+	// (updateRegistration), so that a poll's update and TrustHostKeys never
+	// overwrite each other.
+	regMu   sync.Mutex
 	mu      sync.Mutex
 	reg     Registration
 	lastErr string

@@ -41,6 +41,20 @@ func (m *Mirror) saveRegistration(reg Registration) error {
 	return nil
 }
 
+// updateRegistration applies f to the registration and saves the result when
+// f reports a change, with no other update in between; an error from f leaves
+// it unchanged.
+func (m *Mirror) updateRegistration(f func(reg *Registration) (changed bool, err error)) (Registration, error) {
+	m.regMu.Lock()
+	defer m.regMu.Unlock()
+	reg := m.registration()
+	changed, err := f(&reg)
+	if err != nil || !changed {
+		return m.registration(), err
+	}
+	return reg, m.saveRegistration(reg)
+}
+
 func (m *Mirror) registration() Registration {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -175,42 +189,45 @@ func (m *Mirror) pollState(ctx context.Context) error {
 		return fmt.Errorf("read state from %s: %w", m.ident.Setup.UpstreamURL, err)
 	}
 	m.markContact()
-	reg := m.registration()
-	prev := reg.State
-	reg.State = st.State
-	switch st.State {
-	case StateAccepted:
-		keys, err := normaliseHostKeys(st.SSHHostKeys)
-		if err != nil {
-			return fmt.Errorf("upstream state: %w", err)
-		}
-		if len(keys) == 0 {
-			return errors.New("upstream state: accepted but no SSH host keys were sent")
-		}
-		reg.Mode, reg.Projects, reg.SSHBaseURL = st.MirroringMode, slices.Clone(st.Projects), st.SSHBaseURL
-		switch {
-		case len(reg.HostKeys) == 0:
-			reg.HostKeys = keys
-			m.log.Info("mirror accepted; upstream SSH host keys pinned", "mode", reg.Mode, "projects", reg.Projects, "keys", len(keys))
-		case !slices.Equal(reg.HostKeys, keys):
-			if !slices.Equal(reg.KeyChanged, keys) {
-				m.log.Error("the upstream's SSH host key changed; sync stopped",
-					"pinned", strings.Join(reg.HostKeys, ", "), "offered", strings.Join(keys, ", "))
+	var prev State
+	reg, err := m.updateRegistration(func(reg *Registration) (bool, error) {
+		prev = reg.State
+		reg.State = st.State
+		switch st.State {
+		case StateAccepted:
+			keys, err := normaliseHostKeys(st.SSHHostKeys)
+			if err != nil {
+				return false, fmt.Errorf("upstream state: %w", err)
 			}
-			reg.KeyChanged = keys
+			if len(keys) == 0 {
+				return false, errors.New("upstream state: accepted but no SSH host keys were sent")
+			}
+			reg.Mode, reg.Projects, reg.SSHBaseURL = st.MirroringMode, slices.Clone(st.Projects), st.SSHBaseURL
+			switch {
+			case len(reg.HostKeys) == 0:
+				reg.HostKeys = keys
+				m.log.Info("mirror accepted; upstream SSH host keys pinned", "mode", reg.Mode, "projects", reg.Projects, "keys", len(keys))
+			case !slices.Equal(reg.HostKeys, keys):
+				if !slices.Equal(reg.KeyChanged, keys) {
+					m.log.Error("the upstream's SSH host key changed; sync stopped",
+						"pinned", strings.Join(reg.HostKeys, ", "), "offered", strings.Join(keys, ", "))
+				}
+				reg.KeyChanged = keys
+			default:
+				reg.KeyChanged = nil
+			}
+		case StatePending, StateRejected:
+			reg.Mode, reg.Projects = "", nil
 		default:
-			reg.KeyChanged = nil
+			return false, fmt.Errorf("upstream state: unknown state %q", st.State)
 		}
-	case StatePending, StateRejected:
-		reg.Mode, reg.Projects = "", nil
-	default:
-		return fmt.Errorf("upstream state: unknown state %q", st.State)
+		return true, nil
+	})
+	if err != nil {
+		return err
 	}
 	if prev != reg.State {
 		m.log.Info("mirror state changed", "from", prev, "to", reg.State)
-	}
-	if err := m.saveRegistration(reg); err != nil {
-		return err
 	}
 	if len(reg.KeyChanged) > 0 {
 		return fmt.Errorf("%w: pinned %s, offered %s; if the change is expected, call Mirror.TrustHostKeys",
@@ -224,12 +241,14 @@ func (m *Mirror) pollState(ctx context.Context) error {
 // that stopped on a host key failure. Call it only after
 // confirming the change with the upstream's administrator.
 func (m *Mirror) TrustHostKeys() error {
-	reg := m.registration()
-	if len(reg.KeyChanged) > 0 {
-		reg.HostKeys, reg.KeyChanged = reg.KeyChanged, nil
-		if err := m.saveRegistration(reg); err != nil {
-			return err
+	if _, err := m.updateRegistration(func(reg *Registration) (bool, error) {
+		if len(reg.KeyChanged) == 0 {
+			return false, nil
 		}
+		reg.HostKeys, reg.KeyChanged = reg.KeyChanged, nil
+		return true, nil
+	}); err != nil {
+		return err
 	}
 	// A sync halted on a host key failure starts afresh with the keys now pinned.
 	m.stopSync()
