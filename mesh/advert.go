@@ -81,10 +81,14 @@ func (a *advScanner) feed(p []byte) (n int, ended bool) {
 	return n, false
 }
 
-// endPkt is called at the end of each data pkt-line.
+// endPkt is called at the end of each data pkt-line. A scanner made with need
+// already set (advScanner{need: 1}: to the first flush-pkt) keeps it.
 func (a *advScanner) endPkt() {
 	if a.inFirst {
 		a.inFirst = false
+		if a.need != 0 {
+			return
+		}
 		if bytes.HasPrefix(a.first, []byte("version 2")) {
 			a.need = 2
 		} else {

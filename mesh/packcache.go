@@ -122,7 +122,7 @@ type packCache struct {
 	bytesServed, bytesWritten, evictions, queued   atomic.Int64
 	entries, bytesOnDisk                           atomic.Int64
 	respHits, respWritten                          atomic.Int64
-	advHits, listHits, gitless                     atomic.Int64
+	listHits, gitless                              atomic.Int64
 	running, peak                                  atomic.Int64 // pack-objects runs at once, and the most seen
 }
 

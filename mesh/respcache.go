@@ -186,15 +186,14 @@ func (f *fetchCache) answer(req []byte) bool {
 		return false
 	}
 	c := f.c
-	var path string
-	if f.state != nil {
-		path = c.answerPathAt(f.project, f.slug, f.state, respKeyArg, req)
-	} else {
+	state := f.state // the session's, when its ls-refs came from the cache
+	if state == nil {
 		var err error
-		if path, err = c.answerPath(f.project, f.slug, f.dir, respKeyArg, req); err != nil {
+		if state, err = c.state(f.dir); err != nil {
 			return false
 		}
 	}
+	path := c.answerPathAt(f.project, f.slug, state, respKeyArg, req)
 	if file, err := os.Open(path); err == nil {
 		ok, werr := c.serveResponse(file, path, f.client, &c.respHits)
 		file.Close()
@@ -239,7 +238,7 @@ func cacheableFetch(req []byte) bool {
 // serveResponse writes a cached answer (less its trailer) to w after checking
 // its age, length and (once per file version) its checksum. ok is false, with
 // nothing written, for a damaged or expired file, which is removed; err is a
-// failed write to w.
+// failed write to w. hits, if not nil, counts the hit.
 func (c *packCache) serveResponse(f *os.File, path string, w io.Writer, hits *atomic.Int64) (ok bool, err error) {
 	fi, err := f.Stat()
 	if err != nil {
@@ -258,7 +257,9 @@ func (c *packCache) serveResponse(f *os.File, path string, w io.Writer, hits *at
 	now := time.Now()
 	os.Chtimes(path, now, now)
 	c.markVerified(path)
-	hits.Add(1)
+	if hits != nil {
+		hits.Add(1)
+	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return true, err
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -83,18 +82,18 @@ func (f *fetchCache) serveSession() (served bool, tap advTap, err error) {
 	c := f.c
 	advPath, err := c.advertPath(f.project, f.slug, f.dir)
 	if err != nil {
-		return false, &advPass{w: f.capture}, nil
+		return false, newAdvPass(f.capture, nil), nil
 	}
-	hit, err := f.serveCached(advPath, &c.advHits)
+	hit, err := f.serveCached(advPath, nil)
 	if err != nil {
 		return true, nil, err
 	}
 	if !hit {
 		keep := &respCapture{w: f.capture, c: c, noSID: true}
 		keep.arm(advPath, false)
-		return false, &advPass{w: keep, keep: keep}, nil
+		return false, newAdvPass(keep, keep), nil
 	}
-	drop := &advDrop{w: f.capture}
+	drop := newAdvDrop(f.capture)
 	for {
 		if err := f.ctx.Err(); err != nil {
 			return true, nil, err
@@ -167,7 +166,7 @@ func (c *packCache) advertPath(project, slug, dir string) (string, error) {
 // (a client that sends ls-refs before reading the advertisement must not have
 // it kept as the answer).
 func (f *fetchCache) armList(tap advTap) {
-	if f.lsReq == nil || tap == nil || !tap.ended() {
+	if f.lsReq == nil || tap == nil || !tap.hasEnded() {
 		return
 	}
 	path, err := f.c.answerPath(f.project, f.slug, f.dir, listKeyArg, f.lsReq)
@@ -181,7 +180,7 @@ func (f *fetchCache) armList(tap advTap) {
 // knows when git's capability advertisement has ended.
 type advTap interface {
 	io.Writer
-	ended() bool
+	hasEnded() bool
 	close()
 }
 
@@ -189,19 +188,26 @@ type advTap interface {
 // is the response capture, or keep, which keeps the advertisement on its way
 // there.
 type advPass struct {
-	w    io.Writer
-	keep *respCapture // nil: the advertisement is not kept
-	scan pktScan
+	w     io.Writer
+	keep  *respCapture // nil: the advertisement is not kept
+	scan  advScanner   // to the capability advertisement's flush-pkt
+	ended atomic.Bool  // scan.finished, for other goroutines
+}
+
+func newAdvPass(w io.Writer, keep *respCapture) *advPass {
+	return &advPass{w: w, keep: keep, scan: advScanner{need: 1}}
 }
 
 func (a *advPass) Write(p []byte) (int, error) {
-	if !a.scan.done {
-		a.scan.feed(p)
+	if !a.scan.finished {
+		if _, end := a.scan.feed(p); end {
+			a.ended.Store(true)
+		}
 	}
 	return a.w.Write(p)
 }
 
-func (a *advPass) ended() bool { return a.scan.ended.Load() }
+func (a *advPass) hasEnded() bool { return a.ended.Load() }
 
 func (a *advPass) close() {
 	if a.keep != nil {
@@ -213,16 +219,15 @@ func (a *advPass) close() {
 // cached one) and passes the rest on.
 type advDrop struct {
 	w    io.Writer
-	scan pktScan
+	scan advScanner
 }
+
+func newAdvDrop(w io.Writer) *advDrop { return &advDrop{w: w, scan: advScanner{need: 1}} }
 
 func (a *advDrop) Write(p []byte) (int, error) {
 	n := len(p)
-	if !a.scan.done {
-		k, err := a.scan.feed(p)
-		if err != nil {
-			return 0, err
-		}
+	if !a.scan.finished {
+		k, _ := a.scan.feed(p)
 		p = p[k:]
 	}
 	if len(p) > 0 {
@@ -233,55 +238,10 @@ func (a *advDrop) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// ended is true from the start: what git advertises never reaches the
+// hasEnded is true from the start: what git advertises never reaches the
 // client, which has had the cached advertisement.
-func (a *advDrop) ended() bool { return true }
-func (a *advDrop) close()      {}
-
-// pktScan follows pkt-lines to the first flush-pkt.
-type pktScan struct {
-	hdr   []byte
-	skip  int
-	done  bool        // the flush-pkt has been seen
-	ended atomic.Bool // done, for other goroutines
-}
-
-// errAdvFraming is git output that is not a v2 capability advertisement.
-var errAdvFraming = errors.New("mesh: upload-pack's capability advertisement is not pkt-line framing")
-
-// feed consumes p up to the flush-pkt and returns how much of p was part of
-// the advertisement.
-func (s *pktScan) feed(p []byte) (int, error) {
-	n := 0
-	for !s.done && n < len(p) {
-		if s.skip > 0 {
-			k := min(s.skip, len(p)-n)
-			s.skip -= k
-			n += k
-			continue
-		}
-		k := min(4-len(s.hdr), len(p)-n)
-		s.hdr = append(s.hdr, p[n:n+k]...)
-		n += k
-		if len(s.hdr) < 4 {
-			break
-		}
-		v, err := strconv.ParseUint(string(s.hdr), 16, 16)
-		s.hdr = s.hdr[:0]
-		switch {
-		case err != nil || v == 1 || v == 2 || v == 3:
-			s.done = true
-			s.ended.Store(true)
-			return n, errAdvFraming
-		case v == 0:
-			s.done = true
-			s.ended.Store(true)
-		default:
-			s.skip = int(v) - 4
-		}
-	}
-	return n, nil
-}
+func (a *advDrop) hasEnded() bool { return true }
+func (a *advDrop) close()         {}
 
 // runSession runs f.serveSession until it ends or ctx does. In the second
 // case it interrupts the client's read through SetReadDeadline when stdin has
