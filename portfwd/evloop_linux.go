@@ -269,8 +269,10 @@ func (l *evloop) add(c *lconn) error {
 		l.sides[s.key] = s
 	}
 	l.conns[c] = struct{}{}
-	l.mu.Unlock()
+	// Counted before the loop can see it: a test that has had its echo
+	// back must find the connection counted.
 	l.f.loopAdded.Add(1)
+	l.mu.Unlock()
 
 	// Make the loop scan soon enough for this connection's timeouts.
 	next := int64(maxSweep)
