@@ -172,6 +172,17 @@
 // sessions by service, greetings and bytes each way; SessionHook reports each
 // exec session.
 //
+// # The end of a session
+//
+// A git command's session ends with end of output, the exit status, and then,
+// unlike OpenSSH's sshd, which closes at once, the channel stays open until
+// the client ends its input (EOF or close), for at most Server.InputEndWait
+// (2 s). git, PuTTY and Dropbear end their input before or as the answer ends,
+// so this costs them nothing; go-git v5 sends its EOF after writing its last
+// request or pack, and reports a push or fetch that succeeded as failed
+// ("EOF") when the server closed first, which a loaded machine makes likely.
+// whoami and the greeting close at once: a terminal does not end its input.
+//
 // # ssh -T
 //
 // A shell request (ssh -T git@host, or ssh git@host with no command) is

@@ -19,6 +19,7 @@ const (
 	DefaultKeepAliveInterval  = 15 * time.Second
 	DefaultKeepAliveCountMax  = 3
 	DefaultProxyHeaderTimeout = 5 * time.Second
+	DefaultInputEndWait       = 2 * time.Second
 )
 
 // orDefault returns def for zero, 0 for negative (meaning no limit), else v.

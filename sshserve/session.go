@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -133,7 +134,8 @@ func (c *conn) exec(ctx context.Context, ch ssh.Channel, line string, protocol i
 		})
 		defer t.Stop()
 	}
-	in := &countingReader{r: ch, c: c}
+	input := &sessionInput{r: ch}
+	in := &countingReader{r: input, c: c}
 	var stdout io.Writer = ch
 	// git-lfs reads what arrives at once (into a file), so OpenSSH's buffer
 	// never grows behind it: its transfers go unpaced, at the network's speed.
@@ -145,10 +147,18 @@ func (c *conn) exec(ctx context.Context, ch ssh.Channel, line string, protocol i
 	status, err := c.run(ctx, &info, line, protocol, in, out, errw)
 	ch.CloseWrite()
 	ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(status)}))
+	info.Duration = time.Since(info.Start)
+	var drained <-chan struct{}
+	if info.Service != "" && info.Service != CommandWhoami && info.Service != CommandLFSAuthenticate {
+		drained = c.awaitInputEnd(ctx, input)
+	}
 	ch.Close()
+	if drained != nil {
+		<-drained // the close ended its read
+	}
 
 	info.BytesIn, info.BytesOut = in.n.Load(), out.n.Load()+errw.n.Load()
-	info.Duration, info.ExitStatus, info.Err = time.Since(info.Start), status, err
+	info.ExitStatus, info.Err = status, err
 	s.stats.bytesIn.Add(uint64(info.BytesIn))
 	s.stats.bytesOut.Add(uint64(info.BytesOut))
 	level := c.log.Info
@@ -161,6 +171,60 @@ func (c *conn) exec(ctx context.Context, ch ssh.Channel, line string, protocol i
 	if s.SessionHook != nil {
 		s.SessionHook(info)
 	}
+}
+
+// maxInputDrain bounds what awaitInputEnd reads and discards: a client that
+// is still sending after its command ended is not ending its input.
+const maxInputDrain = 64 << 10
+
+// awaitInputEnd waits, for at most Server.InputEndWait, until the client ends
+// its input in (see InputEndWait), discarding what it still sends, or ctx
+// ends. The returned channel is closed when its reader has returned, which
+// closing the channel in reads makes it do.
+func (c *conn) awaitInputEnd(ctx context.Context, in *sessionInput) <-chan struct{} {
+	done := make(chan struct{})
+	d := orDefault(c.srv.InputEndWait, DefaultInputEndWait)
+	if d <= 0 {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		io.CopyN(io.Discard, in, maxInputDrain)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		c.log.Debug("session input did not end; closing", "conn", c.id, "wait", d)
+	case <-ctx.Done():
+	}
+	return done
+}
+
+// sessionInput serialises the reads of a session's input and remembers its
+// end. x/crypto/ssh wakes one blocked reader of a channel when the client's
+// EOF arrives, so with two readers waiting at once (a backend's goroutine
+// still copying input after its command ended, and awaitInputEnd) one of them
+// would wait for ever. Reads of one stream are sequential anyway.
+type sessionInput struct {
+	mu  sync.Mutex
+	r   io.Reader
+	eof bool
+}
+
+func (s *sessionInput) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.eof {
+		return 0, io.EOF
+	}
+	n, err := s.r.Read(p)
+	if err == io.EOF {
+		s.eof = true
+	}
+	return n, err
 }
 
 // run parses, authorizes and runs a command, returning its exit status. The

@@ -58,6 +58,8 @@ func TestGoGitBackend(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			opts, check := tc.setup(t)
+			// The server's log shows why a session ended early.
+			opts = append(opts, sshservetest.WithLogger(testutil.Logger(t)))
 			srv := sshservetest.NewServer(t, opts...)
 			require.True(t, srv.GoGit)
 			require.Nil(t, srv.Store)
