@@ -175,13 +175,15 @@
 // # The end of a session
 //
 // A git command's session ends with end of output, the exit status, and then,
-// unlike OpenSSH's sshd, which closes at once, the channel stays open until
-// the client ends its input (EOF or close), for at most Server.InputEndWait
-// (2 s). git, PuTTY and Dropbear end their input before or as the answer ends,
-// so this costs them nothing; go-git v5 sends its EOF after writing its last
-// request or pack, and reports a push or fetch that succeeded as failed
-// ("EOF") when the server closed first, which a loaded machine makes likely.
-// whoami and the greeting close at once: a terminal does not end its input.
+// when the command succeeded and unlike OpenSSH's sshd, which closes at once,
+// the channel stays open until the client ends its input (EOF or close), for at
+// most Server.InputEndWait (2 s). git, PuTTY and Dropbear end their input
+// before or as the answer ends, so this costs them nothing; go-git v5 sends its
+// EOF after writing its last request or pack, and reports a push or fetch that
+// succeeded as failed ("EOF") when the server closed first, which a loaded
+// machine makes likely. A refusal closes at once (git's client keeps its input
+// open until the server closes), and so do whoami and the greeting: a terminal
+// does not end its input.
 //
 // # ssh -T
 //

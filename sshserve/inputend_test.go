@@ -69,8 +69,8 @@ func awaitClose(t *testing.T, reqs <-chan *ssh.Request, limit time.Duration) {
 // the client ends its input, so a client that sends its EOF after reading the
 // answer (go-git v5 does, and fails the push or fetch when the channel is gone)
 // can still send it; the server then closes at once. A negative InputEndWait
-// closes right after the exit status, and whoami never waits for input that
-// a terminal would not end.
+// closes right after the exit status; a refusal and whoami never wait (git
+// keeps its input open after a refusal, and a terminal never ends it).
 func TestInputEndWait(t *testing.T) {
 	const long = time.Minute
 	// A protocol v0 upload-pack ends when the client asks for nothing: the
@@ -104,6 +104,12 @@ func TestInputEndWait(t *testing.T) {
 		if err := ch.CloseWrite(); !errors.Is(err, io.EOF) {
 			t.Fatalf("the client's EOF after the server's close: %v, want io.EOF", err)
 		}
+	})
+	t.Run("a refusal does not wait", func(t *testing.T) {
+		srv := sshservetest.NewServer(t, func(s *sshserve.Server) { s.InputEndWait = long })
+		ch, reqs := rawSession(t, srv, "git-upload-pack 'PROJ/missing.git'")
+		awaitExitStatus(t, ch, reqs)
+		awaitClose(t, reqs, long/4)
 	})
 	t.Run("whoami does not wait", func(t *testing.T) {
 		srv := sshservetest.NewServer(t, func(s *sshserve.Server) { s.InputEndWait = long })

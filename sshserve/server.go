@@ -145,16 +145,17 @@ type Server struct {
 	// MaxSessionTime bounds the duration of one session; zero or negative means
 	// no limit.
 	MaxSessionTime time.Duration
-	// InputEndWait is how long a git session's channel stays open after its
-	// exit status, waiting for the client to end its input (EOF or close),
-	// before the server closes it. Clients close their side when the answer
+	// InputEndWait is how long the channel of a git command that succeeded
+	// stays open after its exit status, waiting for the client to end its
+	// input (EOF or close), before the server closes it. Clients close their side when the answer
 	// is in, so this costs them nothing; but some write their end of input
 	// just after the last request or pack (go-git v5 does) and report a
 	// successful push or fetch as failed ("EOF") when the channel closed
 	// first, which a loaded machine makes likely. Input that arrives in the
 	// meantime is discarded. Zero means 2 seconds, negative means close at
-	// once (as OpenSSH's sshd does). whoami and greetings never wait: a
-	// terminal does not end its input.
+	// once (as OpenSSH's sshd does). A failed command, whoami and greetings
+	// never wait: git's client keeps its input open until the server closes
+	// after a refusal, and a terminal does not end its input.
 	InputEndWait time.Duration
 	// NoOutputPacing turns off the pacing of git's output, which otherwise adapts
 	// the sending rate to how fast the client consumes (OpenSSH's client spends

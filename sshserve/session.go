@@ -149,7 +149,7 @@ func (c *conn) exec(ctx context.Context, ch ssh.Channel, line string, protocol i
 	ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(status)}))
 	info.Duration = time.Since(info.Start)
 	var drained <-chan struct{}
-	if info.Service != "" && info.Service != CommandWhoami && info.Service != CommandLFSAuthenticate {
+	if status == 0 && info.Service != CommandWhoami && info.Service != CommandLFSAuthenticate {
 		drained = c.awaitInputEnd(ctx, input)
 	}
 	ch.Close()
