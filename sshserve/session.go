@@ -149,7 +149,7 @@ func (c *conn) exec(ctx context.Context, ch ssh.Channel, line string, protocol i
 	ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(status)}))
 	info.Duration = time.Since(info.Start)
 	var drained <-chan struct{}
-	if status == 0 && info.Service != CommandWhoami && info.Service != CommandLFSAuthenticate {
+	if status == 0 && info.Service != CommandWhoami {
 		drained = c.awaitInputEnd(ctx, input)
 	}
 	ch.Close()
@@ -180,14 +180,13 @@ const maxInputDrain = 64 << 10
 // awaitInputEnd waits, for at most Server.InputEndWait, until the client ends
 // its input in (see InputEndWait), discarding what it still sends, or ctx
 // ends. The returned channel is closed when its reader has returned, which
-// closing the channel in reads makes it do.
+// closing the channel in reads makes it do; it is nil when there is no wait.
 func (c *conn) awaitInputEnd(ctx context.Context, in *sessionInput) <-chan struct{} {
-	done := make(chan struct{})
 	d := orDefault(c.srv.InputEndWait, DefaultInputEndWait)
 	if d <= 0 {
-		close(done)
-		return done
+		return nil
 	}
+	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		io.CopyN(io.Discard, in, maxInputDrain)
